@@ -1,0 +1,40 @@
+/** `swoosh hash FILE`: prints computeStateHash of the JSON value in FILE ("-" reads stdin). */
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { computeStateHash } from "../../core/hash.ts";
+import { JsonValueError } from "../../core/json.ts";
+import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
+
+async function readInput(file: string): Promise<string> {
+  if (file !== "-") return readFile(file, "utf8");
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export function registerHash(program: Command): void {
+  program
+    .command("hash")
+    .description("print the state hash (hex SHA-256 of RFC 8785 canonical JSON) of the JSON value in FILE")
+    .argument("<file>", "a JSON file, or - for standard input")
+    .action(async (file: string) => {
+      let text: string;
+      try {
+        text = await readInput(file);
+      } catch (error) {
+        throw new CliError(`cannot read ${file}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        throw new CliError(`${file} is not valid JSON: ${(error as Error).message}`, EXIT_BAD_INPUT);
+      }
+      try {
+        process.stdout.write(`${computeStateHash(value)}\n`);
+      } catch (error) {
+        if (error instanceof JsonValueError) throw new CliError(`${file}: ${error.message}`, EXIT_BAD_INPUT);
+        throw error;
+      }
+    });
+}

@@ -1,0 +1,15 @@
+/** SPEC §9 exit codes. */
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME_FAILURE = 1;
+export const EXIT_BAD_INPUT = 2;
+
+/** A failure the CLI reports in one line and exits with `exitCode`. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = "CliError";
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * WAL entries and their hash chain (SPEC §8).
+ *
+ * An entry is `{index, hlc, type, payload, id?, prevHash, hash}` with
+ * `hash = SHA-256(prevHash + canonicalJSON(entry without hash))`. The chain is
+ * anchored at index 0 by the genesis state hash, so a log cannot be replayed
+ * against another genesis.
+ *
+ * A log stores each entry as a `LogRecord`: its index, its hash and its `body`,
+ * the canonical JSON of the entry without `hash`. Verifying a record is then one
+ * SHA-256 over bytes already at hand, with no re-serialization.
+ */
+import { sha256Hex } from "./hash.ts";
+import { canonicalJSON } from "./json.ts";
+import type { JsonValue } from "./json.ts";
+
+export interface LogEntry {
+  readonly index: number;
+  readonly hlc: string;
+  readonly type: string;
+  readonly payload: JsonValue;
+  readonly id?: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface LogRecord {
+  readonly index: number;
+  readonly hash: string;
+  /** canonicalJSON of the entry without `hash`. */
+  readonly body: string;
+}
+
+export interface UnsealedEntry {
+  readonly index: number;
+  readonly hlc: string;
+  readonly type: string;
+  readonly payload: JsonValue;
+  readonly id?: string | undefined;
+}
+
+/** Builds the record for `entry`, chained after `prevHash`. */
+export function sealEntry(entry: UnsealedEntry, prevHash: string): LogRecord {
+  return sealEntryText(entry.index, entry.hlc, entry.type, canonicalJSON(entry.payload), entry.id, prevHash);
+}
+
+/**
+ * `sealEntry` for a payload already in canonical form (the engine has it from
+ * validation). Writes the body's keys in their canonical order
+ * (hlc < id < index < payload < prevHash < type) so that no second
+ * serialization of the payload is needed; a test holds it equal to
+ * `canonicalJSON` of the entry.
+ */
+export function sealEntryText(index: number, hlc: string, type: string, payloadText: string, id: string | undefined, prevHash: string): LogRecord {
+  const body =
+    `{"hlc":${JSON.stringify(hlc)}` +
+    (id === undefined ? "" : `,"id":${JSON.stringify(id)}`) +
+    `,"index":${index},"payload":${payloadText},"prevHash":${JSON.stringify(prevHash)},"type":${JSON.stringify(type)}}`;
+  return { index, hash: sha256Hex(prevHash + body), body };
+}
+
+export type OpenedRecord = { readonly entry: LogEntry; readonly problem?: undefined } | { readonly entry?: undefined; readonly problem: string };
+
+/**
+ * Verifies that `record` continues the chain at `expectedIndex` after
+ * `prevHash` and returns its entry, or says what is wrong with it.
+ */
+export function openRecord(record: LogRecord, expectedIndex: number, prevHash: string): OpenedRecord {
+  if (record.index !== expectedIndex) return { problem: `expected index ${expectedIndex}, found ${record.index}` };
+  const actual = sha256Hex(prevHash + record.body);
+  if (actual !== record.hash) return { problem: `hash mismatch: stored ${record.hash}, computed ${actual}` };
+  let entry: LogEntry;
+  try {
+    entry = parseRecord(record);
+  } catch {
+    return { problem: "body is not JSON" };
+  }
+  // The body repeats index and prevHash; a record spliced from elsewhere fails here.
+  if (entry.index !== expectedIndex) return { problem: `body names index ${entry.index}` };
+  if (entry.prevHash !== prevHash) return { problem: `body names prevHash ${entry.prevHash}, chain has ${prevHash}` };
+  return { entry };
+}
+
+/** The SPEC entry held by a record (not verified: see `openRecord`). */
+export function parseRecord(record: LogRecord): LogEntry {
+  const entry = JSON.parse(record.body) as Omit<LogEntry, "hash">;
+  return { ...entry, hash: record.hash };
+}

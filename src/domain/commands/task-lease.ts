@@ -1,0 +1,86 @@
+/**
+ * `task.claim`, `task.complete`, `task.fail` (SPEC §6): the lease protocol.
+ *
+ * A claim takes the best claimable tasks from the ready queue (priority desc,
+ * createdAt asc, id asc, requires ⊆ labels, notBefore <= now) and leases each
+ * with a fresh fencing token: `leaseTokenSeq + 1`, so tokens strictly increase
+ * over all leases ever. Complete and fail must present the token of the live
+ * lease; anything else — an expired-and-requeued lease, a lease released by
+ * agent loss, a task never leased — is `stale_lease`.
+ */
+import type { ApplyContext, ApplyOutcome } from "../../core/state-machine.ts";
+import { endAttempt, leaseTo, noneReleased, succeed } from "../lifecycle.ts";
+import { TaskSlot } from "../model.ts";
+import type { OrchestratorModel } from "../model.ts";
+import type { CommandPayload, CommandResult } from "../schemas.ts";
+import { accept, refuse } from "../validate.ts";
+import type { Refusal } from "../validate.ts";
+
+export function claim(m: OrchestratorModel, p: CommandPayload<"task.claim">, ctx: ApplyContext): ApplyOutcome {
+  const agent = m.agents.get(p.agentId);
+  if (agent === undefined) return refuse("unknown_agent", `agent ${JSON.stringify(p.agentId)} is not registered`, { agentId: p.agentId });
+  if (m.state.phase !== "active") {
+    return refuse("invalid_transition", `no claims while the orchestrator is ${m.state.phase}`, { phase: m.state.phase });
+  }
+  if (agent.agent.status !== "ready") {
+    return refuse("invalid_transition", `agent ${JSON.stringify(p.agentId)} is ${agent.agent.status}`, { agentId: p.agentId, status: agent.agent.status });
+  }
+  const free = agent.agent.capacity - agent.leases.size;
+  const wanted = Math.min(p.limit ?? 1, free);
+  const leases: CommandResult<"task.claim">["leases"] = [];
+  if (wanted > 0) {
+    m.queue.promote(ctx.nowMs);
+    const groups = m.queue.matching(agent);
+    const expiresAt = ctx.nowMs + m.state.config.leaseTtlMs;
+    let token = m.state.leaseTokenSeq;
+    while (leases.length < wanted) {
+      const entry = m.queue.take(groups);
+      if (entry === undefined) break;
+      const slot = entry.owner as TaskSlot;
+      token++;
+      const task = leaseTo(m, slot, agent, token, expiresAt, ctx.hlc);
+      leases.push({ taskId: task.id, kind: task.kind, payload: task.payload, token, expiresAt, attempt: task.attempts + 1 });
+    }
+    m.state.leaseTokenSeq = token;
+  }
+  const result: CommandResult<"task.claim"> = { leases };
+  return accept(result);
+}
+
+/** The task's slot when `token` is its live lease, else the refusal. */
+function liveLease(m: OrchestratorModel, taskId: string, token: number): TaskSlot | Refusal {
+  const slot = m.tasks.get(taskId);
+  if (slot === undefined) return refuse("unknown_task", `task ${JSON.stringify(taskId)} does not exist`, { taskId });
+  const lease = slot.task.lease;
+  if (slot.task.status !== "leased" || lease === undefined || lease.token !== token) {
+    return refuse("stale_lease", `token ${token} is not the live lease of task ${JSON.stringify(taskId)}`, {
+      taskId,
+      token,
+      status: slot.task.status,
+    });
+  }
+  return slot;
+}
+
+export function complete(m: OrchestratorModel, p: CommandPayload<"task.complete">, ctx: ApplyContext): ApplyOutcome {
+  const slot = liveLease(m, p.taskId, p.token);
+  if (!(slot instanceof TaskSlot)) return slot;
+  const unblocked = succeed(m, slot, ctx.hlc, p.result);
+  const result: CommandResult<"task.complete"> = { taskId: p.taskId, status: "succeeded", unblocked };
+  return accept(result);
+}
+
+export function fail(m: OrchestratorModel, p: CommandPayload<"task.fail">, ctx: ApplyContext): ApplyOutcome {
+  const slot = liveLease(m, p.taskId, p.token);
+  if (!(slot instanceof TaskSlot)) return slot;
+  const tally = noneReleased();
+  const task = endAttempt(m, slot, ctx, p.error, { retryable: p.retryable ?? true, backoff: true }, tally);
+  const result: CommandResult<"task.fail"> = {
+    taskId: p.taskId,
+    status: task.status === "queued" ? "queued" : "failed",
+    attempts: task.attempts,
+    cancelled: tally.cancelled,
+  };
+  if (task.notBefore !== undefined) result.notBefore = task.notBefore;
+  return accept(result);
+}

@@ -1,0 +1,185 @@
+/**
+ * The claim index: which queued task an agent gets next, without a scan.
+ *
+ * Queued tasks are grouped by their `requires` set. Each group is a heap in
+ * claim order (priority desc, createdAt asc, id asc; SPEC §6). A claim looks at
+ * the heads of the groups whose `requires` is a subset of the agent's labels and
+ * takes the best head, so it costs O(log n) plus the number of such groups. The
+ * subset test is cached per agent and recomputed only when the set of groups or
+ * the agent's labels change.
+ *
+ * Tasks waiting for a retry backoff (`notBefore`) sit in one min-heap by
+ * notBefore and move into their group when `promote(nowMs)` passes them. A task
+ * with `notBefore` always enters through that heap, even if the time has already
+ * passed, so that where a task sits never depends on when it was enqueued: a
+ * model restored from a snapshot and one that never stopped agree after the
+ * next `promote`.
+ *
+ * Deletion is lazy: an entry is live only while its owner's `queueEntry` is
+ * that very entry. Groups whose heap runs empty are dropped, so a stream of
+ * one-off `requires` sets does not leak.
+ */
+import { HLC_COUNTER_DIGITS, HLC_WALL_DIGITS } from "../../core/hlc.ts";
+import { BinaryHeap } from "./heap.ts";
+
+/** The part of a task slot this index reads and writes. */
+export interface Queueable {
+  queueEntry: QueueEntry | null;
+}
+
+export interface QueueEntry {
+  readonly owner: Queueable;
+  readonly id: string;
+  readonly priority: number;
+  readonly createdAt: string;
+  /** The wall ms and counter of `createdAt`, so the hot comparison is numeric. */
+  readonly createdMs: number;
+  readonly createdCounter: number;
+  readonly requires: readonly string[];
+  /** -1 in a group heap; the backoff deadline in the delayed heap. */
+  readonly notBefore: number;
+}
+
+export class ReadyGroup {
+  readonly heap = new BinaryHeap<QueueEntry>(claimsFirst, isLive);
+  attached = true;
+  constructor(
+    readonly key: string,
+    readonly requires: readonly string[],
+  ) {}
+}
+
+/** Per-agent memo of the groups it may claim from. */
+export interface MatchCache {
+  readonly version: number;
+  readonly groups: readonly ReadyGroup[];
+}
+
+/** The part of an agent slot this index reads and writes. */
+export interface Matcher {
+  readonly labelSet: ReadonlySet<string>;
+  match: MatchCache | null;
+}
+
+/**
+ * Claim order: priority desc, createdAt asc, id asc (HLCs and ids compared by
+ * UTF-16 code units). Comparing wall ms and counter as numbers first is the
+ * same order as comparing the fixed-width HLC strings; the strings decide
+ * only between equal (wall, counter) from different nodes.
+ */
+export function claimsFirst(a: QueueEntry, b: QueueEntry): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  if (a.createdMs !== b.createdMs) return a.createdMs < b.createdMs;
+  if (a.createdCounter !== b.createdCounter) return a.createdCounter < b.createdCounter;
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt;
+  return a.id < b.id;
+}
+
+function dueFirst(a: QueueEntry, b: QueueEntry): boolean {
+  if (a.notBefore !== b.notBefore) return a.notBefore < b.notBefore;
+  return a.id < b.id;
+}
+
+function isLive(entry: QueueEntry): boolean {
+  return entry.owner.queueEntry === entry;
+}
+
+function makeEntry(owner: Queueable, id: string, priority: number, createdAt: string, requires: readonly string[], notBefore: number): QueueEntry {
+  const createdMs = Number(createdAt.slice(0, HLC_WALL_DIGITS));
+  const createdCounter = Number(createdAt.slice(HLC_WALL_DIGITS + 1, HLC_WALL_DIGITS + 1 + HLC_COUNTER_DIGITS));
+  return { owner, id, priority, createdAt, createdMs, createdCounter, requires, notBefore };
+}
+
+/** The group key of a sorted, unique `requires` list. */
+export function requiresKey(requires: readonly string[]): string {
+  return requires.length === 0 ? "" : JSON.stringify(requires);
+}
+
+export class ReadyQueue {
+  private readonly groups = new Map<string, ReadyGroup>();
+  private readonly delayed = new BinaryHeap<QueueEntry>(dueFirst, isLive);
+  /** Bumped whenever a group is added or dropped; invalidates every MatchCache. */
+  private version = 0;
+
+  /** Makes `owner` claimable (now, or from `notBefore` on). Replaces any earlier entry. */
+  enqueue(owner: Queueable, id: string, priority: number, createdAt: string, requires: readonly string[], notBefore?: number): void {
+    if (notBefore !== undefined) {
+      const entry = makeEntry(owner, id, priority, createdAt, requires, notBefore);
+      owner.queueEntry = entry;
+      this.delayed.push(entry);
+      return;
+    }
+    const entry = makeEntry(owner, id, priority, createdAt, requires, -1);
+    owner.queueEntry = entry;
+    this.groupFor(requires).heap.push(entry);
+  }
+
+  /** Moves every backoff that ended at or before `nowMs` into its group. Touches no state. */
+  promote(nowMs: number): void {
+    const delayed = this.delayed;
+    for (let top = delayed.peekLive(); top !== undefined && top.notBefore <= nowMs; top = delayed.peekLive()) {
+      delayed.pop();
+      this.enqueue(top.owner, top.id, top.priority, top.createdAt, top.requires);
+    }
+  }
+
+  /** The earliest live backoff deadline, if any. */
+  nextDueMs(): number | undefined {
+    return this.delayed.peekLive()?.notBefore;
+  }
+
+  /** The groups `agent` may claim from (requires ⊆ labels), memoized on the agent. */
+  matching(agent: Matcher): readonly ReadyGroup[] {
+    const cached = agent.match;
+    if (cached !== null && cached.version === this.version) return cached.groups;
+    const groups: ReadyGroup[] = [];
+    for (const group of this.groups.values()) {
+      if (group.requires.every((label) => agent.labelSet.has(label))) groups.push(group);
+    }
+    agent.match = { version: this.version, groups };
+    return groups;
+  }
+
+  /**
+   * Removes and returns the first live entry in claim order among `groups`, or
+   * undefined when they hold none. The caller takes ownership (must clear or
+   * replace `owner.queueEntry`).
+   */
+  take(groups: readonly ReadyGroup[]): QueueEntry | undefined {
+    let best: QueueEntry | undefined;
+    let bestGroup: ReadyGroup | undefined;
+    for (const group of groups) {
+      const head = this.liveHead(group);
+      if (head !== undefined && (best === undefined || claimsFirst(head, best))) {
+        best = head;
+        bestGroup = group;
+      }
+    }
+    if (bestGroup === undefined || best === undefined) return undefined;
+    bestGroup.heap.pop();
+    best.owner.queueEntry = null;
+    return best;
+  }
+
+  private liveHead(group: ReadyGroup): QueueEntry | undefined {
+    if (!group.attached) return undefined;
+    const head = group.heap.peekLive();
+    if (head !== undefined) return head;
+    // Empty: drop the group so that one-off requires sets do not accumulate.
+    group.attached = false;
+    this.groups.delete(group.key);
+    this.version++;
+    return undefined;
+  }
+
+  private groupFor(requires: readonly string[]): ReadyGroup {
+    const key = requiresKey(requires);
+    let group = this.groups.get(key);
+    if (group === undefined) {
+      group = new ReadyGroup(key, requires);
+      this.groups.set(key, group);
+      this.version++;
+    }
+    return group;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The live model: the canonical state plus the indexes derived from it.
+ *
+ * `state` is the SPEC §5 object itself, kept current command by command, so
+ * `state(model)` costs nothing. Its `agents` and `tasks` are null-prototype
+ * dictionaries: `tasks["__proto__"] = t` then stores an ordinary own key
+ * instead of changing a prototype. Records below them are never mutated, only
+ * replaced (reducer rule 2), which `putTask`/`putAgent` enforce by construction.
+ *
+ * Beside each record sits a slot with the index bookkeeping for it; a slot is
+ * the `owner` the lazy-deletion heaps point back to.
+ */
+import type { JsonValue } from "../core/json.ts";
+import { AgentLivenessIndex } from "./indexes/agent-liveness.ts";
+import type { LivenessEntry } from "./indexes/agent-liveness.ts";
+import { LeaseExpiryIndex } from "./indexes/lease-expiry.ts";
+import type { ExpiryEntry } from "./indexes/lease-expiry.ts";
+import { PruneIndex } from "./indexes/prune-index.ts";
+import type { PruneEntry } from "./indexes/prune-index.ts";
+import { ReadyQueue } from "./indexes/ready-queue.ts";
+import type { MatchCache, QueueEntry } from "./indexes/ready-queue.ts";
+import type { Agent, Lease, OrchestratorState, Task, TaskStatus } from "./types.ts";
+
+export class TaskSlot {
+  /** Live entry in the ready queue (queued tasks only). */
+  queueEntry: QueueEntry | null = null;
+  /** Live entry in the lease-expiry heap (leased tasks only). */
+  expiryEntry: ExpiryEntry | null = null;
+  /** Live entry in the prune index (terminal tasks no live task depends on). */
+  pruneEntry: PruneEntry | null = null;
+  /** Dependencies not yet succeeded (meaningful while blocked). */
+  pendingDeps = 0;
+  /** Ids of the non-terminal tasks that list this one in `dependsOn`. */
+  dependents: Set<string> | null = null;
+
+  constructor(public task: Task) {}
+}
+
+export class AgentSlot {
+  /** Ids of the tasks this agent holds a live lease on. */
+  readonly leases = new Set<string>();
+  labelSet: ReadonlySet<string>;
+  match: MatchCache | null = null;
+  livenessEntry: LivenessEntry | null = null;
+
+  constructor(public agent: Agent) {
+    this.labelSet = new Set(agent.labels);
+  }
+}
+
+export class OrchestratorModel {
+  readonly tasks = new Map<string, TaskSlot>();
+  readonly agents = new Map<string, AgentSlot>();
+  readonly queue = new ReadyQueue();
+  readonly expiry = new LeaseExpiryIndex();
+  readonly liveness = new AgentLivenessIndex();
+  readonly prunable = new PruneIndex();
+
+  constructor(readonly state: OrchestratorState) {}
+
+  putTask(slot: TaskSlot, task: Task): void {
+    slot.task = task;
+    this.state.tasks[task.id] = task;
+  }
+
+  putAgent(slot: AgentSlot, agent: Agent): void {
+    if (agent.labels !== slot.agent.labels) {
+      slot.labelSet = new Set(agent.labels);
+      slot.match = null;
+    }
+    slot.agent = agent;
+    this.state.agents[agent.id] = agent;
+  }
+}
+
+/** A dictionary that treats every string, `__proto__` included, as an ordinary key. */
+export function createDictionary<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/** The fields of a task record, with `undefined` meaning "absent". */
+export interface TaskFields {
+  id: string;
+  kind: string;
+  payload: JsonValue;
+  priority: number;
+  dependsOn: string[];
+  requires: string[];
+  status: TaskStatus;
+  attempts: number;
+  maxAttempts: number;
+  notBefore?: number | undefined;
+  lease?: Lease | undefined;
+  result?: JsonValue | undefined;
+  error?: JsonValue | undefined;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * Builds a task record with optional fields absent rather than undefined
+ * (canonicalJSON refuses undefined), always in the same key order so records
+ * share one hidden class.
+ */
+export function buildTask(f: TaskFields): Task {
+  const task: Task = {
+    id: f.id,
+    kind: f.kind,
+    payload: f.payload,
+    priority: f.priority,
+    dependsOn: f.dependsOn,
+    requires: f.requires,
+    status: f.status,
+    attempts: f.attempts,
+    maxAttempts: f.maxAttempts,
+    createdAt: f.createdAt,
+    updatedAt: f.updatedAt,
+  };
+  if (f.notBefore !== undefined) task.notBefore = f.notBefore;
+  if (f.lease !== undefined) task.lease = f.lease;
+  if (f.result !== undefined) task.result = f.result;
+  if (f.error !== undefined) task.error = f.error;
+  return task;
+}
+
+/** The fields a task's life changes; everything else is fixed at submit. */
+export type TaskChange = Partial<Pick<TaskFields, "status" | "attempts" | "notBefore" | "lease" | "result" | "error" | "updatedAt">>;
+
+/**
+ * A new record: `task` with `change` applied. A key present with the value
+ * undefined removes that optional field. Written out field by field (no
+ * spread): this runs on every transition of every task.
+ */
+export function changeTask(task: Task, change: TaskChange): Task {
+  const next: Task = {
+    id: task.id,
+    kind: task.kind,
+    payload: task.payload,
+    priority: task.priority,
+    dependsOn: task.dependsOn,
+    requires: task.requires,
+    status: change.status ?? task.status,
+    attempts: change.attempts ?? task.attempts,
+    maxAttempts: task.maxAttempts,
+    createdAt: task.createdAt,
+    updatedAt: change.updatedAt ?? task.updatedAt,
+  };
+  const notBefore = "notBefore" in change ? change.notBefore : task.notBefore;
+  if (notBefore !== undefined) next.notBefore = notBefore;
+  const lease = "lease" in change ? change.lease : task.lease;
+  if (lease !== undefined) next.lease = lease;
+  const result = "result" in change ? change.result : task.result;
+  if (result !== undefined) next.result = result;
+  const error = "error" in change ? change.error : task.error;
+  if (error !== undefined) next.error = error;
+  return next;
+}

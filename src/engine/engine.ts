@@ -1,0 +1,466 @@
+/**
+ * The engine: the one place that runs stamp → validate → append → flush →
+ * apply → respond (SPEC G1–G5).
+ *
+ * A command is stamped with the HLC, applied to the live model at once (so the
+ * next command validates against it), sealed into the hash chain and queued.
+ * One append is in flight at a time; everything that arrives while it flushes
+ * forms the next batch (group commit). A caller's promise settles only after
+ * the flush that covers its command — and, for a refusal or a duplicate, the
+ * flush covering every command it observed — has returned. Reads wait the same
+ * way, so nobody ever sees state that a crash could take back.
+ *
+ * A failed flush poisons the engine: the commands of that batch and every later
+ * one are refused with `unavailable`, nothing is retried, and `onFatal` tells the
+ * embedding process to exit; a restart recovers from disk.
+ */
+import { SwooshError } from "../core/errors.ts";
+import { computeStateHash } from "../core/hash.ts";
+import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
+import { JsonValueError, assertJsonValue, canonicalJSON, canonicalJSONPieces } from "../core/json.ts";
+import type { JsonObject, JsonValue } from "../core/json.ts";
+import { parseRecord, sealEntryText } from "../core/log-record.ts";
+import type { LogEntry, LogRecord } from "../core/log-record.ts";
+import type { StateMachine } from "../core/state-machine.ts";
+import type { CommandLog, SnapshotStore } from "../storage/types.ts";
+import type { DirLock } from "./dir-lock.ts";
+import type { GenesisDocument } from "./genesis.ts";
+import type { OutcomeTable } from "./outcomes.ts";
+import { replayInto } from "./replay.ts";
+import type { EngineSettings } from "./settings.ts";
+
+/** What a client sends: SPEC §6 `{type, payload, id?, hlc?}`. */
+export interface CommandInput {
+  readonly type: string;
+  readonly payload?: unknown;
+  readonly id?: string;
+  readonly hlc?: string;
+}
+
+/** The answer to an accepted command: SPEC §7 `{index, hlc, result}`. */
+export interface CommandOutcome {
+  readonly index: number;
+  readonly hlc: string;
+  readonly result: JsonValue;
+  readonly duplicate?: true;
+}
+
+/** One applied, durable command, as `subscribe` listeners and /watch see it. */
+export interface AppliedEvent {
+  readonly index: number;
+  readonly hlc: string;
+  readonly type: string;
+  readonly id?: string;
+  readonly result: JsonValue;
+}
+
+/** A consistent, durable picture of the engine for readers. */
+export interface StateRead<Model> {
+  readonly index: number;
+  readonly hlc: string;
+  readonly logHash: string;
+  readonly model: Model;
+}
+
+export interface EngineStats {
+  readonly appliedIndex: number;
+  readonly durableIndex: number;
+  readonly flushes: number;
+  readonly lastBatchSize: number;
+  readonly lastSnapshotIndex: number;
+  readonly lastSnapshotAtMs: number | null;
+  readonly poisoned: boolean;
+}
+
+/** Where recovery left the engine. */
+export interface RecoveredPosition<Model> {
+  readonly model: Model;
+  readonly index: number;
+  readonly hlc: string;
+  readonly logHash: string;
+  readonly outcomes: OutcomeTable;
+  readonly snapshotIndex: number;
+}
+
+interface Waiter {
+  readonly index: number;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+const ID_LENGTH_MAX = 256;
+const TYPE_LENGTH_MAX = 128;
+
+export class Engine<Model> {
+  private readonly hlc: HybridClock;
+  private model: Model;
+  private appliedIndex: number;
+  private appliedHlc: string;
+  private chainHead: string;
+  private durableIndex: number;
+  private readonly outcomes: OutcomeTable;
+
+  /** Sealed records not yet handed to the log, in index order. */
+  private pending: LogRecord[] = [];
+  private pendingEvents: AppliedEvent[] = [];
+  /** Callers waiting for durableIndex to reach an index, in index order. */
+  private waiters: Waiter[] = [];
+  private flushing = false;
+  private poisonedBy: Error | null = null;
+  private closing = false;
+
+  private flushes = 0;
+  private lastBatchSize = 0;
+  private lastSnapshotIndex: number;
+  private lastSnapshotAtMs: number | null = null;
+  private snapshotInFlight: Promise<void> | null = null;
+  private readonly listeners = new Set<(event: AppliedEvent) => void>();
+  private readonly flushListeners = new Set<(info: { batchSize: number; durationMs: number }) => void>();
+
+  constructor(
+    readonly machine: StateMachine<Model>,
+    readonly genesis: GenesisDocument,
+    private readonly log: CommandLog,
+    private readonly snapshots: SnapshotStore,
+    readonly settings: EngineSettings,
+    recovered: RecoveredPosition<Model>,
+    private readonly lock: DirLock | null = null,
+  ) {
+    this.hlc = new HybridClock(settings.clock, settings.nodeId, settings.maxDriftMs);
+    this.model = recovered.model;
+    this.appliedIndex = recovered.index;
+    this.durableIndex = recovered.index;
+    this.appliedHlc = recovered.hlc;
+    this.chainHead = recovered.logHash;
+    this.outcomes = recovered.outcomes;
+    this.lastSnapshotIndex = recovered.snapshotIndex;
+    if (isHlc(recovered.hlc)) this.hlc.observe(recovered.hlc);
+  }
+
+  /**
+   * Submits one command. Resolves once it is durable, with its index, HLC and
+   * result; rejects with a `SwooshError` (and logs nothing) when it is refused.
+   */
+  submit(input: CommandInput): Promise<CommandOutcome> {
+    try {
+      return this.submitChecked(input);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private submitChecked(input: CommandInput): Promise<CommandOutcome> {
+    this.assertWritable();
+    const { type, payload, id } = checkEnvelope(input);
+
+    if (id !== undefined) {
+      const seen = this.outcomes.get(id);
+      if (seen !== undefined) {
+        return this.whenDurable(seen.index).then(() => ({ index: seen.index, hlc: seen.hlc, result: seen.result, duplicate: true as const }));
+      }
+    }
+
+    let hlc: string;
+    try {
+      hlc = input.hlc === undefined ? this.hlc.now() : this.hlc.receive(input.hlc);
+    } catch (error) {
+      if (error instanceof HlcError) throw new SwooshError(error.code === "clock_drift" ? "clock_drift" : "bad_request", error.message, { field: "hlc" });
+      throw error;
+    }
+
+    const payloadText = canonicalJSON(payload);
+    // The model keeps its own copy: a library caller may reuse the object it passed.
+    const ownPayload = JSON.parse(payloadText) as JsonValue;
+    const index = this.appliedIndex + 1;
+    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs: hlcWallMs(hlc) });
+    if (!outcome.ok) {
+      // The refusal was judged against state that may not be durable yet.
+      const error = new SwooshError(outcome.error.code, outcome.error.message, outcome.error.details);
+      return this.whenDurable(this.appliedIndex).then(() => Promise.reject(error));
+    }
+
+    const record = sealEntryText(index, hlc, type, payloadText, id, this.chainHead);
+    this.chainHead = record.hash;
+    this.appliedIndex = index;
+    this.appliedHlc = hlc;
+    if (id !== undefined) this.outcomes.record(id, { index, hlc, result: outcome.result });
+    this.pending.push(record);
+    this.pendingEvents.push(id === undefined ? { index, hlc, type, result: outcome.result } : { index, hlc, type, id, result: outcome.result });
+    const result = outcome.result;
+    const done = this.whenDurable(index).then(() => ({ index, hlc, result }));
+    this.scheduleFlush();
+    return done;
+  }
+
+  /** Resolves when every command applied so far is durable (a read barrier). */
+  barrier(): Promise<void> {
+    if (this.poisonedBy) return Promise.reject(this.unavailable());
+    return this.whenDurable(this.appliedIndex);
+  }
+
+  /**
+   * Runs `reader` against the live model once everything it could see is
+   * durable. `reader` must not keep the model or hand out parts of it that a
+   * later command would change (copy what it returns).
+   */
+  async read<T>(reader: (state: StateRead<Model>) => T): Promise<T> {
+    await this.barrier();
+    if (this.poisonedBy) throw this.unavailable();
+    return reader({ index: this.appliedIndex, hlc: this.appliedHlc, logHash: this.chainHead, model: this.model });
+  }
+
+  /** The canonical state and its position, durable, as a stable copy. */
+  async readState(): Promise<{ index: number; hlc: string; logHash: string; state: JsonObject }> {
+    return this.read(({ index, hlc, logHash, model }) => ({ index, hlc, logHash, state: this.machine.view(model) }));
+  }
+
+  /** `computeStateHash` of the current durable state. */
+  async stateHash(): Promise<string> {
+    return this.read(({ model }) => computeStateHash(this.machine.state(model)));
+  }
+
+  /**
+   * The state as of log index `index` (0 = genesis): the newest snapshot at or
+   * before it plus a replay. `history_pruned` when the log no longer reaches back.
+   */
+  async stateAt(index: number): Promise<{ index: number; hlc: string; logHash: string; state: JsonObject }> {
+    await this.barrier();
+    if (!Number.isSafeInteger(index) || index < 0) throw new SwooshError("bad_request", "index must be a non-negative integer", { field: "at" });
+    if (index > this.durableIndex) throw new SwooshError("not_found", `index ${index} is past the newest entry ${this.durableIndex}`, { index });
+    if (index === this.durableIndex) return this.readState();
+    const snapshotIndexes = (await this.snapshots.list()).filter((i) => i <= index);
+    const firstLogIndex = this.log.firstIndex();
+    for (const snapshotIndex of snapshotIndexes) {
+      if (snapshotIndex < index && snapshotIndex + 1 < firstLogIndex) continue;
+      let doc;
+      try {
+        doc = await this.snapshots.load(snapshotIndex);
+      } catch {
+        continue;
+      }
+      const model = this.machine.restore(doc.state);
+      const position = await replayInto(this.machine, model, this.log, {
+        fromIndex: snapshotIndex,
+        toIndex: index,
+        logHash: doc.logHash,
+        hlc: doc.lastAppliedHlc,
+      });
+      return { index, hlc: position.hlc, logHash: position.logHash, state: this.machine.state(model) };
+    }
+    if (firstLogIndex <= 1) {
+      const model = this.machine.restore(structuredClone(this.genesis.state));
+      const position = await replayInto(this.machine, model, this.log, { fromIndex: 0, toIndex: index, logHash: this.genesis.stateHash, hlc: "" });
+      return { index, hlc: position.hlc, logHash: position.logHash, state: this.machine.state(model) };
+    }
+    throw new SwooshError("history_pruned", `the log starts at index ${firstLogIndex} and no snapshot at or before ${index} is kept`, {
+      index,
+      firstIndex: firstLogIndex,
+    });
+  }
+
+  /** Durable WAL entries from `from` on, at most `limit`. */
+  async readLog(from: number, limit: number): Promise<LogEntry[]> {
+    await this.barrier();
+    const start = Math.max(from, this.log.firstIndex());
+    const count = Math.min(limit, this.durableIndex - start + 1);
+    if (count <= 0) return [];
+    const records = await this.log.read(start, count);
+    return records.map(parseRecord);
+  }
+
+  /** Calls `listener` for every command once it is durable, in index order. */
+  subscribe(listener: (event: AppliedEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Calls `listener` after every successful flush (for metrics). */
+  onFlush(listener: (info: { batchSize: number; durationMs: number }) => void): () => void {
+    this.flushListeners.add(listener);
+    return () => this.flushListeners.delete(listener);
+  }
+
+  stats(): EngineStats {
+    return {
+      appliedIndex: this.appliedIndex,
+      durableIndex: this.durableIndex,
+      flushes: this.flushes,
+      lastBatchSize: this.lastBatchSize,
+      lastSnapshotIndex: this.lastSnapshotIndex,
+      lastSnapshotAtMs: this.lastSnapshotAtMs,
+      poisoned: this.poisonedBy !== null,
+    };
+  }
+
+  get firstLogIndex(): number {
+    return this.log.firstIndex();
+  }
+
+  /**
+   * Takes a snapshot of the durable state now (if none is being written) and
+   * resolves when it is on disk and retention has run.
+   */
+  snapshot(): Promise<void> {
+    if (this.snapshotInFlight) return this.snapshotInFlight;
+    if (this.poisonedBy) return Promise.reject(this.unavailable());
+    const run = this.writeSnapshot().finally(() => {
+      this.snapshotInFlight = null;
+    });
+    this.snapshotInFlight = run;
+    return run;
+  }
+
+  /**
+   * Stops taking commands, lets every accepted one become durable, optionally
+   * takes a final snapshot, and closes the log.
+   */
+  async close(options: { snapshot?: boolean } = {}): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    try {
+      if (!this.poisonedBy) {
+        await this.whenDurable(this.appliedIndex).catch(() => undefined);
+        if (this.snapshotInFlight) await this.snapshotInFlight.catch(() => undefined);
+        if (options.snapshot && !this.poisonedBy && this.durableIndex > this.lastSnapshotIndex) await this.snapshot();
+      }
+    } finally {
+      await this.log.close();
+      await this.lock?.release();
+    }
+  }
+
+  private assertWritable(): void {
+    if (this.poisonedBy) throw this.unavailable();
+    if (this.closing) throw new SwooshError("unavailable", "the engine is shutting down");
+  }
+
+  private unavailable(): SwooshError {
+    return new SwooshError("unavailable", `the write-ahead log failed and the engine stopped: ${this.poisonedBy?.message ?? "closed"}`);
+  }
+
+  private whenDurable(index: number): Promise<void> {
+    if (this.poisonedBy) return Promise.reject(this.unavailable());
+    if (index <= this.durableIndex) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ index, resolve, reject });
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    // Let every command submitted in this turn of the event loop join the batch.
+    setImmediate(() => void this.flushLoop());
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.pending.length > 0 && !this.poisonedBy) {
+      const batch = this.pending.length <= this.settings.batchSizeMax ? this.pending : this.pending.slice(0, this.settings.batchSizeMax);
+      const events = this.pendingEvents.length <= this.settings.batchSizeMax ? this.pendingEvents : this.pendingEvents.slice(0, this.settings.batchSizeMax);
+      if (batch === this.pending) {
+        this.pending = [];
+        this.pendingEvents = [];
+      } else {
+        this.pending = this.pending.slice(batch.length);
+        this.pendingEvents = this.pendingEvents.slice(events.length);
+      }
+      const startedMs = performance.now();
+      try {
+        await this.log.append(batch);
+      } catch (error) {
+        this.poison(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      const last = batch[batch.length - 1] as LogRecord;
+      this.durableIndex = last.index;
+      this.flushes += 1;
+      this.lastBatchSize = batch.length;
+      this.releaseWaiters();
+      const durationMs = performance.now() - startedMs;
+      for (const listener of this.flushListeners) listener({ batchSize: batch.length, durationMs });
+      for (const event of events) for (const listener of this.listeners) listener(event);
+      this.maybeSnapshot();
+    }
+    this.flushing = false;
+  }
+
+  private releaseWaiters(): void {
+    let released = 0;
+    while (released < this.waiters.length && (this.waiters[released] as Waiter).index <= this.durableIndex) {
+      (this.waiters[released] as Waiter).resolve();
+      released += 1;
+    }
+    if (released > 0) this.waiters = this.waiters.slice(released);
+  }
+
+  private poison(error: Error): void {
+    if (this.poisonedBy) return;
+    this.poisonedBy = error;
+    this.pending = [];
+    this.pendingEvents = [];
+    const unavailable = this.unavailable();
+    for (const waiter of this.waiters) waiter.reject(unavailable);
+    this.waiters = [];
+    this.settings.onFatal(error);
+  }
+
+  private maybeSnapshot(): void {
+    if (this.settings.snapshotEvery <= 0 || this.snapshotInFlight || this.closing) return;
+    if (this.durableIndex - this.lastSnapshotIndex < this.settings.snapshotEvery) return;
+    this.snapshot().catch((error: unknown) => {
+      // A snapshot failing is not fatal for the log: recovery still has the WAL.
+      this.settings.onSnapshotError(error instanceof Error ? error : new Error(String(error)));
+    });
+  }
+
+  private async writeSnapshot(): Promise<void> {
+    // Everything up to appliedIndex is in the picture; wait until it is durable
+    // before the file can exist, so a snapshot is never ahead of the WAL.
+    const index = this.appliedIndex;
+    const hlc = this.appliedHlc;
+    const logHash = this.chainHead;
+    const view = this.machine.view(this.model);
+    const outcomes = this.outcomes.toRows();
+    await this.whenDurable(index);
+    if (index === this.lastSnapshotIndex) return;
+    const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
+    await this.snapshots.save(header, slicedPieces(view));
+    this.lastSnapshotIndex = index;
+    this.lastSnapshotAtMs = this.settings.clock.nowMs();
+    // Retention: keep the newest K; the WAL may then go below the oldest kept one.
+    const kept = await this.snapshots.list();
+    for (const old of kept.slice(this.settings.snapshotsKept)) await this.snapshots.remove(old);
+    const oldestKept = kept.slice(0, this.settings.snapshotsKept).at(-1);
+    if (oldestKept !== undefined && oldestKept > this.log.firstIndex()) await this.log.truncateBefore(oldestKept);
+  }
+}
+
+/** Canonical pieces of a large state, yielding to the event loop between them. */
+async function* slicedPieces(view: JsonObject): AsyncGenerator<string> {
+  for (const piece of canonicalJSONPieces(view, 1 << 17)) {
+    yield piece;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+function checkEnvelope(input: CommandInput): { type: string; payload: JsonValue; id: string | undefined } {
+  if (typeof input !== "object" || input === null) throw new SwooshError("bad_request", "a command is a JSON object");
+  const { type, id } = input;
+  if (typeof type !== "string" || type.length === 0 || type.length > TYPE_LENGTH_MAX || !type.isWellFormed()) {
+    throw new SwooshError("bad_request", `type must be a non-empty string of at most ${TYPE_LENGTH_MAX} characters`, { field: "type" });
+  }
+  if (id !== undefined && (typeof id !== "string" || id.length > ID_LENGTH_MAX || !id.isWellFormed())) {
+    throw new SwooshError("bad_request", `id must be a string of at most ${ID_LENGTH_MAX} characters`, { field: "id" });
+  }
+  if (input.hlc !== undefined && !isHlc(input.hlc)) {
+    throw new SwooshError("bad_request", "hlc must be an HLC timestamp (see API_INTEGRATION.md)", { field: "hlc" });
+  }
+  const payload = input.payload === undefined ? {} : input.payload;
+  try {
+    assertJsonValue(payload);
+  } catch (error) {
+    if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { field: `payload${error.path}` });
+    throw error;
+  }
+  return { type, payload, id };
+}

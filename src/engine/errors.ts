@@ -1,0 +1,46 @@
+/**
+ * Errors recovery and replay raise. Each names what is wrong and where, so an
+ * operator can act on it; none is retried automatically.
+ */
+
+/** A WAL record that does not continue the hash chain (policy: refuse to serve). */
+export class WalChainError extends Error {
+  constructor(
+    readonly index: number,
+    readonly detail: string,
+    readonly file: string,
+  ) {
+    super(`WAL ${file}: entry ${index} breaks the hash chain: ${detail}`);
+    this.name = "WalChainError";
+  }
+}
+
+/** A logged command the reducer refuses on replay: the log and the code disagree. */
+export class ReplayDivergenceError extends Error {
+  constructor(
+    readonly index: number,
+    readonly detail: string,
+  ) {
+    super(`replay diverged at entry ${index}: ${detail}`);
+    this.name = "ReplayDivergenceError";
+  }
+}
+
+export interface RecoveryProblem {
+  readonly file: string;
+  readonly index?: number;
+  readonly expectedHash?: string;
+  readonly actualHash?: string;
+  readonly detail: string;
+}
+
+/** Nothing verifiable to start from; lists every candidate and why it failed. */
+export class RecoveryError extends Error {
+  constructor(
+    message: string,
+    readonly problems: readonly RecoveryProblem[],
+  ) {
+    super(`${message}${problems.length > 0 ? `:\n${problems.map((p) => `  - ${p.file}${p.index === undefined ? "" : ` @${p.index}`}: ${p.detail}`).join("\n")}` : ""}`);
+    this.name = "RecoveryError";
+  }
+}

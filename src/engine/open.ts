@@ -1,0 +1,157 @@
+/**
+ * Opening a data directory (SPEC §4, §8):
+ *
+ *     DATA_DIR/genesis.json        the genesis document this directory was initialized with
+ *     DATA_DIR/wal/                the LMDB environment holding the hash-chained WAL
+ *     DATA_DIR/snapshots/          snapshot-<index, 20 digits>.json, newest K kept
+ *
+ * The genesis file is written first (atomically, directory fsynced after the
+ * rename), so a directory with a WAL but no genesis is never produced by
+ * Swoosh and is refused as corrupt.
+ */
+import path from "node:path";
+import { SwooshError } from "../core/errors.ts";
+import { canonicalJSON } from "../core/json.ts";
+import type { StateMachine } from "../core/state-machine.ts";
+import { writeFileAtomic } from "../storage/atomic-file.ts";
+import { LogCorruptError } from "../storage/errors.ts";
+import { LmdbCommandLog } from "../storage/lmdb-log.ts";
+import { NodeFileSystem } from "../storage/node-fs.ts";
+import { FileSnapshotStore } from "../storage/snapshot-store.ts";
+import type { CommandLog, FileSystem, SnapshotStore } from "../storage/types.ts";
+import { Engine } from "./engine.ts";
+import { lockDataDir } from "./dir-lock.ts";
+import { RecoveryError } from "./errors.ts";
+import type { RecoveryProblem } from "./errors.ts";
+import { checkGenesis, sameGenesis } from "./genesis.ts";
+import type { GenesisDocument } from "./genesis.ts";
+import { recover } from "./recovery.ts";
+import { resolveSettings } from "./settings.ts";
+import type { EngineSettingsInput } from "./settings.ts";
+
+export interface OpenEngineOptions<Model> extends EngineSettingsInput {
+  readonly dataDir: string;
+  readonly machine: StateMachine<Model>;
+  /** Initializes an empty data dir; on an initialized one it must be the same genesis. */
+  readonly genesis?: unknown;
+  /** Used for an empty data dir when no `genesis` is given. */
+  readonly defaultGenesis?: () => GenesisDocument;
+  readonly fs?: FileSystem;
+  /** Replaces the LMDB log (tests, other log implementations). */
+  readonly log?: CommandLog;
+  readonly snapshots?: SnapshotStore;
+  readonly onProgress?: (index: number, lastIndex: number) => void;
+  readonly onSkippedSnapshot?: (problem: RecoveryProblem) => void;
+}
+
+export interface DataDirLayout {
+  readonly genesisPath: string;
+  readonly walPath: string;
+  readonly snapshotDir: string;
+}
+
+export function dataDirLayout(dataDir: string): DataDirLayout {
+  return {
+    genesisPath: path.join(dataDir, "genesis.json"),
+    walPath: path.join(dataDir, "wal"),
+    snapshotDir: path.join(dataDir, "snapshots"),
+  };
+}
+
+/** The genesis a data dir was initialized with, verified; `null` when there is none. */
+export async function readGenesisFile(fs: FileSystem, dataDir: string): Promise<GenesisDocument | null> {
+  const { genesisPath } = dataDirLayout(dataDir);
+  if (!(await fs.exists(genesisPath))) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse((await fs.readFile(genesisPath)).toString("utf8"));
+  } catch (error) {
+    throw new RecoveryError("the genesis file is unreadable", [{ file: genesisPath, detail: (error as Error).message }]);
+  }
+  try {
+    return checkGenesis(parsed);
+  } catch (error) {
+    const details = error instanceof SwooshError ? (error.details as { expected?: string; actual?: string } | undefined) : undefined;
+    throw new RecoveryError("the genesis file does not verify", [
+      { file: genesisPath, expectedHash: details?.expected, actualHash: details?.actual, detail: (error as Error).message },
+    ]);
+  }
+}
+
+/**
+ * Binds `dataDir` to `genesis` (SPEC §4): writes it when the dir is empty,
+ * accepts the same genesis again, refuses another with `already_initialized`
+ * and a bad hash with `genesis_hash_mismatch`. Returns whether it wrote.
+ */
+export async function initializeDataDir(fs: FileSystem, dataDir: string, input: unknown): Promise<{ genesis: GenesisDocument; created: boolean }> {
+  const genesis = checkGenesis(input);
+  const existing = await readGenesisFile(fs, dataDir);
+  if (existing !== null) {
+    if (!sameGenesis(existing, genesis)) {
+      throw new SwooshError("already_initialized", `data dir ${dataDir} was initialized with cluster ${JSON.stringify(existing.clusterId)} (state hash ${existing.stateHash})`, {
+        clusterId: existing.clusterId,
+        stateHash: existing.stateHash,
+      });
+    }
+    return { genesis: existing, created: false };
+  }
+  const layout = dataDirLayout(dataDir);
+  if (await fs.exists(layout.walPath)) {
+    throw new RecoveryError("the data dir has a WAL but no genesis file", [{ file: layout.genesisPath, detail: "missing" }]);
+  }
+  await mkdirDurable(fs, dataDir);
+  await writeFileAtomic(fs, layout.genesisPath, [canonicalJSON(genesis) + "\n"]);
+  return { genesis, created: true };
+}
+
+/** mkdir -p, then fsync the parent so the new directory's entry survives a power loss. */
+async function mkdirDurable(fs: FileSystem, dir: string): Promise<void> {
+  await fs.mkdirp(dir);
+  await fs.syncDir(path.dirname(path.resolve(dir)));
+}
+
+/** Opens (recovering) or initializes a data directory and returns a running engine. */
+export async function openEngine<Model>(options: OpenEngineOptions<Model>): Promise<Engine<Model>> {
+  const settings = resolveSettings(options);
+  const fs = options.fs ?? new NodeFileSystem();
+  const layout = dataDirLayout(options.dataDir);
+
+  let genesis = await readGenesisFile(fs, options.dataDir);
+  if (options.genesis !== undefined) {
+    genesis = (await initializeDataDir(fs, options.dataDir, options.genesis)).genesis;
+  } else if (genesis === null) {
+    if (!options.defaultGenesis) throw new SwooshError("bad_request", `data dir ${options.dataDir} is not initialized and no genesis was given`);
+    genesis = (await initializeDataDir(fs, options.dataDir, options.defaultGenesis())).genesis;
+  }
+
+  await mkdirDurable(fs, layout.snapshotDir);
+  // The lock lives on the real disk; a simulated file system (tests) has no other process to exclude.
+  const lock = options.fs ? null : await lockDataDir(options.dataDir);
+  const snapshots = options.snapshots ?? new FileSnapshotStore(fs, layout.snapshotDir, { clusterId: genesis.clusterId });
+  let log: CommandLog;
+  try {
+    log = options.log ?? (await LmdbCommandLog.open(layout.walPath));
+  } catch (error) {
+    await lock?.release();
+    if (error instanceof LogCorruptError) throw new RecoveryError("the WAL does not open", [{ file: error.file, index: error.index, detail: error.detail }]);
+    throw error;
+  }
+  try {
+    const recovered = await recover({
+      machine: options.machine,
+      genesis,
+      log,
+      snapshots,
+      outcomeRetention: settings.outcomeRetention,
+      walPath: layout.walPath,
+      snapshotDir: layout.snapshotDir,
+      onProgress: options.onProgress,
+      onSkippedSnapshot: options.onSkippedSnapshot,
+    });
+    return new Engine(options.machine, genesis, log, snapshots, settings, recovered, lock);
+  } catch (error) {
+    await log.close().catch(() => undefined);
+    await lock?.release();
+    throw error;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Recovery (SPEC §8): start from the newest snapshot whose hashes verify and
+ * that the WAL continues, falling back to older ones and then to genesis;
+ * replay the WAL after it with the chain checked. When nothing verifiable
+ * remains, throw a `RecoveryError` naming every file, index and hash that
+ * failed — the server never serves state it could not verify.
+ */
+import path from "node:path";
+import { canonicalJSON } from "../core/json.ts";
+import type { StateMachine } from "../core/state-machine.ts";
+import { LogCorruptError } from "../storage/errors.ts";
+import { snapshotFileName } from "../storage/snapshot-store.ts";
+import type { CommandLog, SnapshotStore } from "../storage/types.ts";
+import type { RecoveredPosition } from "./engine.ts";
+import { RecoveryError, ReplayDivergenceError, WalChainError } from "./errors.ts";
+import type { RecoveryProblem } from "./errors.ts";
+import type { GenesisDocument } from "./genesis.ts";
+import { OutcomeTable } from "./outcomes.ts";
+import type { OutcomeRetention } from "./outcomes.ts";
+import { replayInto } from "./replay.ts";
+
+export interface RecoverInput<Model> {
+  readonly machine: StateMachine<Model>;
+  readonly genesis: GenesisDocument;
+  readonly log: CommandLog;
+  readonly snapshots: SnapshotStore;
+  readonly outcomeRetention: OutcomeRetention;
+  /** Names for error messages. */
+  readonly walPath: string;
+  readonly snapshotDir: string;
+  readonly onProgress?: (index: number, lastIndex: number) => void;
+  /** Called when a snapshot is passed over, with why. */
+  readonly onSkippedSnapshot?: (problem: RecoveryProblem) => void;
+}
+
+export interface RecoveryReport<Model> extends RecoveredPosition<Model> {
+  /** Snapshots passed over, newest first, with why. */
+  readonly skipped: readonly RecoveryProblem[];
+  /** Entries replayed from the WAL. */
+  readonly replayed: number;
+}
+
+export async function recover<Model>(input: RecoverInput<Model>): Promise<RecoveryReport<Model>> {
+  const { machine, genesis, log, snapshots } = input;
+  const lastIndex = log.lastIndex();
+  const firstIndex = log.firstIndex();
+  const problems: RecoveryProblem[] = [];
+  const skip = (problem: RecoveryProblem): void => {
+    problems.push(problem);
+    input.onSkippedSnapshot?.(problem);
+  };
+
+  for (const snapshotIndex of await snapshots.list()) {
+    const file = path.join(input.snapshotDir, snapshotFileName(snapshotIndex));
+    if (snapshotIndex > lastIndex) {
+      skip({ file, index: snapshotIndex, detail: `snapshot is ahead of the WAL, which ends at ${lastIndex}` });
+      continue;
+    }
+    if (snapshotIndex + 1 < firstIndex) {
+      skip({ file, index: snapshotIndex, detail: `the WAL no longer reaches back to it (starts at ${firstIndex})` });
+      continue;
+    }
+    let doc;
+    try {
+      doc = await snapshots.load(snapshotIndex);
+    } catch (error) {
+      const e = error as { expectedHash?: string; actualHash?: string; message?: string };
+      skip({ file, index: snapshotIndex, expectedHash: e.expectedHash, actualHash: e.actualHash, detail: e.message ?? String(error) });
+      continue;
+    }
+    if (doc.clusterId !== genesis.clusterId) {
+      skip({ file, index: snapshotIndex, detail: `snapshot of cluster ${JSON.stringify(doc.clusterId)}, not ${JSON.stringify(genesis.clusterId)}` });
+      continue;
+    }
+    // The WAL entry at the snapshot's index, if still kept, must be the one the snapshot names.
+    if (snapshotIndex >= firstIndex && snapshotIndex > 0) {
+      const [record] = await log.read(snapshotIndex, 1);
+      if (record === undefined || record.hash !== doc.logHash) {
+        skip({ file, index: snapshotIndex, expectedHash: doc.logHash, actualHash: record?.hash, detail: "snapshot's logHash differs from the WAL entry at its index" });
+        continue;
+      }
+    }
+    let outcomes: OutcomeTable;
+    try {
+      outcomes = OutcomeTable.fromRows(doc.outcomes, input.outcomeRetention);
+    } catch (error) {
+      skip({ file, index: snapshotIndex, detail: `outcomes: ${(error as Error).message}` });
+      continue;
+    }
+    const model = machine.restore(doc.state);
+    return replayTail(input, model, { index: snapshotIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, outcomes, snapshotIndex }, problems);
+  }
+
+  if (firstIndex > 1) {
+    throw new RecoveryError(`no snapshot verifies and the WAL ${input.walPath} starts at ${firstIndex}, so genesis cannot be replayed`, problems);
+  }
+  // A fresh copy: restore may take ownership, and genesis stays pristine for time travel.
+  const model = machine.restore(JSON.parse(canonicalJSON(genesis.state)) as typeof genesis.state);
+  return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention), snapshotIndex: 0 }, problems);
+}
+
+async function replayTail<Model>(
+  input: RecoverInput<Model>,
+  model: Model,
+  start: { index: number; hlc: string; logHash: string; outcomes: OutcomeTable; snapshotIndex: number },
+  skipped: RecoveryProblem[],
+): Promise<RecoveryReport<Model>> {
+  const lastIndex = input.log.lastIndex();
+  try {
+    const position = await replayInto(input.machine, model, input.log, {
+      fromIndex: start.index,
+      toIndex: lastIndex,
+      logHash: start.logHash,
+      hlc: start.hlc,
+      outcomes: start.outcomes,
+      file: input.walPath,
+      onProgress: input.onProgress ? (index) => input.onProgress?.(index, lastIndex) : undefined,
+    });
+    return {
+      model,
+      index: position.index,
+      hlc: position.hlc,
+      logHash: position.logHash,
+      outcomes: start.outcomes,
+      snapshotIndex: start.snapshotIndex,
+      skipped,
+      replayed: position.index - start.index,
+    };
+  } catch (error) {
+    if (error instanceof WalChainError || error instanceof ReplayDivergenceError || error instanceof LogCorruptError) {
+      throw new RecoveryError("the WAL does not verify", [...skipped, { file: input.walPath, index: error.index, detail: error.detail }]);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Engine settings with their defaults. Every limit is named with its unit.
+ */
+import type { Clock } from "../core/hlc.ts";
+import { DEFAULT_OUTCOME_RETENTION } from "./outcomes.ts";
+import type { OutcomeRetention } from "./outcomes.ts";
+import { systemClock } from "./system-clock.ts";
+
+export interface EngineSettings {
+  readonly clock: Clock;
+  /** This node's id in HLC stamps. */
+  readonly nodeId: string;
+  /** Client HLCs further ahead of local time than this are refused (`clock_drift`). */
+  readonly maxDriftMs: number;
+  /** Take a snapshot after this many commands (0 = only on request). */
+  readonly snapshotEvery: number;
+  /** How many snapshots to keep (K). */
+  readonly snapshotsKept: number;
+  /** Most records handed to one append (one flush). */
+  readonly batchSizeMax: number;
+  readonly outcomeRetention: OutcomeRetention;
+  /** A flush failed: the engine is poisoned; the embedding process should exit non-zero. */
+  readonly onFatal: (error: Error) => void;
+  readonly onSnapshotError: (error: Error) => void;
+}
+
+export type EngineSettingsInput = Partial<EngineSettings>;
+
+function defaultOnFatal(error: Error): void {
+  process.stderr.write(`swoosh: fatal: write-ahead log flush failed, exiting: ${error.message}\n`);
+  process.exit(1);
+}
+
+function defaultOnSnapshotError(error: Error): void {
+  process.stderr.write(`swoosh: snapshot failed (the WAL still holds everything): ${error.message}\n`);
+}
+
+export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings {
+  const settings: EngineSettings = {
+    clock: input.clock ?? systemClock,
+    nodeId: input.nodeId ?? "node-1",
+    maxDriftMs: input.maxDriftMs ?? 60_000,
+    snapshotEvery: input.snapshotEvery ?? 10_000,
+    snapshotsKept: input.snapshotsKept ?? 3,
+    batchSizeMax: input.batchSizeMax ?? 4096,
+    outcomeRetention: input.outcomeRetention ?? DEFAULT_OUTCOME_RETENTION,
+    onFatal: input.onFatal ?? defaultOnFatal,
+    onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
+  };
+  for (const [name, value, min] of [
+    ["maxDriftMs", settings.maxDriftMs, 0],
+    ["snapshotEvery", settings.snapshotEvery, 0],
+    ["snapshotsKept", settings.snapshotsKept, 1],
+    ["batchSizeMax", settings.batchSizeMax, 1],
+    ["outcomeRetention.countMax", settings.outcomeRetention.countMax, 0],
+    ["outcomeRetention.retentionMs", settings.outcomeRetention.retentionMs, 0],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
+  }
+  return settings;
+}

@@ -1,0 +1,44 @@
+/**
+ * The library's public surface (SPEC §10): embed the engine without HTTP,
+ * with the same guarantees.
+ *
+ *     import { openSwoosh, computeStateHash, canonicalJSON } from "swoosh";
+ *     const swoosh = await openSwoosh({ dataDir: "./data" });
+ *     await swoosh.submit({ type: "task.submit", payload: { taskId: "t1", kind: "build" } });
+ */
+import { randomUUID } from "node:crypto";
+import { createGenesisState, orchestratorMachine } from "./domain/index.ts";
+import type { OrchestratorModel } from "./domain/index.ts";
+import type { Engine } from "./engine/engine.ts";
+import { createGenesis } from "./engine/genesis.ts";
+import { openEngine } from "./engine/open.ts";
+import type { OpenEngineOptions } from "./engine/open.ts";
+
+export { canonicalJSON, assertJsonValue, JsonValueError } from "./core/json.ts";
+export type { JsonValue, JsonObject } from "./core/json.ts";
+export { computeStateHash } from "./core/hash.ts";
+export { HybridClock, encodeHlc, decodeHlc } from "./core/hlc.ts";
+export type { Clock, HlcTimestamp } from "./core/hlc.ts";
+export { SwooshError, ERROR_STATUS } from "./core/errors.ts";
+export type { ErrorCode, ErrorBody } from "./core/errors.ts";
+export type { StateMachine, Command, ApplyContext, ApplyOutcome } from "./core/state-machine.ts";
+export { Engine } from "./engine/engine.ts";
+export type { CommandInput, CommandOutcome, AppliedEvent } from "./engine/engine.ts";
+export { openEngine, initializeDataDir } from "./engine/open.ts";
+export { createGenesis, checkGenesis } from "./engine/genesis.ts";
+export type { GenesisDocument } from "./engine/genesis.ts";
+export { RecoveryError } from "./engine/errors.ts";
+export { verifyDataDir } from "./engine/verify.ts";
+export { orchestratorMachine, createGenesisState } from "./domain/index.ts";
+
+export type SwooshOptions = Omit<OpenEngineOptions<OrchestratorModel>, "machine">;
+
+/** A genesis for a new cluster with the default configuration. */
+export function defaultGenesis(clusterId = `swoosh-${randomUUID().slice(0, 8)}`) {
+  return createGenesis(clusterId, createGenesisState({ clusterId }), new Date().toISOString());
+}
+
+/** Opens (recovering) or initializes an orchestrator in `dataDir`. */
+export function openSwoosh(options: SwooshOptions): Promise<Engine<OrchestratorModel>> {
+  return openEngine<OrchestratorModel>({ defaultGenesis: () => defaultGenesis(), ...options, machine: orchestratorMachine });
+}

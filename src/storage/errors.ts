@@ -1,0 +1,102 @@
+/**
+ * Typed storage errors, each with a stated policy (what the caller does next).
+ *
+ * | error                  | raised by                      | policy                                                        |
+ * | ---------------------- | ------------------------------ | ------------------------------------------------------------- |
+ * | `LogConflictError`     | `CommandLog.append`            | Nothing was written; the log stays usable. The caller catches |
+ * |                        |                                | up from `actualIndex` (scale-out) or has a bug (one writer).  |
+ * | `LogFlushError`        | `append`, `truncateBefore`     | Fatal for the writer: the log is poisoned, the batch is never |
+ * |                        |                                | retried or acknowledged; stop taking writes, exit non-zero,   |
+ * |                        |                                | and let a restart recover from disk (SPEC G1).                |
+ * | `LogCorruptError`      | `open`, `read`                 | Recovery stops and names the file and index; no auto-repair.  |
+ * | `SnapshotCorruptError` | `SnapshotStore.load`           | Recovery falls back to an older snapshot; `verify` fails.     |
+ * | `StorageClosedError`   | any call after `close()`       | A shutdown race or a bug; never retried.                      |
+ *
+ * Messages name the file and the index so an operator can find the damage.
+ */
+
+/** The common base, so callers can tell storage failures from everything else. */
+export abstract class StorageError extends Error {
+  abstract readonly kind: string;
+}
+
+/** An append whose first index is not `lastIndex() + 1`, or whose records are not consecutive. */
+export class LogConflictError extends StorageError {
+  readonly kind = "log_conflict";
+  constructor(
+    /** The index the log expected next (`lastIndex() + 1`, or the successor of the previous record). */
+    readonly expectedIndex: number,
+    /** The index the caller supplied at that position. */
+    readonly actualIndex: number,
+    readonly file = "",
+  ) {
+    super(`log ${file || "(memory)"}: append expected index ${expectedIndex}, got ${actualIndex}; nothing was written`);
+    this.name = "LogConflictError";
+  }
+}
+
+/**
+ * A commit or flush of the log failed. The log that raised it is poisoned: every
+ * later call rejects with this same error. Whether the failed batch reached disk
+ * is unknown until a restart reads it back; it was never acknowledged.
+ */
+export class LogFlushError extends StorageError {
+  readonly kind = "log_flush";
+  constructor(
+    readonly file: string,
+    /** What was being made durable: an append of `firstIndex..lastIndex`, or a truncation below `firstIndex`. */
+    readonly operation: "append" | "truncate",
+    readonly firstIndex: number,
+    readonly lastIndex: number,
+    options: { cause: unknown },
+  ) {
+    const what = operation === "append" ? `append of indexes ${firstIndex}..${lastIndex}` : `truncation below index ${firstIndex}`;
+    super(`log ${file}: flush of ${what} failed, log poisoned: ${describe(options.cause)}`, options);
+    this.name = "LogFlushError";
+  }
+}
+
+/** A stored log record whose shape is wrong (the engine checks the hash chain itself). */
+export class LogCorruptError extends StorageError {
+  readonly kind = "log_corrupt";
+  constructor(
+    readonly file: string,
+    readonly index: number,
+    readonly detail: string,
+  ) {
+    super(`log ${file}: record at index ${index} is corrupt: ${detail}`);
+    this.name = "LogCorruptError";
+  }
+}
+
+/** A snapshot file that does not verify: unparseable, wrong hash, wrong index or cluster. */
+export class SnapshotCorruptError extends StorageError {
+  readonly kind = "snapshot_corrupt";
+  readonly expectedHash: string | undefined;
+  readonly actualHash: string | undefined;
+  constructor(
+    readonly file: string,
+    readonly index: number,
+    readonly detail: string,
+    hashes: { expectedHash?: string; actualHash?: string } = {},
+  ) {
+    const hashText = hashes.expectedHash === undefined ? "" : ` (expected ${hashes.expectedHash}, actual ${hashes.actualHash ?? "none"})`;
+    super(`snapshot ${file} (index ${index}) is corrupt: ${detail}${hashText}`);
+    this.name = "SnapshotCorruptError";
+    this.expectedHash = hashes.expectedHash;
+    this.actualHash = hashes.actualHash;
+  }
+}
+
+/** A call on a log or store after `close()`. */
+export class StorageClosedError extends StorageError {
+  readonly kind = "storage_closed";
+  constructor(readonly file: string) {
+    super(`${file || "(memory)"} is closed`);
+    this.name = "StorageClosedError";
+  }
+}
+
+function describe(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}

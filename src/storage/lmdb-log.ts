@@ -1,0 +1,279 @@
+/**
+ * The write-ahead log on LMDB (npm `lmdb`, SPEC §8).
+ *
+ * Layout: an LMDB environment in the directory `path` (data.mdb, lock.mdb) with
+ * one named database "log": key = record index (an integer, ordered-binary
+ * encoded so ranges sort numerically), value = one string `hash + body` (64 hex
+ * digits, then the canonical JSON body). Indexes are contiguous from the first
+ * to the last key; `open` checks that with the entry count.
+ *
+ * Durability (see DURABILITY.md, "WAL and snapshot durability"):
+ * - lmdb's durable defaults stay: no `noSync`, `noMetaSync` or `useWritemap`.
+ * - `overlappingSync: false`: a commit writes its pages, fdatasyncs, and only
+ *   then writes the meta page (through an O_DSYNC descriptor). A commit is thus
+ *   never visible, to this process or after a restart, before it is durable, and
+ *   a failed fdatasync leaves no trace of its batch. lmdb-js's default on Linux
+ *   (overlapping) publishes the meta page first and syncs afterwards, which
+ *   after a failed sync can bring an unflushed batch back on restart.
+ * - `eventTurnBatching: false`: transactions hold exactly what we pass to one
+ *   `ifNoExists` batch (no implicit event-turn batch whose internal promise
+ *   would reject unhandled when a commit fails).
+ * - `append` awaits the batch's commit and then `db.flushed`; measured with
+ *   strace, the commit promise already resolves after fdatasync returned, and
+ *   `flushed` costs next to nothing, so it stays as a guard against a change of
+ *   sync mode or of lmdb-js.
+ *
+ * One append = one write transaction = one flush. The batch is conditional on
+ * "key `firstIndex` does not exist yet", checked inside the write transaction:
+ * the compare-and-set of SPEC §11, which also catches a second writer on the
+ * same environment.
+ */
+import { mkdir } from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import { open } from "lmdb";
+import type { Database, RootDatabase } from "lmdb";
+import type { LogRecord } from "../core/log-record.ts";
+import { LogConflictError, LogCorruptError, LogFlushError, StorageClosedError } from "./errors.ts";
+import { RECORD_HASH_CHARS, checkAppendBatch, checkReadRange, isRecordHash } from "./log-batch.ts";
+import { syncDirectory } from "./node-fs.ts";
+import { SerialQueue } from "./serial-queue.ts";
+import type { CommandLog } from "./types.ts";
+
+/**
+ * Failpoints on both sides of the flush (etcd style), for crash and failure
+ * tests. A throw or rejection becomes a `LogFlushError` and poisons the log.
+ */
+export interface LmdbLogFailpoints {
+  /** After the write is checked, before it reaches LMDB: a throw here means nothing is written. */
+  beforeFlush?: (write: LogWrite) => void | Promise<void>;
+  /** After the flush returned, before the call resolves: a throw here leaves the write durable but unacknowledged. */
+  afterFlush?: (write: LogWrite) => void | Promise<void>;
+}
+
+/** What a failpoint sees: the batch being appended, or the range being truncated. */
+export type LogWrite =
+  | { readonly kind: "append"; readonly records: readonly LogRecord[] }
+  | { readonly kind: "truncate"; readonly firstIndex: number; readonly before: number };
+
+export interface LmdbCommandLogOptions {
+  readonly failpoints?: LmdbLogFailpoints;
+  /** Called after every durable append with its duration (commit + flush), e.g. to log slow syncs. */
+  readonly onFlush?: (durationMs: number, recordCount: number) => void;
+}
+
+export interface LmdbLogMetrics {
+  readonly appendCount: number;
+  readonly recordCount: number;
+  readonly flushMsTotal: number;
+  readonly flushMsMax: number;
+}
+
+/** How long to wait for lmdb-js to hand over the errno behind a failed commit; the error is thrown either way. */
+const COMMIT_ERROR_WAIT_MS = 1000;
+
+/** The lmdb-js settings of the log environment (exported for the raw benchmark and the docs). */
+export const LMDB_LOG_ENV_OPTIONS = {
+  overlappingSync: false,
+  eventTurnBatching: false,
+  noSync: false,
+  noMetaSync: false,
+  useWritemap: false,
+  maxDbs: 4,
+} as const;
+
+export class LmdbCommandLog implements CommandLog {
+  private readonly queue = new SerialQueue();
+  private poisoned: LogFlushError | undefined;
+  private closing: Promise<void> | undefined;
+  private metricsState = { appendCount: 0, recordCount: 0, flushMsTotal: 0, flushMsMax: 0 };
+
+  private constructor(
+    /** The data file, named in errors. */
+    readonly file: string,
+    private readonly env: RootDatabase,
+    private readonly db: Database<string, number>,
+    private first: number,
+    private last: number,
+    private readonly options: LmdbCommandLogOptions,
+  ) {}
+
+  /** Opens (creating if needed) the log environment in directory `path`. */
+  static async open(path: string, options: LmdbCommandLogOptions = {}): Promise<LmdbCommandLog> {
+    const dir = resolve(path);
+    const created = await mkdir(dir, { recursive: true });
+    const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
+    const file = join(dir, "data.mdb");
+    try {
+      const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+      // LMDB fsyncs its files but never their directory: make data.mdb's entry
+      // durable, and the entries of the directories mkdir just created.
+      await syncDirectory(dir);
+      if (created !== undefined) await syncParentsUpTo(dir, created);
+      const { first, last } = boundsOf(db, file);
+      return new LmdbCommandLog(file, env, db, first, last, options);
+    } catch (error) {
+      await env.close();
+      throw error;
+    }
+  }
+
+  lastIndex(): number {
+    return this.last;
+  }
+
+  firstIndex(): number {
+    return this.first;
+  }
+
+  /** Counters for /metrics: appends, records, and time spent in commit + flush. */
+  metrics(): LmdbLogMetrics {
+    return { ...this.metricsState };
+  }
+
+  append(records: readonly LogRecord[]): Promise<void> {
+    return this.queue.run(async () => {
+      this.guard();
+      checkAppendBatch(records, this.last + 1, this.file);
+      if (records.length === 0) return;
+      const firstIndex = (records[0] as LogRecord).index;
+      const lastIndex = (records[records.length - 1] as LogRecord).index;
+      const startedMs = performance.now();
+      const failpoints = this.options.failpoints;
+      let written: boolean;
+      try {
+        if (failpoints?.beforeFlush) await failpoints.beforeFlush({ kind: "append", records });
+        written = await this.db.ifNoExists(firstIndex, () => {
+          for (const record of records) void this.db.put(record.index, record.hash + record.body);
+        });
+        if (written) {
+          await this.db.flushed;
+          if (failpoints?.afterFlush) await failpoints.afterFlush({ kind: "append", records });
+        }
+      } catch (cause) {
+        this.poisoned = new LogFlushError(this.file, "append", firstIndex, lastIndex, { cause: await commitFailureOf(cause) });
+        throw this.poisoned;
+      }
+      if (!written) {
+        // Another writer got there first: nothing of ours was written. Catch up.
+        const bounds = boundsOf(this.db, this.file);
+        this.first = bounds.first;
+        this.last = bounds.last;
+        throw new LogConflictError(this.last + 1, firstIndex, this.file);
+      }
+      this.last = lastIndex;
+      const durationMs = performance.now() - startedMs;
+      const metrics = this.metricsState;
+      metrics.appendCount += 1;
+      metrics.recordCount += records.length;
+      metrics.flushMsTotal += durationMs;
+      if (durationMs > metrics.flushMsMax) metrics.flushMsMax = durationMs;
+      this.options.onFlush?.(durationMs, records.length);
+    });
+  }
+
+  async read(from: number, limit: number): Promise<LogRecord[]> {
+    this.guard();
+    checkReadRange(from, limit);
+    const out: LogRecord[] = [];
+    if (limit === 0 || from > this.last) return out;
+    for (const { key, value } of this.db.getRange({ start: from, limit })) out.push(decodeRecord(key, value, this.file));
+    return out;
+  }
+
+  truncateBefore(before: number): Promise<void> {
+    return this.queue.run(async () => {
+      this.guard();
+      if (!Number.isSafeInteger(before)) throw new RangeError(`truncateBefore ${before}: not an integer`);
+      // The newest record always stays, so the chain's tip survives any truncation.
+      const cut = Math.min(before, this.last);
+      if (cut <= this.first) return;
+      const from = this.first;
+      const failpoints = this.options.failpoints;
+      try {
+        if (failpoints?.beforeFlush) await failpoints.beforeFlush({ kind: "truncate", firstIndex: from, before: cut });
+        await this.db.batch(() => {
+          // Indexes are contiguous (checked at open), so no key scan is needed.
+          for (let index = from; index < cut; index++) void this.db.remove(index);
+        });
+        await this.db.flushed;
+        if (failpoints?.afterFlush) await failpoints.afterFlush({ kind: "truncate", firstIndex: from, before: cut });
+      } catch (cause) {
+        this.poisoned = new LogFlushError(this.file, "truncate", cut, cut, { cause: await commitFailureOf(cause) });
+        throw this.poisoned;
+      }
+      this.first = cut;
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Calls already running finish; calls queued behind them see StorageClosedError.
+      await this.queue.idle();
+      await this.env.close();
+    })();
+    return this.closing;
+  }
+
+  private guard(): void {
+    if (this.poisoned) throw this.poisoned;
+    if (this.closing) throw new StorageClosedError(this.file);
+  }
+}
+
+/** fsyncs the parent of every directory from `deepest` up to and including `topmost`. */
+async function syncParentsUpTo(deepest: string, topmost: string): Promise<void> {
+  let dir = deepest;
+  // Bounded by the path's depth, in case `topmost` is not an ancestor after all.
+  for (let depth = deepest.split(sep).length; depth > 0; depth--) {
+    await syncDirectory(dirname(dir));
+    if (dir === topmost) return;
+    dir = dirname(dir);
+  }
+}
+
+/** First and last index held by `db`, checked to be contiguous. */
+function boundsOf(db: Database<string, number>, file: string): { first: number; last: number } {
+  let first: unknown;
+  let last: unknown;
+  for (const key of db.getKeys({ limit: 1 })) first = key;
+  for (const key of db.getKeys({ reverse: true, limit: 1 })) last = key;
+  if (first === undefined || last === undefined) return { first: 1, last: 0 };
+  if (!isIndex(first)) throw new LogCorruptError(file, 0, `first key ${String(first)} is not a log index`);
+  if (!isIndex(last)) throw new LogCorruptError(file, 0, `last key ${String(last)} is not a log index`);
+  const count = (db.getStats() as { entryCount: number }).entryCount;
+  if (count !== last - first + 1) {
+    throw new LogCorruptError(file, first, `holds ${count} records between indexes ${first} and ${last}: indexes are not contiguous`);
+  }
+  return { first, last };
+}
+
+function decodeRecord(key: unknown, value: unknown, file: string): LogRecord {
+  if (!isIndex(key)) throw new LogCorruptError(file, 0, `key ${String(key)} is not a log index`);
+  if (typeof value !== "string" || value.length <= RECORD_HASH_CHARS) throw new LogCorruptError(file, key, "value is too short to hold a hash and a body");
+  const hash = value.slice(0, RECORD_HASH_CHARS);
+  if (!isRecordHash(hash)) throw new LogCorruptError(file, key, "value does not start with a hex SHA-256");
+  return { index: key, hash, body: value.slice(RECORD_HASH_CHARS) };
+}
+
+function isIndex(key: unknown): key is number {
+  return typeof key === "number" && Number.isSafeInteger(key) && key >= 1;
+}
+
+/**
+ * lmdb-js rejects a failed commit with a generic "Commit failed" whose
+ * `commitError` promise carries the errno (ENOSPC, EIO). Wait briefly for it,
+ * and always consume it, so that it never surfaces as an unhandled rejection.
+ */
+async function commitFailureOf(error: unknown): Promise<unknown> {
+  const detail = (error as { commitError?: unknown } | null)?.commitError;
+  if (!(detail instanceof Promise)) return error;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<unknown>((resolve) => {
+    timer = setTimeout(() => resolve(error), COMMIT_ERROR_WAIT_MS);
+  });
+  try {
+    return await Promise.race([detail.then(() => error, (cause: unknown) => cause), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The rules every `CommandLog.append` checks before writing (one source for the
+ * memory, LMDB and future etcd logs): each record is well formed, and indexes
+ * run consecutively from the log's next index.
+ *
+ * A malformed record is a programmer error (TypeError); a wrong index is an
+ * operating error (`LogConflictError`, nothing written).
+ */
+import type { LogRecord } from "../core/log-record.ts";
+import { LogConflictError } from "./errors.ts";
+
+/** Length of a record hash: hex SHA-256. Stores may rely on it to split hash from body. */
+export const RECORD_HASH_CHARS = 64;
+const HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+export function isRecordHash(text: string): boolean {
+  return HASH_PATTERN.test(text);
+}
+
+/** Throws unless `records` are well formed and numbered `nextIndex, nextIndex + 1, …`. */
+export function checkAppendBatch(records: readonly LogRecord[], nextIndex: number, file: string): void {
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as LogRecord;
+    if (!Number.isSafeInteger(record.index) || record.index < 1) throw new TypeError(`log record index ${String(record.index)} is not a positive integer`);
+    if (typeof record.hash !== "string" || !HASH_PATTERN.test(record.hash)) throw new TypeError(`log record ${record.index}: hash is not 64 lowercase hex digits`);
+    if (typeof record.body !== "string") throw new TypeError(`log record ${record.index}: body is not a string`);
+    if (record.index !== nextIndex + i) throw new LogConflictError(nextIndex + i, record.index, file);
+  }
+}
+
+/** Throws a RangeError unless `from` and `limit` are usable arguments of `read`. */
+export function checkReadRange(from: number, limit: number): void {
+  if (!Number.isSafeInteger(from) || from < 0) throw new RangeError(`read from ${from}: not a non-negative integer`);
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`read limit ${limit}: not a non-negative integer`);
+}

@@ -1,0 +1,207 @@
+/**
+ * Snapshot files in one directory (SPEC §8), one per snapshot:
+ *
+ *     snapshot-<lastAppliedIndex, zero-padded to 20 digits>.json
+ *
+ * holding one JSON object, written in this field order so the state can be
+ * streamed and hashed on the way to disk:
+ *
+ *     {"formatVersion":1,"clusterId":…,"lastAppliedIndex":…,"lastAppliedHlc":…,
+ *      "logHash":…,"outcomes":…,"state":<canonical JSON>,"stateHash":…,"metaHash":…}
+ *
+ * `stateHash = computeStateHash(state)`; `metaHash` = hex SHA-256 of the
+ * canonical JSON of every field except `state` and `metaHash` (so it covers
+ * `stateHash`, and through it the state). Files are written with
+ * `writeFileAtomic` (temp → fsync → rename → fsync dir); temp files and any
+ * other name are ignored by `list`.
+ *
+ * `load` re-verifies everything (a pair assertion with `save`) and throws
+ * `SnapshotCorruptError` naming the file, the index, and the stored
+ * ("expected") and recomputed ("actual") hash.
+ */
+import { createHash } from "node:crypto";
+import { posix } from "node:path";
+import { computeStateHash, sha256Hex } from "../core/hash.ts";
+import { canonicalJSON } from "../core/json.ts";
+import type { JsonValue } from "../core/json.ts";
+import { writeFileAtomic } from "./atomic-file.ts";
+import type { FilePiece } from "./atomic-file.ts";
+import { SnapshotCorruptError } from "./errors.ts";
+import type { FileSystem, SnapshotDocument, SnapshotHeader, SnapshotStore } from "./types.ts";
+
+export const SNAPSHOT_FORMAT_VERSION = 1;
+const INDEX_DIGITS = 20;
+const NAME_PATTERN = /^snapshot-(\d{20})\.json$/;
+
+/** `snapshot-00000000000000000042.json` for index 42. */
+export function snapshotFileName(lastAppliedIndex: number): string {
+  return `snapshot-${String(lastAppliedIndex).padStart(INDEX_DIGITS, "0")}.json`;
+}
+
+/** The hash that seals a snapshot's header: every field but `state` and `metaHash`. */
+export function computeMetaHash(fields: Omit<SnapshotDocument, "state" | "metaHash">): string {
+  const meta: { [key: string]: JsonValue } = {
+    formatVersion: fields.formatVersion,
+    clusterId: fields.clusterId,
+    lastAppliedIndex: fields.lastAppliedIndex,
+    lastAppliedHlc: fields.lastAppliedHlc,
+    logHash: fields.logHash,
+    outcomes: fields.outcomes,
+    stateHash: fields.stateHash,
+  };
+  return sha256Hex(canonicalJSON(meta));
+}
+
+export interface FileSnapshotStoreOptions {
+  /** When given, `save` refuses and `load` reports a snapshot of any other cluster. */
+  readonly clusterId?: string;
+}
+
+export class FileSnapshotStore implements SnapshotStore {
+  private readonly clusterId: string | undefined;
+  private dirReady: Promise<void> | undefined;
+
+  constructor(
+    private readonly fs: FileSystem,
+    readonly dir: string,
+    options: FileSnapshotStoreOptions = {},
+  ) {
+    this.clusterId = options.clusterId;
+  }
+
+  /** Full path of the file for `lastAppliedIndex`. */
+  pathFor(lastAppliedIndex: number): string {
+    return posix.join(this.dir, snapshotFileName(lastAppliedIndex));
+  }
+
+  async list(): Promise<number[]> {
+    let names: string[];
+    try {
+      names = await this.fs.readdir(this.dir);
+    } catch (error) {
+      if (errorCode(error) === "ENOENT") return [];
+      throw error;
+    }
+    const indexes: number[] = [];
+    for (const name of names) {
+      const match = NAME_PATTERN.exec(name);
+      if (match) indexes.push(Number(match[1]));
+    }
+    return indexes.sort((a, b) => b - a);
+  }
+
+  async save(header: SnapshotHeader, statePieces: AsyncIterable<string> | Iterable<string>): Promise<string> {
+    if (!Number.isSafeInteger(header.lastAppliedIndex) || header.lastAppliedIndex < 0) {
+      throw new RangeError(`snapshot index ${header.lastAppliedIndex} is not a non-negative safe integer`);
+    }
+    if (this.clusterId !== undefined && header.clusterId !== this.clusterId) {
+      throw new Error(`snapshot for cluster ${JSON.stringify(header.clusterId)} refused by the store of cluster ${JSON.stringify(this.clusterId)}`);
+    }
+    await this.ensureDir();
+    const path = this.pathFor(header.lastAppliedIndex);
+    let stateHash = "";
+    async function* pieces(): AsyncGenerator<FilePiece> {
+      yield `{"formatVersion":${SNAPSHOT_FORMAT_VERSION},"clusterId":${canonicalJSON(header.clusterId)},` +
+        `"lastAppliedIndex":${canonicalJSON(header.lastAppliedIndex)},"lastAppliedHlc":${canonicalJSON(header.lastAppliedHlc)},` +
+        `"logHash":${canonicalJSON(header.logHash)},"outcomes":${canonicalJSON(header.outcomes)},"state":`;
+      const hash = createHash("sha256");
+      let stateChars = 0;
+      for await (const piece of statePieces) {
+        hash.update(piece, "utf8");
+        stateChars += piece.length;
+        yield piece;
+      }
+      // Thrown before the rename: the temp file is removed and nothing is published.
+      if (stateChars === 0) throw new Error(`snapshot ${path}: the state pieces were empty`);
+      stateHash = hash.digest("hex");
+      const metaHash = computeMetaHash({ ...header, formatVersion: SNAPSHOT_FORMAT_VERSION, stateHash });
+      yield `,"stateHash":"${stateHash}","metaHash":"${metaHash}"}\n`;
+    }
+    await writeFileAtomic(this.fs, path, pieces());
+    return stateHash;
+  }
+
+  async load(lastAppliedIndex: number): Promise<SnapshotDocument> {
+    const file = this.pathFor(lastAppliedIndex);
+    const corrupt = (detail: string, hashes?: { expectedHash: string; actualHash: string }): SnapshotCorruptError =>
+      new SnapshotCorruptError(file, lastAppliedIndex, detail, hashes);
+    // A missing file is not corruption: its ENOENT propagates as is.
+    const text = (await this.fs.readFile(file)).toString("utf8");
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw corrupt(`not valid JSON (truncated or damaged): ${(error as Error).message}`);
+    }
+    const doc = checkShape(parsed, corrupt);
+    let metaHash: string;
+    try {
+      metaHash = computeMetaHash(doc);
+    } catch (error) {
+      throw corrupt(`header is not hashable JSON: ${(error as Error).message}`);
+    }
+    if (metaHash !== doc.metaHash) throw corrupt("metaHash does not match the header", { expectedHash: doc.metaHash, actualHash: metaHash });
+    if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
+    if (this.clusterId !== undefined && doc.clusterId !== this.clusterId) {
+      throw corrupt(`belongs to cluster ${JSON.stringify(doc.clusterId)}, expected ${JSON.stringify(this.clusterId)}`);
+    }
+    let stateHash: string;
+    try {
+      stateHash = computeStateHash(doc.state);
+    } catch (error) {
+      throw corrupt(`state is not hashable JSON: ${(error as Error).message}`);
+    }
+    if (stateHash !== doc.stateHash) throw corrupt("stateHash does not match the state", { expectedHash: doc.stateHash, actualHash: stateHash });
+    return doc;
+  }
+
+  async remove(lastAppliedIndex: number): Promise<void> {
+    try {
+      await this.fs.unlink(this.pathFor(lastAppliedIndex));
+    } catch (error) {
+      // Idempotent: retention may race a crash that already removed it.
+      if (errorCode(error) !== "ENOENT") throw error;
+    }
+    await this.fs.syncDir(this.dir);
+  }
+
+  /** Creates the directory once and makes its entry in the parent durable. */
+  private ensureDir(): Promise<void> {
+    this.dirReady ??= (async () => {
+      await this.fs.mkdirp(this.dir);
+      await this.fs.syncDir(posix.dirname(this.dir));
+    })().catch((error: unknown) => {
+      this.dirReady = undefined;
+      throw error;
+    });
+    return this.dirReady;
+  }
+}
+
+function checkShape(value: unknown, corrupt: (detail: string) => SnapshotCorruptError): SnapshotDocument {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw corrupt("not a JSON object");
+  const doc = value as Record<string, unknown>;
+  if (doc.formatVersion !== SNAPSHOT_FORMAT_VERSION) throw corrupt(`unsupported formatVersion ${JSON.stringify(doc.formatVersion)}`);
+  const strings = ["clusterId", "lastAppliedHlc", "logHash", "stateHash", "metaHash"] as const;
+  for (const key of strings) if (typeof doc[key] !== "string") throw corrupt(`field ${key} is missing or not a string`);
+  const index = doc.lastAppliedIndex;
+  if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0) throw corrupt("field lastAppliedIndex is not a non-negative integer");
+  if (!("outcomes" in doc)) throw corrupt("field outcomes is missing");
+  const state = doc.state;
+  if (typeof state !== "object" || state === null || Array.isArray(state)) throw corrupt("field state is not an object");
+  return {
+    formatVersion: SNAPSHOT_FORMAT_VERSION,
+    clusterId: doc.clusterId as string,
+    lastAppliedIndex: index,
+    lastAppliedHlc: doc.lastAppliedHlc as string,
+    logHash: doc.logHash as string,
+    outcomes: doc.outcomes as JsonValue,
+    state: state as { [key: string]: JsonValue },
+    stateHash: doc.stateHash as string,
+    metaHash: doc.metaHash as string,
+  };
+}
+
+function errorCode(error: unknown): unknown {
+  return typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+}

@@ -1,0 +1,99 @@
+/**
+ * The storage seams the engine stands on (SPEC §8, §11).
+ *
+ * `CommandLog` is the write-ahead log as an interface: append with an expected
+ * next index, read a range. The LMDB log implements it today, an in-memory
+ * twin backs tests, and an etcd log will implement it later; all run the one
+ * contract suite in test/conformance.
+ *
+ * `SnapshotStore` keeps snapshot files; `FileSystem` is the narrow file layer
+ * snapshots and the genesis file go through, so that a fault-injecting twin
+ * can drop what was not fsynced.
+ */
+import type { JsonValue } from "../core/json.ts";
+import type { LogRecord } from "../core/log-record.ts";
+
+export interface CommandLog {
+  /** Index of the newest record; 0 for a log that never held one. */
+  lastIndex(): number;
+  /** Index of the oldest retained record; `lastIndex() + 1` when none is held. */
+  firstIndex(): number;
+  /**
+   * Appends records whose indexes run consecutively from `lastIndex() + 1`
+   * (anything else rejects with `LogConflictError` and writes nothing). Resolves
+   * only after the flush covering every record returned (fdatasync/fsync). A
+   * failed flush rejects with `LogFlushError` and poisons the log: it is never
+   * retried, and every later call rejects with that same error.
+   */
+  append(records: readonly LogRecord[]): Promise<void>;
+  /** Up to `limit` records from index `from` on, in index order; [] past the end. */
+  read(from: number, limit: number): Promise<LogRecord[]>;
+  /** Durably deletes records with index < `before`; the newest record is always kept. */
+  truncateBefore(before: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The fields of a snapshot file other than the state itself (SPEC §8). */
+export interface SnapshotHeader {
+  readonly clusterId: string;
+  readonly lastAppliedIndex: number;
+  readonly lastAppliedHlc: string;
+  /** Hash of the WAL entry at `lastAppliedIndex` (the genesis state hash at 0). */
+  readonly logHash: string;
+  /** Idempotency outcomes retained at this index (engine-defined JSON). */
+  readonly outcomes: JsonValue;
+}
+
+/**
+ * A snapshot file: `{formatVersion, clusterId, state, stateHash,
+ * lastAppliedIndex, lastAppliedHlc, logHash, outcomes, metaHash}`, where
+ * `stateHash = computeStateHash(state)` and `metaHash` = hex SHA-256 of the
+ * canonical JSON of every field but `state` and `metaHash`.
+ */
+export interface SnapshotDocument extends SnapshotHeader {
+  readonly formatVersion: 1;
+  readonly state: { [key: string]: JsonValue };
+  readonly stateHash: string;
+  readonly metaHash: string;
+}
+
+export interface SnapshotStore {
+  /** Indexes of the complete snapshot files present, newest first (temp files are ignored). */
+  list(): Promise<number[]>;
+  /**
+   * Writes a snapshot whose state is the concatenation of `statePieces`
+   * (canonical JSON). Temp file → fsync(file) → rename → fsync(dir); resolves
+   * with the state hash only after the directory fsync returned.
+   */
+  save(header: SnapshotHeader, statePieces: AsyncIterable<string> | Iterable<string>): Promise<string>;
+  /** Reads and verifies one snapshot; throws `SnapshotCorruptError` naming the file. */
+  load(lastAppliedIndex: number): Promise<SnapshotDocument>;
+  /** Deletes one snapshot file (and fsyncs the directory). */
+  remove(lastAppliedIndex: number): Promise<void>;
+}
+
+/** An open file of the `FileSystem` layer. */
+export interface FileHandleLike {
+  write(data: string | Uint8Array): Promise<void>;
+  /** fsync(2): the file's data and metadata are durable when it resolves. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The file operations Swoosh's own files (snapshots, genesis) use. The node
+ * implementation calls node:fs; a strict in-memory twin forgets everything not
+ * fsynced when it "crashes", to test that every durable step is in place.
+ */
+export interface FileSystem {
+  mkdirp(dir: string): Promise<void>;
+  /** Creates (or truncates) a file for writing. */
+  create(path: string): Promise<FileHandleLike>;
+  readFile(path: string): Promise<Buffer>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  readdir(dir: string): Promise<string[]>;
+  /** fsync of a directory: makes creations, renames and deletions in it durable. */
+  syncDir(dir: string): Promise<void>;
+  exists(path: string): Promise<boolean>;
+}

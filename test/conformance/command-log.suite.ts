@@ -1,0 +1,238 @@
+/**
+ * The `CommandLog` contract suite (SPEC §8, §11), run against every log: the
+ * in-memory twin and LMDB today, etcd later. A log joins by supplying a harness
+ * that opens a fresh, empty log and can make its next flush fail; if its storage
+ * outlives the instance, `reopen` lets the suite check what survived.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { openRecord, sealEntry } from "../../src/core/log-record.ts";
+import type { LogRecord } from "../../src/core/log-record.ts";
+import { LogConflictError, LogFlushError, StorageClosedError } from "../../src/storage/errors.ts";
+import type { CommandLog } from "../../src/storage/types.ts";
+
+export interface CommandLogHarness {
+  /** A fresh, empty log. */
+  readonly log: CommandLog;
+  /** Closes the current log and opens its storage again (absent if nothing outlives an instance). */
+  reopen?(): Promise<CommandLog>;
+  /** Makes the next append or truncation of the current log fail its flush. */
+  failNextFlush(): void;
+  /** Closes whatever is open and removes temporary storage. */
+  cleanup(): Promise<void>;
+}
+
+export interface CommandLogSuiteOptions {
+  open(): Promise<CommandLogHarness>;
+}
+
+const GENESIS_HASH = "0".repeat(64);
+
+/** Records `from .. from + count - 1` of one deterministic hash chain. */
+export function chainRecords(from: number, count: number): LogRecord[] {
+  const records: LogRecord[] = [];
+  let prevHash = GENESIS_HASH;
+  for (let index = 1; index < from + count; index++) {
+    const record = sealEntry(
+      { index, hlc: `${String(1_700_000_000_000 + index).padStart(15, "0")}-0000000000-n1`, type: "test.put", payload: { index, text: `ünïcødé ${index} 🚀` } },
+      prevHash,
+    );
+    prevHash = record.hash;
+    if (index >= from) records.push(record);
+  }
+  return records;
+}
+
+/** Asserts `records` are exactly indexes `from..to` of the chain, intact. */
+function assertChain(records: readonly LogRecord[], from: number, to: number): void {
+  assert.deepEqual(
+    records.map((record) => record.index),
+    Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i),
+  );
+  assert.deepEqual(records, chainRecords(from, to - from + 1));
+}
+
+export function runCommandLogSuite(name: string, options: CommandLogSuiteOptions): void {
+  const withLog = async (test: (harness: CommandLogHarness) => Promise<void>): Promise<void> => {
+    const harness = await options.open();
+    try {
+      await test(harness);
+    } finally {
+      await harness.cleanup();
+    }
+  };
+
+  describe(`CommandLog contract: ${name}`, () => {
+    it("an empty log has lastIndex 0, firstIndex 1 and reads nothing", () =>
+      withLog(async ({ log }) => {
+        assert.equal(log.lastIndex(), 0);
+        assert.equal(log.firstIndex(), 1);
+        assert.deepEqual(await log.read(0, 10), []);
+        assert.deepEqual(await log.read(1, 10), []);
+      }));
+
+    it("appends batches and reads any range back exactly, [] past the end", () =>
+      withLog(async ({ log }) => {
+        await log.append(chainRecords(1, 5));
+        await log.append(chainRecords(6, 5));
+        assert.equal(log.lastIndex(), 10);
+        assert.equal(log.firstIndex(), 1);
+        assertChain(await log.read(1, 100), 1, 10);
+        assertChain(await log.read(3, 4), 3, 6);
+        assertChain(await log.read(10, 5), 10, 10);
+        assert.deepEqual(await log.read(11, 5), []);
+        assert.deepEqual(await log.read(5, 0), []);
+      }));
+
+    it("keeps large and non-ASCII bodies byte for byte", () =>
+      withLog(async ({ log }) => {
+        const big = sealEntry({ index: 1, hlc: "001700000000000-0000000000-n1", type: "big", payload: { blob: "x🚀\u0000é".repeat(25_000) } }, GENESIS_HASH);
+        await log.append([big]);
+        assert.deepEqual(await log.read(1, 1), [big]);
+      }));
+
+    it("an empty append is a no-op", () =>
+      withLog(async ({ log }) => {
+        await log.append([]);
+        assert.equal(log.lastIndex(), 0);
+      }));
+
+    it("rejects a wrong first index with LogConflictError and writes nothing", () =>
+      withLog(async ({ log }) => {
+        await log.append(chainRecords(1, 3));
+        for (const [records, actualIndex] of [
+          [chainRecords(5, 2), 5],
+          [chainRecords(3, 3), 3],
+          [chainRecords(1, 1), 1],
+        ] as const) {
+          const error = await log.append(records).then(
+            () => assert.fail("append succeeded"),
+            (caught: unknown) => caught,
+          );
+          assert.ok(error instanceof LogConflictError, String(error));
+          assert.equal(error.expectedIndex, 4);
+          assert.equal(error.actualIndex, actualIndex);
+        }
+        assert.equal(log.lastIndex(), 3);
+        assertChain(await log.read(1, 100), 1, 3);
+        // A conflict does not poison: the right index still goes through.
+        await log.append(chainRecords(4, 1));
+        assertChain(await log.read(1, 100), 1, 4);
+      }));
+
+    it("rejects a batch with a gap inside and writes none of it", () =>
+      withLog(async ({ log }) => {
+        const [first, , third] = chainRecords(1, 3) as [LogRecord, LogRecord, LogRecord];
+        await assert.rejects(log.append([first, third]), (error: unknown) => error instanceof LogConflictError && error.expectedIndex === 2 && error.actualIndex === 3);
+        assert.equal(log.lastIndex(), 0);
+        assert.deepEqual(await log.read(1, 10), []);
+      }));
+
+    it("rejects a malformed record as a programmer error and writes nothing", () =>
+      withLog(async ({ log }) => {
+        const [record] = chainRecords(1, 1) as [LogRecord];
+        await assert.rejects(log.append([{ ...record, hash: "abc" }]), TypeError);
+        assert.equal(log.lastIndex(), 0);
+        await assert.rejects(log.read(-1, 1), RangeError);
+      }));
+
+    it("serializes concurrent appends in call order", () =>
+      withLog(async ({ log }) => {
+        const results = await Promise.allSettled([log.append(chainRecords(1, 3)), log.append(chainRecords(4, 3)), log.append(chainRecords(4, 1))]);
+        assert.equal(results[0].status, "fulfilled");
+        assert.equal(results[1].status, "fulfilled");
+        assert.equal(results[2].status, "rejected");
+        assert.ok((results[2] as PromiseRejectedResult).reason instanceof LogConflictError);
+        assertChain(await log.read(1, 100), 1, 6);
+      }));
+
+    it("truncation moves firstIndex, always keeps the newest record, and appends continue", () =>
+      withLog(async ({ log }) => {
+        await log.append(chainRecords(1, 10));
+        await log.truncateBefore(5);
+        assert.equal(log.firstIndex(), 5);
+        assert.equal(log.lastIndex(), 10);
+        // A read from before the first retained index starts at the first retained one.
+        assertChain(await log.read(1, 100), 5, 10);
+        await log.truncateBefore(3);
+        assert.equal(log.firstIndex(), 5);
+        await log.truncateBefore(1_000);
+        assert.equal(log.firstIndex(), 10);
+        assert.equal(log.lastIndex(), 10);
+        assertChain(await log.read(1, 100), 10, 10);
+        await log.append(chainRecords(11, 2));
+        assertChain(await log.read(0, 100), 10, 12);
+      }));
+
+    it("truncating an empty log does nothing", () =>
+      withLog(async ({ log }) => {
+        await log.truncateBefore(10);
+        assert.equal(log.lastIndex(), 0);
+        assert.equal(log.firstIndex(), 1);
+      }));
+
+    it("reopening keeps every appended record and the truncation point", () =>
+      withLog(async (harness) => {
+        if (!harness.reopen) return;
+        await harness.log.append(chainRecords(1, 20));
+        await harness.log.truncateBefore(8);
+        const reopened = await harness.reopen();
+        assert.equal(reopened.firstIndex(), 8);
+        assert.equal(reopened.lastIndex(), 20);
+        assertChain(await reopened.read(1, 100), 8, 20);
+        await reopened.append(chainRecords(21, 1));
+        assert.equal(reopened.lastIndex(), 21);
+      }));
+
+    it("a failed flush poisons the log: the same error forever, nothing later reaches storage", () =>
+      withLog(async (harness) => {
+        const { log } = harness;
+        await log.append(chainRecords(1, 3));
+        harness.failNextFlush();
+        const failure = await log.append(chainRecords(4, 3)).then(
+          () => assert.fail("append succeeded despite a failed flush"),
+          (caught: unknown) => caught,
+        );
+        assert.ok(failure instanceof LogFlushError, String(failure));
+        assert.equal(failure.firstIndex, 4);
+        assert.equal(failure.lastIndex, 6);
+        // Never retried: every later call rejects with that very error.
+        for (const call of [() => log.append(chainRecords(4, 3)), () => log.append(chainRecords(7, 1)), () => log.read(1, 10), () => log.truncateBefore(2)]) {
+          await assert.rejects(call(), (error: unknown) => error === failure);
+        }
+        if (!harness.reopen) return;
+        const reopened = await harness.reopen();
+        // The acknowledged batch is all there; the failed one is all or nothing; nothing after it.
+        assert.ok([3, 6].includes(reopened.lastIndex()), `lastIndex ${reopened.lastIndex()}`);
+        assertChain(await reopened.read(1, 100), 1, reopened.lastIndex());
+      }));
+
+    it("a failed truncation flush poisons the log too", () =>
+      withLog(async (harness) => {
+        await harness.log.append(chainRecords(1, 5));
+        harness.failNextFlush();
+        await assert.rejects(harness.log.truncateBefore(3), LogFlushError);
+        await assert.rejects(harness.log.append(chainRecords(6, 1)), LogFlushError);
+      }));
+
+    it("after close every call rejects with StorageClosedError", () =>
+      withLog(async ({ log }) => {
+        await log.append(chainRecords(1, 2));
+        await log.close();
+        await assert.rejects(log.append(chainRecords(3, 1)), StorageClosedError);
+        await assert.rejects(log.read(1, 1), StorageClosedError);
+        await log.close();
+      }));
+
+    it("stored records verify as one hash chain", () =>
+      withLog(async ({ log }) => {
+        await log.append(chainRecords(1, 50));
+        let prevHash = GENESIS_HASH;
+        for (const record of await log.read(1, 100)) {
+          const opened = openRecord(record, record.index, prevHash);
+          assert.equal(opened.problem, undefined);
+          prevHash = record.hash;
+        }
+      }));
+  });
+}

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import canonicalize from "canonicalize";
+import fc from "fast-check";
+import { canonicalJSON, canonicalJSONPieces, assertJsonValue, JsonValueError } from "../../src/core/json.ts";
+import { computeStateHash } from "../../src/core/hash.ts";
+
+describe("canonicalJSON (RFC 8785)", () => {
+  it("serializes numbers as RFC 8785 Appendix B requires", () => {
+    // Pairs of (IEEE-754 bit pattern, expected JCS text) from RFC 8785 Appendix B.
+    const vectors: Array<[string, string]> = [
+      ["0000000000000000", "0"],
+      ["8000000000000000", "0"],
+      ["0000000000000001", "5e-324"],
+      ["8000000000000001", "-5e-324"],
+      ["7fefffffffffffff", "1.7976931348623157e+308"],
+      ["ffefffffffffffff", "-1.7976931348623157e+308"],
+      ["4340000000000000", "9007199254740992"],
+      ["c340000000000000", "-9007199254740992"],
+      ["4430000000000000", "295147905179352830000"],
+      ["44b52d02c7e14af5", "9.999999999999997e+22"],
+      ["44b52d02c7e14af6", "1e+23"],
+      ["44b52d02c7e14af7", "1.0000000000000001e+23"],
+      ["444b1ae4d6e2ef4e", "999999999999999700000"],
+      ["444b1ae4d6e2ef4f", "999999999999999900000"],
+      ["444b1ae4d6e2ef50", "1e+21"],
+      ["3eb0c6f7a0b5ed8c", "9.999999999999997e-7"],
+      ["3eb0c6f7a0b5ed8d", "0.000001"],
+      ["41b3de4355555553", "333333333.3333332"],
+      ["41b3de4355555554", "333333333.33333325"],
+      ["41b3de4355555555", "333333333.3333333"],
+      ["41b3de4355555556", "333333333.3333334"],
+      ["41b3de4355555557", "333333333.33333343"],
+      ["becbf647612f3696", "-0.0000033333333333333333"],
+      ["43143ff3c1cb0959", "1424953923781206.2"],
+    ];
+    for (const [bits, expected] of vectors) {
+      const view = new DataView(new ArrayBuffer(8));
+      view.setBigUint64(0, BigInt(`0x${bits}`));
+      assert.equal(canonicalJSON(view.getFloat64(0)), expected, bits);
+    }
+  });
+
+  it("sorts keys by UTF-16 code units, not code points (RFC 8785 §3.2.3 example)", () => {
+    const input = {
+      "\u20ac": "Euro Sign",
+      "\r": "Carriage Return",
+      "\ufb33": "Hebrew Letter Dalet With Dagesh",
+      "1": "One",
+      "\ud83d\ude00": "Emoji: Grinning Face",
+      "\u0080": "Control",
+      "\u00f6": "Latin Small Letter O With Diaeresis",
+    };
+    // Read the order off the text: Object.keys would list the integer-like "1" first.
+    const order = [...canonicalJSON(input).matchAll(/"((?:[^"\\]|\\.)*)":/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
+    assert.deepEqual(order, ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\ud83d\ude00", "\ufb33"]);
+  });
+
+  it("matches the RFC's worked example byte for byte", () => {
+    const input = JSON.parse(
+      '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/", "literals": [null, true, false]}',
+    ) as unknown;
+    assert.equal(
+      canonicalJSON(input),
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    );
+  });
+
+  it("agrees with the reference implementation (canonicalize) on random JSON", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        assert.equal(canonicalJSON(value), canonicalize(value));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("treats __proto__, constructor and toString as ordinary keys without polluting prototypes", () => {
+    const parsed = JSON.parse('{"__proto__": {"polluted": 1}, "constructor": "c", "toString": 2, "": "empty", "😀": []}') as object;
+    const text = canonicalJSON(parsed);
+    assert.equal(text, '{"":"empty","__proto__":{"polluted":1},"constructor":"c","toString":2,"😀":[]}');
+    assert.deepEqual(Object.keys(JSON.parse(text) as object), ["", "__proto__", "constructor", "toString", "😀"]);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    const nullProto = Object.assign(Object.create(null) as object, { b: 1, a: 2 });
+    assert.equal(canonicalJSON(nullProto), '{"a":2,"b":1}');
+    assert.match(computeStateHash(parsed), /^[0-9a-f]{64}$/);
+  });
+
+  it("rejects values that are not JSON, naming where", () => {
+    const bad: Array<[unknown, string]> = [
+      [Number.NaN, ""],
+      [Infinity, ""],
+      [{ a: [1, -Infinity] }, "/a/1"],
+      [{ a: undefined }, "/a"],
+      [[undefined], "/0"],
+      [10n, ""],
+      [{ s: "x\ud800y" }, "/s"],
+      [{ "\udc00": 1 }, "/\udc00"],
+      [() => 1, ""],
+      [new Date(0), ""],
+      [{ m: new Map() }, "/m"],
+    ];
+    for (const [value, path] of bad) {
+      assert.throws(
+        () => canonicalJSON(value),
+        (error: unknown) => error instanceof JsonValueError && error.path === path,
+        String(path),
+      );
+      assert.throws(() => assertJsonValue(value), JsonValueError);
+    }
+  });
+
+  it("accepts properly paired surrogates and refuses nesting past the depth bound at the edge", () => {
+    assert.equal(canonicalJSON("\ud83d\ude00"), '"😀"');
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    assert.throws(() => assertJsonValue(deep), /nesting deeper than 64/);
+  });
+
+  it("gives the same text when produced in pieces", () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.dictionary(fc.string(), fc.jsonValue())), fc.integer({ min: 1, max: 64 }), (value, size) => {
+        assert.equal([...canonicalJSONPieces(value, size)].join(""), canonicalJSON(value));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("computeStateHash", () => {
+  it("holds fixed vectors any JCS + SHA-256 implementation reproduces", () => {
+    // sha256 of the UTF-8 bytes of the canonical text, computed independently (sha256sum).
+    assert.equal(computeStateHash({}), "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+    assert.equal(computeStateHash({ b: [1, 2.5, "x"], a: null }), computeStateHash({ a: null, b: [1, 2.5, "x"] }));
+    assert.equal(computeStateHash({ b: [1, 2.5, "x"], a: null }), "cacedc786abc936ff5388c20aad7a580a43bd81efb4e8df98d138f3816b04bab");
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * The built CLI as a child process: hash, genesis, verify and their exit codes (SPEC §9).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { computeStateHash } from "../../src/core/hash.ts";
+import { openSwoosh } from "../../src/index.ts";
+import { tempDir } from "../support/engine-fixtures.ts";
+
+const bin = fileURLToPath(new URL("../../bin/swoosh.js", import.meta.url));
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+function swoosh(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const run = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", input, timeout: 60_000 });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+async function dir(): Promise<string> {
+  const { dir, cleanup } = await tempDir("swoosh-cli-");
+  cleanups.push(cleanup);
+  return dir;
+}
+
+describe("swoosh CLI", () => {
+  it("hash prints the state hash of a JSON file and exits 2 on invalid JSON", async () => {
+    const d = await dir();
+    const file = path.join(d, "state.json");
+    await writeFile(file, '{"b": [1, 2.50, "x"], "a": null, "__proto__": {"k": "😀"}}');
+    const ok = swoosh(["hash", file]);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout.trim(), computeStateHash(JSON.parse('{"b": [1, 2.50, "x"], "a": null, "__proto__": {"k": "😀"}}')));
+    assert.equal(swoosh(["hash", "-"], "{}").stdout.trim(), "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+    await writeFile(file, "{ not json");
+    const bad = swoosh(["hash", file]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /not valid JSON/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /, "no stack trace");
+    assert.equal(swoosh(["hash", path.join(d, "missing.json")]).status, 1);
+  });
+
+  it("genesis prints a document whose hash verifies, with config flags applied", () => {
+    const run = swoosh(["genesis", "--cluster-id", "farm", "--lease-ttl-ms", "5000", "--genesis-time", "2026-11-29T12:00:00Z"]);
+    assert.equal(run.status, 0, run.stderr);
+    const doc = JSON.parse(run.stdout) as { clusterId: string; genesisTime: string; state: { clusterId: string; config: { leaseTtlMs: number } }; stateHash: string };
+    assert.equal(doc.clusterId, "farm");
+    assert.equal(doc.state.clusterId, "farm");
+    assert.equal(doc.state.config.leaseTtlMs, 5000);
+    assert.equal(doc.genesisTime, "2026-11-29T12:00:00.000Z");
+    assert.equal(doc.stateHash, computeStateHash(doc.state));
+    assert.equal(swoosh(["genesis", "--cluster-id", "farm", "--max-attempts", "zero"]).status, 2);
+    assert.equal(swoosh(["genesis"]).status, 2, "missing --cluster-id is bad usage");
+    assert.equal(swoosh(["no-such-command"]).status, 2);
+    assert.equal(swoosh(["--help"]).status, 0);
+    assert.match(swoosh(["--version"]).stdout, /^\d+\.\d+\.\d+/);
+  });
+
+  it("verify passes on a healthy data dir and fails with exit 2 naming a corrupted snapshot", async () => {
+    const d = await dir();
+    const engine = await openSwoosh({ dataDir: d, snapshotEvery: 0, onFatal: () => undefined });
+    await engine.submit({ type: "agent.register", payload: { agentId: "a1", labels: ["linux"], capacity: 2 } });
+    for (let i = 0; i < 20; i++) {
+      await engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "build" } });
+      if (i % 7 === 6) await engine.snapshot();
+    }
+    await engine.close();
+    const ok = swoosh(["verify", "--data-dir", d]);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /OK/);
+    const snapshots = (await readdir(path.join(d, "snapshots"))).sort();
+    const victim = path.join(d, "snapshots", snapshots[1] as string);
+    await writeFile(victim, "{}");
+    const bad = swoosh(["verify", "--data-dir", d]);
+    assert.equal(bad.status, 2);
+    assert.ok(bad.stdout.includes(victim), bad.stdout);
+    assert.equal(swoosh(["verify", "--data-dir", path.join(d, "nope")]).status, 2);
+  });
+});

@@ -1,0 +1,373 @@
+import assert from "node:assert/strict";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { open as openLmdb } from "lmdb";
+import { SwooshError } from "../../src/core/errors.ts";
+import { computeStateHash } from "../../src/core/hash.ts";
+import { encodeHlc } from "../../src/core/hlc.ts";
+import type { Engine } from "../../src/engine/engine.ts";
+import { RecoveryError } from "../../src/engine/errors.ts";
+import { createGenesis } from "../../src/engine/genesis.ts";
+import { initializeDataDir, openEngine } from "../../src/engine/open.ts";
+import type { OpenEngineOptions } from "../../src/engine/open.ts";
+import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { NodeFileSystem } from "../../src/storage/node-fs.ts";
+import { counterGenesisState, counterMachine } from "../support/counter-machine.ts";
+import type { CounterState } from "../support/counter-machine.ts";
+import { FaultyLog, ManualClock, counterGenesis, tempDir } from "../support/engine-fixtures.ts";
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+async function dataDir(): Promise<string> {
+  const { dir, cleanup } = await tempDir();
+  cleanups.push(cleanup);
+  return dir;
+}
+
+type Options = Partial<OpenEngineOptions<CounterState>>;
+
+function open(dir: string, options: Options = {}): Promise<Engine<CounterState>> {
+  return openEngine<CounterState>({
+    dataDir: dir,
+    machine: counterMachine,
+    genesis: counterGenesis(),
+    snapshotEvery: 0,
+    onFatal: () => undefined,
+    ...options,
+  });
+}
+
+async function isRejectedWith(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => error instanceof SwooshError && error.code === code);
+}
+
+describe("engine: commands, durability and recovery", () => {
+  it("applies commands in order, and a reopened engine recovers the same state and hash", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    const first = await engine.submit({ type: "counter.add", payload: { amount: 2 } });
+    const second = await engine.submit({ type: "counter.add", payload: { amount: 3 } });
+    assert.equal(first.index, 1);
+    assert.equal(second.index, 2);
+    assert.deepEqual(second.result, { count: 5, index: 2 });
+    assert.ok(second.hlc > first.hlc);
+    const liveHash = await engine.stateHash();
+    await engine.close();
+
+    const reopened = await open(dir);
+    const state = await reopened.readState();
+    assert.equal(state.index, 2);
+    assert.equal(state.state.count, 5);
+    assert.equal(await reopened.stateHash(), liveHash);
+    const log = await reopened.readLog(1, 10);
+    assert.deepEqual(
+      log.map((e) => [e.index, e.type]),
+      [
+        [1, "counter.add"],
+        [2, "counter.add"],
+      ],
+    );
+    assert.equal(log[0]?.prevHash, counterGenesis().stateHash, "the chain is anchored at the genesis state hash");
+    assert.equal(log[1]?.prevHash, log[0]?.hash);
+    await reopened.close();
+  });
+
+  it("group-commits concurrent commands: fewer flushes than commands, every promise after its flush", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    const flushedUpTo: number[] = [];
+    engine.onFlush(() => flushedUpTo.push(engine.stats().durableIndex));
+    const outcomes = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) =>
+        engine.submit({ type: "counter.add", payload: { amount: 1 } }).then((o) => {
+          // When a caller hears back, the flush covering its index has returned.
+          assert.ok(engine.stats().durableIndex >= o.index, `index ${o.index} acknowledged before durable`);
+          return { o, i };
+        }),
+      ),
+    );
+    assert.deepEqual(
+      outcomes.map(({ o }) => o.index),
+      Array.from({ length: 2000 }, (_, i) => i + 1),
+    );
+    const stats = engine.stats();
+    assert.equal(stats.durableIndex, 2000);
+    assert.ok(stats.flushes < 200, `expected batching, got ${stats.flushes} flushes for 2000 commands`);
+    await engine.close();
+  });
+
+  it("refuses invalid commands without logging them or changing state", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    const before = await engine.stateHash();
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: "x" } }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "counter.expect", payload: { equals: 99 } }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "nope", payload: {} }), "unknown_command");
+    await isRejectedWith(engine.submit({ type: "", payload: {} }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: Number.NaN } }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1, bad: "\ud800" } }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1 }, hlc: "yesterday" }), "bad_request");
+    assert.equal(await engine.stateHash(), before);
+    assert.equal(engine.stats().appliedIndex, 1);
+    assert.equal((await engine.readLog(1, 100)).length, 1);
+    await engine.close();
+  });
+
+  it("keeps ids like __proto__, constructor and the empty string as ordinary keys through restarts", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    for (const key of ["__proto__", "constructor", "toString", "", "😀"]) {
+      await engine.submit({ type: "counter.set", payload: { key, value: key.length + 1 }, id: key });
+    }
+    const state = (await engine.readState()).state as CounterState;
+    assert.deepEqual(Object.keys(state.values).sort(), ["", "__proto__", "constructor", "toString", "😀"]);
+    const hash = await engine.stateHash();
+    assert.equal(hash, computeStateHash(JSON.parse(JSON.stringify(state)) as unknown));
+    const repeat = await engine.submit({ type: "counter.set", payload: { key: "__proto__", value: 0 }, id: "__proto__" });
+    assert.equal(repeat.duplicate, true);
+    await engine.close();
+    const reopened = await open(dir);
+    assert.equal(await reopened.stateHash(), hash);
+    await reopened.close();
+  });
+});
+
+describe("engine: one writer per data dir", () => {
+  it("refuses a second engine on an open data dir and allows it after close", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    await isRejectedWith(open(dir), "unavailable");
+    await engine.close();
+    const again = await open(dir);
+    await again.close();
+  });
+
+  it("refuses a data dir whose LOCK names another live process, and takes over a dead one's", async () => {
+    const dir = await dataDir();
+    await (await open(dir)).close();
+    await writeFile(path.join(dir, "LOCK"), `${process.ppid}\n`);
+    await isRejectedWith(open(dir), "unavailable");
+    await writeFile(path.join(dir, "LOCK"), "2147483646\n");
+    const taken = await open(dir);
+    await taken.close();
+  });
+});
+
+describe("engine: idempotency (G5)", () => {
+  it("answers a repeated id with the original outcome, across restarts and snapshots, without applying twice", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotEvery: 5, snapshotsKept: 2 });
+    const original = await engine.submit({ type: "counter.add", payload: { amount: 10 }, id: "order-1" });
+    const concurrent = await Promise.all([
+      engine.submit({ type: "counter.add", payload: { amount: 5 }, id: "order-2" }),
+      engine.submit({ type: "counter.add", payload: { amount: 5 }, id: "order-2" }),
+    ]);
+    assert.equal(concurrent[0].index, concurrent[1].index);
+    assert.equal(concurrent[1].duplicate, true);
+    const again = await engine.submit({ type: "counter.add", payload: { amount: 10 }, id: "order-1" });
+    assert.deepEqual(again, { ...original, duplicate: true });
+    for (let i = 0; i < 20; i++) await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.snapshot();
+    assert.ok(engine.firstLogIndex > 2, "the WAL holding order-1 was truncated");
+    await engine.close();
+
+    const reopened = await open(dir, { snapshotEvery: 5, snapshotsKept: 2 });
+    const afterRestart = await reopened.submit({ type: "counter.add", payload: { amount: 10 }, id: "order-1" });
+    assert.deepEqual(afterRestart, { ...original, duplicate: true });
+    assert.equal((await reopened.readState()).state.count, 10 + 5 + 20);
+    await reopened.close();
+  });
+
+  it("forgets ids beyond the retention bound, oldest first", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { outcomeRetention: { countMax: 3, retentionMs: 1_000_000 } });
+    for (let i = 0; i < 5; i++) await engine.submit({ type: "counter.add", payload: { amount: 1 }, id: `id-${i}` });
+    const oldest = await engine.submit({ type: "counter.add", payload: { amount: 1 }, id: "id-0" });
+    assert.equal(oldest.duplicate, undefined, "id-0 was evicted and is applied as new");
+    const newest = await engine.submit({ type: "counter.add", payload: { amount: 1 }, id: "id-4" });
+    assert.equal(newest.duplicate, true);
+    await engine.close();
+  });
+});
+
+describe("engine: hybrid logical clock (G4)", () => {
+  it("stamps strictly increasing HLCs across restarts when the wall clock steps back", async () => {
+    const dir = await dataDir();
+    const clock = new ManualClock(2_000_000_000_000);
+    const engine = await open(dir, { clock });
+    const a = await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    clock.ms -= 60_000;
+    const b = await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    assert.ok(b.hlc > a.hlc);
+    await engine.close();
+    clock.ms -= 3_600_000;
+    const reopened = await open(dir, { clock });
+    const c = await reopened.submit({ type: "counter.add", payload: { amount: 1 } });
+    assert.ok(c.hlc > b.hlc, `${c.hlc} > ${b.hlc}`);
+    await reopened.close();
+  });
+
+  it("takes a client's HLC into account and refuses one too far ahead with clock_drift", async () => {
+    const dir = await dataDir();
+    const clock = new ManualClock(2_000_000_000_000);
+    const engine = await open(dir, { clock, maxDriftMs: 1000 });
+    const remote = encodeHlc({ wallMs: clock.ms + 500, counter: 7, nodeId: "client" });
+    const accepted = await engine.submit({ type: "counter.add", payload: { amount: 1 }, hlc: remote });
+    assert.ok(accepted.hlc > remote);
+    const far = encodeHlc({ wallMs: clock.ms + 1001, counter: 0, nodeId: "client" });
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1 }, hlc: far }), "clock_drift");
+    assert.equal(engine.stats().appliedIndex, 1);
+    await engine.close();
+  });
+
+  it("gives the reducer time only through the command's HLC", async () => {
+    const dir = await dataDir();
+    const clock = new ManualClock(2_000_000_000_000);
+    const engine = await open(dir, { clock });
+    await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    assert.equal((await engine.readState()).state.lastNowMs, 2_000_000_000_000);
+    await engine.close();
+  });
+});
+
+describe("engine: a failed flush poisons the engine (fsyncgate)", () => {
+  it("rejects the batch and every later command, serves no reads, calls onFatal once, and recovers from disk", async () => {
+    const dir = await dataDir();
+    const fatal: Error[] = [];
+    await initializeDataDir(new NodeFileSystem(), dir, counterGenesis());
+    const log = new FaultyLog(await LmdbCommandLog.open(path.join(dir, "wal")));
+    const engine = await open(dir, { log, onFatal: (e) => fatal.push(e) });
+    await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    log.failNextAppend(Object.assign(new Error("fdatasync: EIO"), { code: "EIO" }));
+    const doomed = [1, 2, 3].map(() => engine.submit({ type: "counter.add", payload: { amount: 100 } }));
+    for (const p of doomed) await isRejectedWith(p, "unavailable");
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1 } }), "unavailable");
+    await isRejectedWith(engine.readState(), "unavailable");
+    assert.equal(fatal.length, 1);
+    assert.equal(log.appendCalls, 2, "the failed append is never retried");
+    await engine.close();
+
+    const reopened = await open(dir);
+    const state = await reopened.readState();
+    assert.equal(state.index, 1);
+    assert.equal(state.state.count, 1);
+    await reopened.close();
+  });
+});
+
+describe("engine: snapshots, retention and recovery fallbacks", () => {
+  it("keeps the newest K snapshots, truncates the WAL below the oldest, and recovers from the newest", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotEvery: 100, snapshotsKept: 3 });
+    for (let i = 0; i < 12; i++) {
+      await Promise.all(Array.from({ length: 50 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
+    }
+    await engine.snapshot();
+    const files = (await readdir(path.join(dir, "snapshots"))).filter((f) => f.endsWith(".json")).sort();
+    assert.equal(files.length, 3);
+    const oldestKept = Number(files[0]?.slice("snapshot-".length, -".json".length));
+    assert.equal(engine.firstLogIndex, oldestKept);
+    const hash = await engine.stateHash();
+    await engine.close();
+    const reopened = await open(dir, { snapshotEvery: 100, snapshotsKept: 3 });
+    assert.equal(await reopened.stateHash(), hash);
+    assert.equal((await reopened.readState()).state.count, 600);
+    await reopened.close();
+  });
+
+  it("falls back to an older snapshot when the newest is corrupt, and refuses to start when none verifies", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotEvery: 0 });
+    for (let i = 0; i < 30; i++) {
+      await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+      if (i % 10 === 9) await engine.snapshot();
+    }
+    const hash = await engine.stateHash();
+    await engine.close();
+    const snapshotDir = path.join(dir, "snapshots");
+    const files = (await readdir(snapshotDir)).sort();
+    const newest = path.join(snapshotDir, files.at(-1) as string);
+    const text = await readFile(newest, "utf8");
+    await writeFile(newest, text.replace('"count":30', '"count":31'));
+    const skipped: string[] = [];
+    const reopened = await open(dir, { onSkippedSnapshot: (p) => skipped.push(p.file) });
+    assert.deepEqual(skipped, [newest]);
+    assert.equal(await reopened.stateHash(), hash);
+    await reopened.close();
+
+    // With every snapshot damaged and the WAL truncated below the oldest, nothing verifiable is left.
+    for (const file of files) await writeFile(path.join(snapshotDir, file), "{ torn");
+    await assert.rejects(open(dir), (error: unknown) => {
+      assert.ok(error instanceof RecoveryError);
+      assert.deepEqual(
+        error.problems.map((p) => p.file),
+        [...files].reverse().map((f) => path.join(snapshotDir, f)),
+      );
+      assert.match(error.message, /WAL .* starts at 10/);
+      return true;
+    });
+  });
+
+  it("refuses to start, naming the file and index, when a WAL entry was tampered with", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    for (let i = 0; i < 10; i++) await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.close();
+    const walPath = path.join(dir, "wal");
+    const env = openLmdb({ path: walPath });
+    const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+    const stored = db.get(7);
+    assert.ok(stored !== undefined && stored.includes('"amount":1'), "entry 7 is stored under key 7");
+    await db.put(7, stored.replace('"amount":1', '"amount":9'));
+    await env.close();
+    await assert.rejects(open(dir), (error: unknown) => {
+      assert.ok(error instanceof RecoveryError, String(error));
+      assert.match(error.message, /wal/);
+      assert.deepEqual(
+        error.problems.map((p) => p.index),
+        [7],
+      );
+      return true;
+    });
+  });
+
+  it("answers stateAt from snapshots and the WAL, and history_pruned below what is kept", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotsKept: 1 });
+    for (let i = 1; i <= 20; i++) await engine.submit({ type: "counter.add", payload: { amount: i } });
+    const at5 = await engine.stateAt(5);
+    assert.equal(at5.state.count, 15);
+    assert.equal(at5.index, 5);
+    const at0 = await engine.stateAt(0);
+    assert.equal(at0.state.count, 0);
+    await engine.snapshot();
+    for (let i = 21; i <= 25; i++) await engine.submit({ type: "counter.add", payload: { amount: i } });
+    assert.equal((await engine.stateAt(22)).state.count, (22 * 23) / 2);
+    assert.equal((await engine.stateAt(20)).state.count, 210);
+    await isRejectedWith(engine.stateAt(5), "history_pruned");
+    await isRejectedWith(engine.stateAt(26), "not_found");
+    await engine.close();
+  });
+});
+
+describe("engine: genesis (SPEC §4)", () => {
+  it("refuses a hash mismatch, refuses another genesis on an initialized dir, accepts the same again", async () => {
+    const dir = await dataDir();
+    const good = counterGenesis("alpha");
+    const bad = { ...good, stateHash: "0".repeat(64) };
+    await isRejectedWith(open(dir, { genesis: bad }), "genesis_hash_mismatch");
+    const engine = await open(dir, { genesis: good });
+    await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.close();
+    const other = createGenesis("beta", counterGenesisState("beta"), "2026-11-29T12:00:00.000Z");
+    await isRejectedWith(open(dir, { genesis: other }), "already_initialized");
+    const same = await open(dir, { genesis: JSON.parse(JSON.stringify(good)) as unknown });
+    assert.equal((await same.readState()).state.count, 1);
+    await same.close();
+  });
+});

@@ -1,0 +1,238 @@
+/**
+ * LmdbCommandLog beyond the shared contract: failpoints on both sides of the
+ * flush, the compare-and-set against a second writer, corruption found on open
+ * and read, a real disk-full (ENOSPC on a tiny tmpfs), and SIGKILL at random
+ * moments. Children run the writer so that a kill or a native abort after a
+ * failed commit cannot take the test runner down with it.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { TestContext } from "node:test";
+import { open } from "lmdb";
+import { openRecord } from "../../src/core/log-record.ts";
+import { LogConflictError, LogCorruptError, LogFlushError } from "../../src/storage/errors.ts";
+import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { chainRecords } from "../conformance/command-log.suite.ts";
+import { seededRandom } from "../../src/core/seeded-random.ts";
+import { runFixture } from "./fixtures/child.ts";
+
+const WRITER = "./wal-writer.ts";
+const GENESIS_HASH = "0".repeat(64);
+
+async function withTempDir<T>(prefix: string, body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    return await body(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads the whole log in pages and checks it is one contiguous, intact hash chain from index 1. */
+async function assertIntactChain(log: LmdbCommandLog, context: string): Promise<void> {
+  assert.equal(log.firstIndex(), 1, context);
+  let prevHash = GENESIS_HASH;
+  let expected = 1;
+  const pageSize = 2_000;
+  // Bounded by the log's own length.
+  for (let page = 0; expected <= log.lastIndex(); page++) {
+    assert.ok(page <= log.lastIndex() / pageSize + 1, `${context}: runaway read loop`);
+    for (const record of await log.read(expected, pageSize)) {
+      const opened = openRecord(record, expected, prevHash);
+      assert.equal(opened.problem, undefined, `${context}: index ${expected}: ${opened.problem}`);
+      prevHash = record.hash;
+      expected += 1;
+    }
+  }
+  assert.equal(expected - 1, log.lastIndex(), context);
+}
+
+function ackedIndexes(lines: readonly string[]): number[] {
+  return lines.filter((line) => line.startsWith("ACK ")).map((line) => Number(line.slice(4)));
+}
+
+describe("LmdbCommandLog", () => {
+  it("afterFlush failpoint: the append rejects and poisons, yet the batch is durable", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      let fail = false;
+      const log = await LmdbCommandLog.open(dir, {
+        failpoints: {
+          afterFlush: () => {
+            if (fail) throw new Error("crash right after fdatasync");
+          },
+        },
+      });
+      await log.append(chainRecords(1, 2));
+      fail = true;
+      await assert.rejects(log.append(chainRecords(3, 2)), (error: unknown) => error instanceof LogFlushError && /crash right after fdatasync/.test(error.message));
+      await assert.rejects(log.read(1, 1), LogFlushError);
+      await log.close();
+      const reopened = await LmdbCommandLog.open(dir);
+      assert.equal(reopened.lastIndex(), 4);
+      await assertIntactChain(reopened, "after afterFlush failure");
+      await reopened.close();
+    }));
+
+  it("a second writer on the same environment gets LogConflictError, writes nothing, and catches up", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const first = await LmdbCommandLog.open(dir);
+      const second = await LmdbCommandLog.open(dir);
+      try {
+        await first.append(chainRecords(1, 3));
+        await assert.rejects(second.append(chainRecords(1, 2)), (error: unknown) => error instanceof LogConflictError && error.expectedIndex === 4 && error.actualIndex === 1);
+        assert.equal(second.lastIndex(), 3);
+        assert.deepEqual(await second.read(1, 10), chainRecords(1, 3));
+        await second.append(chainRecords(4, 1));
+        assert.equal(second.lastIndex(), 4);
+      } finally {
+        await first.close();
+        await second.close();
+      }
+    }));
+
+  it("reports a damaged value on read, naming the file and index", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const log = await LmdbCommandLog.open(dir);
+      await log.append(chainRecords(1, 3));
+      await log.close();
+      const env = open({ path: dir });
+      await env.openDB<string, number>({ name: "log", encoding: "string" }).put(2, "not a hash, not a body");
+      await env.close();
+      const reopened = await LmdbCommandLog.open(dir);
+      try {
+        await assert.rejects(reopened.read(1, 10), (error: unknown) => {
+          assert.ok(error instanceof LogCorruptError);
+          assert.equal(error.index, 2);
+          assert.equal(error.file, join(dir, "data.mdb"));
+          assert.match(error.message, /data\.mdb.*index 2/);
+          return true;
+        });
+        assert.equal((await reopened.read(3, 10)).length, 1);
+      } finally {
+        await reopened.close();
+      }
+    }));
+
+  it("refuses to open a log with a gap between its first and last index", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const log = await LmdbCommandLog.open(dir);
+      await log.append(chainRecords(1, 5));
+      await log.close();
+      const env = open({ path: dir });
+      await env.openDB<string, number>({ name: "log", encoding: "string" }).remove(3);
+      await env.close();
+      await assert.rejects(LmdbCommandLog.open(dir), (error: unknown) => error instanceof LogCorruptError && /4 records between indexes 1 and 5/.test(error.message));
+    }));
+
+  it("reports every durable append to onFlush and in metrics", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const flushes: Array<[number, number]> = [];
+      const log = await LmdbCommandLog.open(join(dir, "nested", "wal"), { onFlush: (durationMs, count) => flushes.push([durationMs, count]) });
+      await log.append(chainRecords(1, 3));
+      await log.append(chainRecords(4, 2));
+      await log.close();
+      assert.deepEqual(
+        flushes.map(([, count]) => count),
+        [3, 2],
+      );
+      assert.ok(flushes.every(([durationMs]) => durationMs >= 0));
+      const metrics = log.metrics();
+      assert.equal(metrics.appendCount, 2);
+      assert.equal(metrics.recordCount, 5);
+    }));
+
+  it("SIGKILL at random moments never loses an acknowledged record", { timeout: 60_000 }, (t: TestContext) =>
+    withTempDir("swoosh-lmdb-kill-", async (dir) => {
+      const seed = Number(process.env.SWOOSH_SEED ?? Math.floor(Math.random() * 2 ** 31));
+      t.diagnostic(`seed ${seed} (replay the kill plan with SWOOSH_SEED=${seed})`);
+      const random = seededRandom(seed);
+      const walDir = join(dir, "wal");
+      const rounds = 8;
+      let ackedMax = 0;
+      for (let round = 0; round < rounds; round++) {
+        const context = `seed ${seed}, round ${round}`;
+        const batchSize = 1 + Math.floor(random() * 64);
+        const killAfterMs = Math.floor(random() * 120);
+        const run = runFixture(WRITER, [walDir, String(batchSize), "1000000"]);
+        try {
+          const ready = await run.waitForLine(/^READY \d+$/, 20_000);
+          assert.ok(Number(ready.slice(6)) >= ackedMax, `${context}: restart lost acknowledged records (${ready})`);
+          // The random moment: anywhere from before the first append to mid-stream.
+          await new Promise((resolve) => setTimeout(resolve, killAfterMs));
+        } finally {
+          run.child.kill("SIGKILL");
+        }
+        const exit = await run.exited;
+        assert.equal(exit.signal, "SIGKILL", `${context}: writer ended on its own: ${exit.stderr}`);
+        const acked = ackedIndexes(run.lines);
+        for (let i = 1; i < acked.length; i++) assert.ok((acked[i] as number) > (acked[i - 1] as number), context);
+        ackedMax = Math.max(ackedMax, ...acked);
+        const log = await LmdbCommandLog.open(walDir);
+        try {
+          assert.ok(log.lastIndex() >= ackedMax, `${context}: acknowledged up to ${ackedMax}, recovered only ${log.lastIndex()}`);
+          await assertIntactChain(log, context);
+          t.diagnostic(`round ${round}: batch ${batchSize}, killed after ${killAfterMs} ms, acknowledged up to ${ackedMax}, recovered ${log.lastIndex()}`);
+        } finally {
+          await log.close();
+        }
+      }
+      assert.ok(ackedMax > 0, `seed ${seed}: no append was ever acknowledged; the test proved nothing`);
+    }));
+
+  it("disk full: ENOSPC poisons the log, and exactly the acknowledged records survive", { timeout: 60_000 }, async (t: TestContext) => {
+    if (process.platform !== "linux" || process.getuid?.() !== 0) {
+      t.skip("needs root on Linux to mount a 1 MiB tmpfs");
+      return;
+    }
+    await withTempDir("swoosh-enospc-", async (dir) => {
+      const mountDir = join(dir, "tiny");
+      const copyDir = join(dir, "copy");
+      await mkdir(mountDir);
+      try {
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountDir], { stdio: "pipe" });
+      } catch (error) {
+        t.skip(`mounting a tmpfs is not permitted here: ${(error as Error).message.split("\n")[0]}`);
+        return;
+      }
+      let acked: number[];
+      try {
+        const run = runFixture(WRITER, [join(mountDir, "wal"), "16", "1000000"]);
+        try {
+          const failed = await run.waitForLine(/^FAILED /, 30_000).catch((error: unknown) => {
+            run.child.kill("SIGKILL");
+            throw error;
+          });
+          // A write that finds no space at all fails with ENOSPC; a write that fills the disk
+          // half way returns short, which LMDB reports as EIO. Both are this disk filling up.
+          assert.match(failed, /^FAILED LogFlushError: .*(No space left on device|Input\/output error)/);
+          assert.equal(await run.waitForLine(/^POISONED /, 10_000), "POISONED same");
+        } finally {
+          // lmdb-js may abort natively after a failed commit (see DURABILITY.md); the child's exit code is not the point.
+          await run.exited;
+        }
+        acked = ackedIndexes(run.lines);
+        await mkdir(join(copyDir, "wal"), { recursive: true });
+        await copyFile(join(mountDir, "wal", "data.mdb"), join(copyDir, "wal", "data.mdb"));
+      } finally {
+        try {
+          execFileSync("umount", [mountDir], { stdio: "pipe" });
+        } catch {
+          // Busy (a straggling child): detach it now, the kernel finishes when it is released.
+          execFileSync("umount", ["-l", mountDir], { stdio: "pipe" });
+        }
+      }
+      assert.ok(acked.length > 10, `only ${acked.length} batches acknowledged before the disk filled`);
+      const log = await LmdbCommandLog.open(join(copyDir, "wal"));
+      try {
+        assert.equal(log.lastIndex(), acked[acked.length - 1], "the recovered log must end exactly at the last acknowledged record");
+        await assertIntactChain(log, "after ENOSPC");
+      } finally {
+        await log.close();
+      }
+    });
+  });
+});

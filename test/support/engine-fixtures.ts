@@ -1,0 +1,70 @@
+/**
+ * Shared fixtures for engine tests: temp data dirs, a controllable clock, the
+ * counter machine's genesis, and a log wrapper whose next flush can be made to fail.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { Clock } from "../../src/core/hlc.ts";
+import type { LogRecord } from "../../src/core/log-record.ts";
+import { createGenesis } from "../../src/engine/genesis.ts";
+import type { GenesisDocument } from "../../src/engine/genesis.ts";
+import type { CommandLog } from "../../src/storage/types.ts";
+import { counterGenesisState } from "./counter-machine.ts";
+
+export async function tempDir(prefix = "swoosh-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A wall clock the test sets by hand (backwards too). */
+export class ManualClock implements Clock {
+  constructor(public ms = 1_764_417_600_000) {}
+  nowMs(): number {
+    return this.ms;
+  }
+}
+
+export function counterGenesis(clusterId = "test-cluster"): GenesisDocument {
+  return createGenesis(clusterId, counterGenesisState(clusterId), "2026-11-29T12:00:00.000Z");
+}
+
+/**
+ * Wraps a log: `failNextAppend(error)` makes the next append reject as a failed
+ * flush would; `onAppended` sees every batch that became durable.
+ */
+export class FaultyLog implements CommandLog {
+  private failure: Error | null = null;
+  appendCalls = 0;
+
+  constructor(
+    readonly inner: CommandLog,
+    private readonly onAppended?: (records: readonly LogRecord[]) => void,
+  ) {}
+
+  failNextAppend(error: Error): void {
+    this.failure = error;
+  }
+
+  lastIndex(): number {
+    return this.inner.lastIndex();
+  }
+  firstIndex(): number {
+    return this.inner.firstIndex();
+  }
+  async append(records: readonly LogRecord[]): Promise<void> {
+    this.appendCalls += 1;
+    if (this.failure) throw this.failure;
+    await this.inner.append(records);
+    this.onAppended?.(records);
+  }
+  read(from: number, limit: number): Promise<LogRecord[]> {
+    return this.inner.read(from, limit);
+  }
+  truncateBefore(before: number): Promise<void> {
+    return this.inner.truncateBefore(before);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
