@@ -103,8 +103,15 @@ export function canonicalJSON(value: unknown): string {
 
 const NOT_JSON = new Error("not a JSON value");
 
+/** Objects wider than this are assembled with one join instead of repeated `+=`. */
+const WIDE_OBJECT_KEYS = 64;
+
 // JSON.stringify of a string or a finite number is exactly the JCS form (RFC 8785
 // §3.2.2.2 and §3.2.2.3 defer to ECMAScript), so only structure is handled here.
+// When a subtree's objects already list their keys in sorted order (the domain
+// builds its records that way), JSON.stringify of the whole subtree *is* its
+// canonical form: `inCanonicalOrder` checks that (and validity) without
+// allocating, and native JSON.stringify does the rest in one flat string.
 // The hot path keeps no location; canonicalJSON recovers it on failure.
 function serialize(value: unknown): string {
   switch (typeof value) {
@@ -118,6 +125,7 @@ function serialize(value: unknown): string {
       return value ? "true" : "false";
     case "object": {
       if (value === null) return "null";
+      if (inCanonicalOrder(value)) return JSON.stringify(value);
       if (Array.isArray(value)) {
         let out = "[";
         for (let i = 0; i < value.length; i++) {
@@ -129,6 +137,15 @@ function serialize(value: unknown): string {
       if (!isPlainObject(value)) throw NOT_JSON;
       // Default sort compares UTF-16 code units, which is what JCS requires.
       const keys = Object.keys(value).sort();
+      if (keys.length > WIDE_OBJECT_KEYS) {
+        const parts = new Array<string>(keys.length);
+        for (let i = 0; i < keys.length; i++) {
+          const key = keys[i] as string;
+          if (!key.isWellFormed()) throw NOT_JSON;
+          parts[i] = JSON.stringify(key) + ":" + serialize((value as Record<string, unknown>)[key]);
+        }
+        return "{" + parts.join(",") + "}";
+      }
       let out = "{";
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i] as string;
@@ -144,42 +161,50 @@ function serialize(value: unknown): string {
 }
 
 /**
- * Canonical JSON of `value` as a sequence of pieces, each at most roughly
- * `pieceChars` long, whose concatenation equals `canonicalJSON(value)`. Lets a
- * caller hash or write a large state a slice at a time, yielding to the event
- * loop between slices.
+ * True when `value` is a JSON value whose JSON.stringify output is already
+ * canonical: every object plain, its keys in strictly increasing UTF-16 order,
+ * every string well-formed, every number finite. False at the first object out
+ * of order; throws NOT_JSON for what is not JSON at all. (JSON.stringify would
+ * silently drop undefined, turn NaN into null and call toJSON: all excluded here.)
  */
-export function* canonicalJSONPieces(value: unknown, pieceChars = 1 << 20): Generator<string> {
-  let buffer = "";
-  for (const part of pieces(value, "")) {
-    buffer += part;
-    if (buffer.length >= pieceChars) {
-      yield buffer;
-      buffer = "";
+function inCanonicalOrder(value: object): boolean {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (!primitiveOk(item) && (typeof item !== "object" || item === null || !inCanonicalOrder(item))) return false;
     }
+    return true;
   }
-  if (buffer.length > 0) yield buffer;
+  if (!isPlainObject(value)) throw NOT_JSON;
+  let previous: string | null = null;
+  for (const key in value) {
+    // for-in lists own enumerable string keys first for plain objects; inherited
+    // ones would only come from a prototype, and null/Object prototypes have none.
+    if (previous !== null && !(previous < key)) return false;
+    if (!key.isWellFormed()) throw NOT_JSON;
+    previous = key;
+    const item: unknown = (value as Record<string, unknown>)[key];
+    if (!primitiveOk(item) && (typeof item !== "object" || item === null || !inCanonicalOrder(item))) return false;
+  }
+  return true;
 }
 
-// Splits only at the top two levels of objects (state → tasks → each task), which
-// is where a large state is wide; deeper values are serialized whole.
-function* pieces(value: unknown, path: string, depth = 0): Generator<string> {
-  if (depth >= 2 || typeof value !== "object" || value === null || Array.isArray(value)) {
-    yield canonicalJSON(value);
-    return;
+/** A valid JSON primitive (null included); throws NOT_JSON for an invalid one; false for objects. */
+function primitiveOk(item: unknown): boolean {
+  switch (typeof item) {
+    case "string":
+      if (!item.isWellFormed()) throw NOT_JSON;
+      return true;
+    case "number":
+      if (!Number.isFinite(item)) throw NOT_JSON;
+      return true;
+    case "boolean":
+      return true;
+    case "object":
+      return item === null;
+    default:
+      throw NOT_JSON;
   }
-  if (!isPlainObject(value)) throw new JsonValueError(path, "not a plain object");
-  const keys = Object.keys(value).sort();
-  yield "{";
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i] as string;
-    const item = (value as Record<string, unknown>)[key];
-    if (item === undefined) throw new JsonValueError(pointer(path, key), "undefined is not a JSON value");
-    if (hasLoneSurrogate(key)) throw new JsonValueError(pointer(path, key), "key holds a lone surrogate");
-    yield (i > 0 ? "," : "") + JSON.stringify(key) + ":";
-    yield* pieces(item, pointer(path, key), depth + 1);
-  }
-  yield "}";
 }
 
 /** Deep copy of a JSON value through its canonical form (used where a value must not alias state). */

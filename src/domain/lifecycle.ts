@@ -53,7 +53,7 @@ export function enqueue(m: OrchestratorModel, slot: TaskSlot): void {
 export function leaseTo(m: OrchestratorModel, slot: TaskSlot, agent: AgentSlot, token: number, expiresAt: number, hlc: string): Task {
   const task = changeTask(slot.task, {
     status: "leased",
-    lease: { agentId: agent.agent.id, token, expiresAt },
+    lease: { agentId: agent.agent.id, expiresAt, token },
     notBefore: undefined,
     updatedAt: hlc,
   });
@@ -67,7 +67,7 @@ export function leaseTo(m: OrchestratorModel, slot: TaskSlot, agent: AgentSlot, 
 export function extendLease(m: OrchestratorModel, slot: TaskSlot, expiresAt: number, hlc: string): void {
   const lease = slot.task.lease;
   if (lease === undefined) throw new Error(`task ${JSON.stringify(slot.task.id)} has no lease to extend`);
-  m.putTask(slot, changeTask(slot.task, { lease: { agentId: lease.agentId, token: lease.token, expiresAt }, updatedAt: hlc }));
+  m.putTask(slot, changeTask(slot.task, { lease: { agentId: lease.agentId, expiresAt, token: lease.token }, updatedAt: hlc }));
   m.expiry.track(slot, expiresAt, lease.token);
 }
 
@@ -113,7 +113,7 @@ export function releaseAgentLeases(m: OrchestratorModel, agent: AgentSlot, ctx: 
     const slot = m.tasks.get(id);
     const lease = slot?.task.lease;
     if (slot === undefined || lease === undefined) throw new Error(`agent ${JSON.stringify(agent.agent.id)} holds a lease on ${JSON.stringify(id)} that is not live`);
-    endAttempt(m, slot, ctx, { code, agentId: lease.agentId, token: lease.token }, { retryable: true, backoff: false }, tally);
+    endAttempt(m, slot, ctx, { agentId: lease.agentId, code, token: lease.token }, { retryable: true, backoff: false }, tally);
   }
 }
 

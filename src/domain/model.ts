@@ -99,27 +99,27 @@ export interface TaskFields {
 
 /**
  * Builds a task record with optional fields absent rather than undefined
- * (canonicalJSON refuses undefined), always in the same key order so records
- * share one hidden class.
+ * (canonicalJSON refuses undefined). Keys are assigned in sorted (canonical)
+ * order: JSON.stringify of such a record already is its canonical JSON, which
+ * lets the state hash and snapshots serialize it natively.
  */
 export function buildTask(f: TaskFields): Task {
-  const task: Task = {
-    id: f.id,
-    kind: f.kind,
-    payload: f.payload,
-    priority: f.priority,
-    dependsOn: f.dependsOn,
-    requires: f.requires,
-    status: f.status,
-    attempts: f.attempts,
-    maxAttempts: f.maxAttempts,
-    createdAt: f.createdAt,
-    updatedAt: f.updatedAt,
-  };
-  if (f.notBefore !== undefined) task.notBefore = f.notBefore;
-  if (f.lease !== undefined) task.lease = f.lease;
-  if (f.result !== undefined) task.result = f.result;
+  const task = {} as Task;
+  task.attempts = f.attempts;
+  task.createdAt = f.createdAt;
+  task.dependsOn = f.dependsOn;
   if (f.error !== undefined) task.error = f.error;
+  task.id = f.id;
+  task.kind = f.kind;
+  if (f.lease !== undefined) task.lease = f.lease;
+  task.maxAttempts = f.maxAttempts;
+  if (f.notBefore !== undefined) task.notBefore = f.notBefore;
+  task.payload = f.payload;
+  task.priority = f.priority;
+  task.requires = f.requires;
+  if (f.result !== undefined) task.result = f.result;
+  task.status = f.status;
+  task.updatedAt = f.updatedAt;
   return task;
 }
 
@@ -128,11 +128,10 @@ export type TaskChange = Partial<Pick<TaskFields, "status" | "attempts" | "notBe
 
 /**
  * A new record: `task` with `change` applied. A key present with the value
- * undefined removes that optional field. Written out field by field (no
- * spread): this runs on every transition of every task.
+ * undefined removes that optional field.
  */
 export function changeTask(task: Task, change: TaskChange): Task {
-  const next: Task = {
+  return buildTask({
     id: task.id,
     kind: task.kind,
     payload: task.payload,
@@ -142,16 +141,11 @@ export function changeTask(task: Task, change: TaskChange): Task {
     status: change.status ?? task.status,
     attempts: change.attempts ?? task.attempts,
     maxAttempts: task.maxAttempts,
+    notBefore: "notBefore" in change ? change.notBefore : task.notBefore,
+    lease: "lease" in change ? change.lease : task.lease,
+    result: "result" in change ? change.result : task.result,
+    error: "error" in change ? change.error : task.error,
     createdAt: task.createdAt,
     updatedAt: change.updatedAt ?? task.updatedAt,
-  };
-  const notBefore = "notBefore" in change ? change.notBefore : task.notBefore;
-  if (notBefore !== undefined) next.notBefore = notBefore;
-  const lease = "lease" in change ? change.lease : task.lease;
-  if (lease !== undefined) next.lease = lease;
-  const result = "result" in change ? change.result : task.result;
-  if (result !== undefined) next.result = result;
-  const error = "error" in change ? change.error : task.error;
-  if (error !== undefined) next.error = error;
-  return next;
+  });
 }

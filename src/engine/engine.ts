@@ -15,9 +15,9 @@
  * embedding process to exit; a restart recovers from disk.
  */
 import { SwooshError } from "../core/errors.ts";
-import { computeStateHash } from "../core/hash.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
-import { JsonValueError, assertJsonValue, canonicalJSON, canonicalJSONPieces } from "../core/json.ts";
+import { JsonValueError, assertJsonValue, canonicalJSON } from "../core/json.ts";
+import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
 import { parseRecord, sealEntryText } from "../core/log-record.ts";
 import type { LogEntry, LogRecord } from "../core/log-record.ts";
@@ -99,6 +99,9 @@ export class Engine<Model> {
   private chainHead: string;
   private durableIndex: number;
   private readonly outcomes: OutcomeTable;
+  /** Canonical texts of unchanged records, reused by hashing and snapshots (reducer rule 2). */
+  private readonly texts = new RecordTextCache();
+  private hashAt: { index: number; hash: string } | null = null;
 
   /** Sealed records not yet handed to the log, in index order. */
   private pending: LogRecord[] = [];
@@ -214,9 +217,12 @@ export class Engine<Model> {
     return this.read(({ index, hlc, logHash, model }) => ({ index, hlc, logHash, state: this.machine.view(model) }));
   }
 
-  /** `computeStateHash` of the current durable state. */
+  /** `computeStateHash` of the current durable state (remembered until the next command). */
   async stateHash(): Promise<string> {
-    return this.read(({ model }) => computeStateHash(this.machine.state(model)));
+    return this.read(({ index, model }) => {
+      if (this.hashAt?.index !== index) this.hashAt = { index, hash: this.texts.stateHash(this.machine.state(model)) };
+      return this.hashAt.hash;
+    });
   }
 
   /**
@@ -424,7 +430,7 @@ export class Engine<Model> {
     await this.whenDurable(index);
     if (index === this.lastSnapshotIndex) return;
     const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
-    await this.snapshots.save(header, slicedPieces(view));
+    await this.snapshots.save(header, slicedPieces(this.texts, view));
     this.lastSnapshotIndex = index;
     this.lastSnapshotAtMs = this.settings.clock.nowMs();
     // Retention: keep the newest K; the WAL may then go below the oldest kept one.
@@ -436,8 +442,8 @@ export class Engine<Model> {
 }
 
 /** Canonical pieces of a large state, yielding to the event loop between them. */
-async function* slicedPieces(view: JsonObject): AsyncGenerator<string> {
-  for (const piece of canonicalJSONPieces(view, 1 << 17)) {
+async function* slicedPieces(texts: RecordTextCache, view: JsonObject): AsyncGenerator<string> {
+  for (const piece of texts.pieces(view, 1 << 17)) {
     yield piece;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

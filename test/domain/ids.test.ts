@@ -93,3 +93,20 @@ test("a state whose dictionaries are plain objects with an own __proto__ key res
   assert.ok(result.ok);
   assert.equal((result.result as { leases: { taskId: string }[] }).leases[0]?.taskId, "__proto__");
 });
+
+test("task and agent records list their keys in canonical order, so the state hash can serialize them natively", () => {
+  const d = Driver.create();
+  d.apply("agent.register", { agentId: "a", labels: ["linux"], capacity: 2 });
+  d.apply("task.submit", { taskId: "t1", kind: "build", payload: { z: 1, a: 2 }, requires: ["linux"] });
+  d.apply("task.submit", { taskId: "t2", kind: "build", dependsOn: ["t1"] });
+  d.apply("task.claim", { agentId: "a", limit: 2 });
+  const state = machine.state(d.model) as { tasks: Record<string, object>; agents: Record<string, object> };
+  d.apply("task.fail", { taskId: "t1", token: (state.tasks["t1"] as { lease: { token: number } }).lease.token, error: "boom" });
+  const records = [...Object.values(machine.state(d.model).tasks as object), ...Object.values(machine.state(d.model).agents as object)] as object[];
+  for (const record of records) {
+    const keys = Object.keys(record);
+    assert.deepEqual(keys, [...keys].sort(), JSON.stringify(record));
+    const lease = (record as { lease?: object }).lease;
+    if (lease) assert.deepEqual(Object.keys(lease), ["agentId", "expiresAt", "token"]);
+  }
+});

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { computeStateHash, sha256Hex } from "../../src/core/hash.ts";
-import { canonicalJSON, canonicalJSONPieces } from "../../src/core/json.ts";
+import { canonicalJSON } from "../../src/core/json.ts";
+import { RecordTextCache } from "../../src/core/record-text-cache.ts";
 import type { JsonObject } from "../../src/core/json.ts";
 import { SnapshotCorruptError } from "../../src/storage/errors.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
@@ -42,7 +43,7 @@ async function strictStore(options: { clusterId?: string } = {}): Promise<{ fs: 
 
 async function saveAt(store: FileSnapshotStore, index: number): Promise<string> {
   // Small pieces, so the streaming path (many pieces, incremental hash) is what runs.
-  return store.save(headerAt(index), canonicalJSONPieces(stateAt(index), 64));
+  return store.save(headerAt(index), new RecordTextCache().pieces(stateAt(index), 64));
 }
 
 async function overwrite(fs: FileSystem, path: string, text: string): Promise<void> {
@@ -207,7 +208,7 @@ describe("FileSnapshotStore", () => {
     try {
       const store = new FileSnapshotStore(new NodeFileSystem(), join(dir, "snapshots"), { clusterId: "c1" });
       async function* pieces(): AsyncGenerator<string> {
-        yield* canonicalJSONPieces(stateAt(4), 100);
+        yield* new RecordTextCache().pieces(stateAt(4), 100);
       }
       assert.equal(await store.save(headerAt(4), pieces()), computeStateHash(stateAt(4)));
       assert.deepEqual(await store.list(), [4]);

@@ -38,13 +38,14 @@ export function register(m: OrchestratorModel, p: CommandPayload<"agent.register
   let labels = normalizeLabels(p.labels);
   // Keep the same array when nothing changed, so the agent's claim-match memo survives.
   if (existing !== undefined && sameLabels(existing.agent.labels, labels)) labels = existing.agent.labels;
+  // Keys in canonical order (see buildTask).
   const agent: Agent = {
+    capacity: p.capacity ?? 1,
     id: p.agentId,
     labels,
-    capacity: p.capacity ?? 1,
-    status: "ready",
-    registeredAt: existing?.agent.registeredAt ?? ctx.hlc,
     lastSeenAt: ctx.hlc,
+    registeredAt: existing?.agent.registeredAt ?? ctx.hlc,
+    status: "ready",
   };
   const slot = existing ?? new AgentSlot(agent);
   if (existing === undefined) m.agents.set(agent.id, slot);

@@ -25,7 +25,7 @@ export function tick(m: OrchestratorModel, ctx: ApplyContext): ApplyOutcome {
     const slot = owner as TaskSlot;
     const lease = slot.task.lease;
     if (lease === undefined) throw new Error(`expiry index points at task ${JSON.stringify(slot.task.id)} without a lease`);
-    endAttempt(m, slot, ctx, { code: "lease_expired", agentId: lease.agentId, token: lease.token }, { retryable: true, backoff: false }, released);
+    endAttempt(m, slot, ctx, { agentId: lease.agentId, code: "lease_expired", token: lease.token }, { retryable: true, backoff: false }, released);
     expired++;
   }
 
