@@ -48,7 +48,37 @@ function pointer(path: string, key: string | number): string {
  * `JsonValueError` otherwise. Used at every edge before a value enters a command.
  */
 export function assertJsonValue(value: unknown, depthMax = JSON_DEPTH_MAX): asserts value is JsonValue {
-  checkValue(value, "", 0, depthMax);
+  // The common case (valid) walks without building paths; a failure walks again to name the place.
+  if (!isJsonValue(value, 0, depthMax)) checkValue(value, "", 0, depthMax);
+}
+
+/** `assertJsonValue` without the error: true for a JSON value within `depthMax`. */
+function isJsonValue(value: unknown, depth: number, depthMax: number): boolean {
+  switch (typeof value) {
+    case "string":
+      return value.isWellFormed();
+    case "number":
+      return Number.isFinite(value);
+    case "boolean":
+      return true;
+    case "object": {
+      if (value === null) return true;
+      if (depth >= depthMax) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !isJsonValue(value[i], depth + 1, depthMax)) return false;
+        }
+        return true;
+      }
+      if (!isPlainObject(value) || Object.getOwnPropertySymbols(value).length > 0) return false;
+      for (const key of Object.keys(value)) {
+        if (!key.isWellFormed() || !isJsonValue((value as Record<string, unknown>)[key], depth + 1, depthMax)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 function checkValue(value: unknown, path: string, depth: number, depthMax: number): void {

@@ -16,7 +16,7 @@
  */
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
-import { JsonValueError, assertJsonValue, canonicalJSON } from "../core/json.ts";
+import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, canonicalJSON } from "../core/json.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
 import { parseRecord, sealEntryText } from "../core/log-record.ts";
@@ -108,7 +108,8 @@ export class Engine<Model> {
   private pendingEvents: AppliedEvent[] = [];
   /** Callers waiting for durableIndex to reach an index, in index order. */
   private waiters: Waiter[] = [];
-  private flushing = false;
+  private flushScheduled = false;
+  private appendsInFlight = 0;
   private poisonedBy: Error | null = null;
   private closing = false;
 
@@ -171,7 +172,7 @@ export class Engine<Model> {
       throw error;
     }
 
-    const payloadText = canonicalJSON(payload);
+    const payloadText = canonicalPayload(payload);
     // The model keeps its own copy: a library caller may reuse the object it passed.
     const ownPayload = JSON.parse(payloadText) as JsonValue;
     const index = this.appliedIndex + 1;
@@ -189,8 +190,10 @@ export class Engine<Model> {
     if (id !== undefined) this.outcomes.record(id, { index, hlc, result: outcome.result });
     this.pending.push(record);
     this.pendingEvents.push(id === undefined ? { index, hlc, type, result: outcome.result } : { index, hlc, type, id, result: outcome.result });
-    const result = outcome.result;
-    const done = this.whenDurable(index).then(() => ({ index, hlc, result }));
+    const answer: CommandOutcome = { index, hlc, result: outcome.result };
+    const done = new Promise<CommandOutcome>((resolve, reject) => {
+      this.waiters.push({ index, resolve: () => resolve(answer), reject });
+    });
     this.scheduleFlush();
     return done;
   }
@@ -353,16 +356,26 @@ export class Engine<Model> {
   }
 
   private scheduleFlush(): void {
-    if (this.flushing) return;
-    this.flushing = true;
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
     // Let every command submitted in this turn of the event loop join the batch.
-    setImmediate(() => void this.flushLoop());
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.startAppends();
+    });
   }
 
-  private async flushLoop(): Promise<void> {
-    while (this.pending.length > 0 && !this.poisonedBy) {
-      const batch = this.pending.length <= this.settings.batchSizeMax ? this.pending : this.pending.slice(0, this.settings.batchSizeMax);
-      const events = this.pendingEvents.length <= this.settings.batchSizeMax ? this.pendingEvents : this.pendingEvents.slice(0, this.settings.batchSizeMax);
+  /**
+   * Hands pending records to the log, up to `appendsInFlightMax` batches at a
+   * time. The log completes appends in order; while one flushes, the next
+   * batch is already queued behind it and the event loop keeps applying
+   * commands, so CPU and fdatasync overlap.
+   */
+  private startAppends(): void {
+    const max = this.settings.batchSizeMax;
+    while (this.pending.length > 0 && this.appendsInFlight < this.settings.appendsInFlightMax && !this.poisonedBy) {
+      const batch = this.pending.length <= max ? this.pending : this.pending.slice(0, max);
+      const events = this.pendingEvents.length <= max ? this.pendingEvents : this.pendingEvents.slice(0, max);
       if (batch === this.pending) {
         this.pending = [];
         this.pendingEvents = [];
@@ -370,24 +383,28 @@ export class Engine<Model> {
         this.pending = this.pending.slice(batch.length);
         this.pendingEvents = this.pendingEvents.slice(events.length);
       }
+      this.appendsInFlight += 1;
       const startedMs = performance.now();
-      try {
-        await this.log.append(batch);
-      } catch (error) {
-        this.poison(error instanceof Error ? error : new Error(String(error)));
-        return;
-      }
-      const last = batch[batch.length - 1] as LogRecord;
-      this.durableIndex = last.index;
-      this.flushes += 1;
-      this.lastBatchSize = batch.length;
-      this.releaseWaiters();
-      const durationMs = performance.now() - startedMs;
-      for (const listener of this.flushListeners) listener({ batchSize: batch.length, durationMs });
-      for (const event of events) for (const listener of this.listeners) listener(event);
-      this.maybeSnapshot();
+      this.log.append(batch).then(
+        () => this.appended(batch, events, startedMs),
+        (error: unknown) => this.poison(error instanceof Error ? error : new Error(String(error))),
+      );
     }
-    this.flushing = false;
+  }
+
+  private appended(batch: LogRecord[], events: AppliedEvent[], startedMs: number): void {
+    this.appendsInFlight -= 1;
+    if (this.poisonedBy) return;
+    const last = batch[batch.length - 1] as LogRecord;
+    this.durableIndex = last.index;
+    this.flushes += 1;
+    this.lastBatchSize = batch.length;
+    this.releaseWaiters();
+    const durationMs = performance.now() - startedMs;
+    for (const listener of this.flushListeners) listener({ batchSize: batch.length, durationMs });
+    for (const event of events) for (const listener of this.listeners) listener(event);
+    this.maybeSnapshot();
+    this.startAppends();
   }
 
   private releaseWaiters(): void {
@@ -449,6 +466,42 @@ async function* slicedPieces(texts: RecordTextCache, view: JsonObject): AsyncGen
   }
 }
 
+/**
+ * The payload's canonical text, which also validates it (canonicalJSON refuses
+ * anything that is not JSON). Only a payload nested past the bound is walked a
+ * second time, to name the place, so the common case costs one pass.
+ */
+function canonicalPayload(payload: JsonValue): string {
+  try {
+    const text = canonicalJSON(payload);
+    // A text shorter than two brackets per level cannot be nested past the bound.
+    if (text.length > 2 * JSON_DEPTH_MAX && nestingDepth(text) > JSON_DEPTH_MAX) assertJsonValue(payload);
+    return text;
+  } catch (error) {
+    if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { field: `payload${error.path}` });
+    if (error instanceof RangeError) throw new SwooshError("bad_request", `payload is nested too deeply (max ${JSON_DEPTH_MAX})`, { field: "payload" });
+    throw error;
+  }
+}
+
+/** Deepest bracket nesting of a JSON text (brackets inside strings do not count). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > deepest) deepest = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
+}
+
 function checkEnvelope(input: CommandInput): { type: string; payload: JsonValue; id: string | undefined } {
   if (typeof input !== "object" || input === null) throw new SwooshError("bad_request", "a command is a JSON object");
   const { type, id } = input;
@@ -461,12 +514,6 @@ function checkEnvelope(input: CommandInput): { type: string; payload: JsonValue;
   if (input.hlc !== undefined && !isHlc(input.hlc)) {
     throw new SwooshError("bad_request", "hlc must be an HLC timestamp (see API_INTEGRATION.md)", { field: "hlc" });
   }
-  const payload = input.payload === undefined ? {} : input.payload;
-  try {
-    assertJsonValue(payload);
-  } catch (error) {
-    if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { field: `payload${error.path}` });
-    throw error;
-  }
+  const payload = (input.payload === undefined ? {} : input.payload) as JsonValue;
   return { type, payload, id };
 }

@@ -18,6 +18,8 @@ export interface EngineSettings {
   readonly snapshotsKept: number;
   /** Most records handed to one append (one flush). */
   readonly batchSizeMax: number;
+  /** Appends handed to the log before the first of them completed (pipelining; the log completes them in order). */
+  readonly appendsInFlightMax: number;
   readonly outcomeRetention: OutcomeRetention;
   /** A flush failed: the engine is poisoned; the embedding process should exit non-zero. */
   readonly onFatal: (error: Error) => void;
@@ -43,6 +45,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     snapshotEvery: input.snapshotEvery ?? 10_000,
     snapshotsKept: input.snapshotsKept ?? 3,
     batchSizeMax: input.batchSizeMax ?? 4096,
+    appendsInFlightMax: input.appendsInFlightMax ?? 2,
     outcomeRetention: input.outcomeRetention ?? DEFAULT_OUTCOME_RETENTION,
     onFatal: input.onFatal ?? defaultOnFatal,
     onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
@@ -52,6 +55,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     ["snapshotEvery", settings.snapshotEvery, 0],
     ["snapshotsKept", settings.snapshotsKept, 1],
     ["batchSizeMax", settings.batchSizeMax, 1],
+    ["appendsInFlightMax", settings.appendsInFlightMax, 1],
     ["outcomeRetention.countMax", settings.outcomeRetention.countMax, 0],
     ["outcomeRetention.retentionMs", settings.outcomeRetention.retentionMs, 0],
   ] as const) {

@@ -112,9 +112,18 @@ describe("engine: commands, durability and recovery", () => {
     await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: Number.NaN } }), "bad_request");
     await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1, bad: "\ud800" } }), "bad_request");
     await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1 }, hlc: "yesterday" }), "bad_request");
+    const nested = (depth: number): unknown => {
+      let value: unknown = 1;
+      for (let i = 0; i < depth; i++) value = i % 2 ? [value] : { k: value };
+      return value;
+    };
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1, deep: nested(64) } }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: 1, deep: nested(100_000) } }), "bad_request");
     assert.equal(await engine.stateHash(), before);
     assert.equal(engine.stats().appliedIndex, 1);
     assert.equal((await engine.readLog(1, 100)).length, 1);
+    // Brackets inside strings are not nesting.
+    assert.equal((await engine.submit({ type: "counter.add", payload: { amount: 1, text: "[".repeat(500) } })).index, 2);
     await engine.close();
   });
 
