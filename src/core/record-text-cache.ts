@@ -14,78 +14,98 @@
  * its stale text. `computeStateHash` on arbitrary values never uses this.
  */
 import { createHash } from "node:crypto";
-import { canonicalJSON } from "./json.ts";
+import { JsonValueError, canonicalJSON } from "./json.ts";
 
 /** Pieces handed to a hash or a file are about this long. */
 const PIECE_CHARS = 1 << 18;
 
 export class RecordTextCache {
   /** `"id":text` members, keyed by record; reused while the record sits under the same id. */
-  private readonly members = new WeakMap<object, { id: string; member: string }>();
+  private readonly members: WeakMap<object, { id: string; member: string }> | null;
+
+  /** `remember: false` streams without caching: safe for any value, mutated or not. */
+  constructor(options: { remember?: boolean } = {}) {
+    this.members = options.remember === false ? null : new WeakMap();
+  }
 
   /**
-   * `canonicalJSON(state)` as pieces of roughly `pieceChars`; collections (plain
-   * objects at the first level) are written key by key with cached record texts.
+   * `canonicalJSON(state)` as a sequence of fragments (punctuation, keys,
+   * cached `"id":record` members) whose concatenation is the canonical text.
+   * Collections (plain objects at the first level) are written member by
+   * member in sorted key order.
    */
-  *pieces(state: object, pieceChars = PIECE_CHARS): Generator<string> {
-    if (Array.isArray(state) || Object.getPrototypeOf(state) !== Object.prototype && Object.getPrototypeOf(state) !== null) {
+  private *fragments(state: object): Generator<string> {
+    if (!isCollection(state)) {
       yield canonicalJSON(state);
       return;
     }
-    const top = state as Record<string, unknown>;
-    const keys = Object.keys(top).sort();
-    let buffer = "{";
+    const keys = Object.keys(state).sort();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string;
-      buffer += (i > 0 ? "," : "") + canonicalJSON(key) + ":";
-      const value = top[key];
+      yield (i > 0 ? "," : "{") + canonicalJSON(key) + ":";
+      const value = state[key];
       if (!isCollection(value)) {
-        buffer += canonicalJSON(value);
+        yield canonicalAt(value, [key]);
         continue;
       }
       const ids = Object.keys(value).sort();
-      buffer += "{";
-      // Parts are joined once per piece: one flat string instead of a rope per record.
-      const parts: string[] = [];
-      let partChars = 0;
-      let continued = false;
+      if (ids.length === 0) yield "{";
       for (let j = 0; j < ids.length; j++) {
         const id = ids[j] as string;
-        const part = this.memberText(id, value[id]);
-        parts.push(part);
-        partChars += part.length;
-        if (partChars >= pieceChars) {
-          yield buffer + (continued ? "," : "") + parts.join(",");
-          buffer = "";
-          continued = true;
-          parts.length = 0;
-          partChars = 0;
-        }
+        yield j > 0 ? "," : "{";
+        yield this.memberText(key, id, value[id]);
       }
-      buffer += (continued && parts.length > 0 ? "," : "") + parts.join(",") + "}";
+      yield "}";
     }
-    yield buffer + "}";
+    yield keys.length === 0 ? "{}" : "}";
   }
 
-  /** `"id":<record text>`, cached per record object. */
-  private memberText(id: string, record: unknown): string {
-    if (typeof record !== "object" || record === null) return canonicalJSON(id) + ":" + canonicalJSON(record);
-    const cached = this.members.get(record);
-    if (cached !== undefined && cached.id === id) return cached.member;
-    const member = canonicalJSON(id) + ":" + canonicalJSON(record);
-    this.members.set(record, { id, member });
-    return member;
+  /** `canonicalJSON(state)` as pieces of roughly `pieceChars` (for writing a snapshot a slice at a time). */
+  *pieces(state: object, pieceChars = PIECE_CHARS): Generator<string> {
+    const parts: string[] = [];
+    let partChars = 0;
+    for (const fragment of this.fragments(state)) {
+      parts.push(fragment);
+      partChars += fragment.length;
+      if (partChars >= pieceChars) {
+        yield parts.join("");
+        parts.length = 0;
+        partChars = 0;
+      }
+    }
+    if (parts.length > 0) yield parts.join("");
   }
 
   canonicalJSON(state: object): string {
     return [...this.pieces(state)].join("");
   }
 
-  /** `computeStateHash(state)`, reusing record texts. */
+  /** `computeStateHash(state)`, reusing record texts; fragments go to the hash as they are (no join). */
   stateHash(state: object): string {
     const hash = createHash("sha256");
-    for (const piece of this.pieces(state)) hash.update(piece, "utf8");
+    for (const fragment of this.fragments(state)) hash.update(fragment, "utf8");
     return hash.digest("hex");
+  }
+
+  /** `"id":<record text>`, cached per record object. */
+  private memberText(collectionKey: string, id: string, record: unknown): string {
+    if (this.members === null || typeof record !== "object" || record === null) return canonicalJSON(id) + ":" + canonicalAt(record, [collectionKey, id]);
+    const cached = this.members.get(record);
+    if (cached !== undefined && cached.id === id) return cached.member;
+    const member = canonicalJSON(id) + ":" + canonicalAt(record, [collectionKey, id]);
+    this.members.set(record, { id, member });
+    return member;
+  }
+}
+
+/** canonicalJSON of a value found at `path` in the state; errors name the full path. */
+function canonicalAt(value: unknown, path: readonly string[]): string {
+  try {
+    return canonicalJSON(value);
+  } catch (error) {
+    if (!(error instanceof JsonValueError)) throw error;
+    const prefix = path.map((part) => `/${part.replace(/~/g, "~0").replace(/\//g, "~1")}`).join("");
+    throw new JsonValueError(prefix + error.path, error.reason);
   }
 }
 

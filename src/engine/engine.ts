@@ -50,6 +50,7 @@ export interface AppliedEvent {
   readonly index: number;
   readonly hlc: string;
   readonly type: string;
+  readonly payload: JsonValue;
   readonly id?: string;
   readonly result: JsonValue;
 }
@@ -189,7 +190,7 @@ export class Engine<Model> {
     this.appliedHlc = hlc;
     if (id !== undefined) this.outcomes.record(id, { index, hlc, result: outcome.result });
     this.pending.push(record);
-    this.pendingEvents.push(id === undefined ? { index, hlc, type, result: outcome.result } : { index, hlc, type, id, result: outcome.result });
+    this.pendingEvents.push(id === undefined ? { index, hlc, type, payload: ownPayload, result: outcome.result } : { index, hlc, type, payload: ownPayload, id, result: outcome.result });
     const answer: CommandOutcome = { index, hlc, result: outcome.result };
     const done = new Promise<CommandOutcome>((resolve, reject) => {
       this.waiters.push({ index, resolve: () => resolve(answer), reject });

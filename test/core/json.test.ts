@@ -107,6 +107,11 @@ describe("canonicalJSON (RFC 8785)", () => {
         String(path),
       );
       assert.throws(() => assertJsonValue(value), JsonValueError);
+      assert.throws(
+        () => computeStateHash({ tasks: { "a/b": { v: value } } }),
+        (error: unknown) => error instanceof JsonValueError && error.path === `/tasks/a~1b/v${path}`,
+        `computeStateHash names ${path} inside the state`,
+      );
     }
   });
 
