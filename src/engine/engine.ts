@@ -117,6 +117,8 @@ export class Engine<Model> {
   private flushes = 0;
   private lastBatchSize = 0;
   private lastSnapshotIndex: number;
+  /** Index the last automatic snapshot attempt started at: a failing disk is retried every snapshotEvery commands, not on every flush. */
+  private snapshotAttemptIndex: number;
   private lastSnapshotAtMs: number | null = null;
   private snapshotInFlight: Promise<void> | null = null;
   private readonly listeners = new Set<(event: AppliedEvent) => void>();
@@ -139,6 +141,7 @@ export class Engine<Model> {
     this.chainHead = recovered.logHash;
     this.outcomes = recovered.outcomes;
     this.lastSnapshotIndex = recovered.snapshotIndex;
+    this.snapshotAttemptIndex = recovered.snapshotIndex;
     if (isHlc(recovered.hlc)) this.hlc.observe(recovered.hlc);
   }
 
@@ -430,7 +433,8 @@ export class Engine<Model> {
 
   private maybeSnapshot(): void {
     if (this.settings.snapshotEvery <= 0 || this.snapshotInFlight || this.closing) return;
-    if (this.durableIndex - this.lastSnapshotIndex < this.settings.snapshotEvery) return;
+    if (this.durableIndex - Math.max(this.lastSnapshotIndex, this.snapshotAttemptIndex) < this.settings.snapshotEvery) return;
+    this.snapshotAttemptIndex = this.durableIndex;
     this.snapshot().catch((error: unknown) => {
       // A snapshot failing is not fatal for the log: recovery still has the WAL.
       this.settings.onSnapshotError(error instanceof Error ? error : new Error(String(error)));

@@ -13,6 +13,8 @@ import { initializeDataDir, openEngine } from "../../src/engine/open.ts";
 import type { OpenEngineOptions } from "../../src/engine/open.ts";
 import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
+import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
+import type { SnapshotStore } from "../../src/storage/types.ts";
 import { counterGenesisState, counterMachine } from "../support/counter-machine.ts";
 import type { CounterState } from "../support/counter-machine.ts";
 import { FaultyLog, ManualClock, counterGenesis, tempDir } from "../support/engine-fixtures.ts";
@@ -320,6 +322,32 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
       assert.match(error.message, /WAL .* starts at 10/);
       return true;
     });
+  });
+
+  it("keeps taking commands when snapshots fail, and retries every snapshotEvery commands, not on every flush", async () => {
+    const dir = await dataDir();
+    const real = new FileSnapshotStore(new NodeFileSystem(), path.join(dir, "snapshots"), { clusterId: "test-cluster" });
+    let failuresLeft = 2;
+    let saves = 0;
+    const flaky: SnapshotStore = {
+      list: () => real.list(),
+      load: (index) => real.load(index),
+      remove: (index) => real.remove(index),
+      save: async (header, pieces) => {
+        saves += 1;
+        if (failuresLeft-- > 0) throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+        return real.save(header, pieces);
+      },
+    };
+    const errors: Error[] = [];
+    const engine = await open(dir, { snapshots: flaky, snapshotEvery: 10, onSnapshotError: (e) => errors.push(e) });
+    for (let i = 0; i < 35; i++) await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.snapshot();
+    assert.equal(errors.length, 2);
+    assert.ok(saves <= 4, `${saves} snapshot attempts for 35 commands`);
+    assert.equal((await real.list())[0], 35);
+    assert.equal((await engine.readState()).state.count, 35);
+    await engine.close();
   });
 
   it("refuses to start, naming the file and index, when a WAL entry was tampered with", async () => {
