@@ -52,6 +52,9 @@ export interface AppliedEvent {
   readonly type: string;
   readonly payload: JsonValue;
   readonly id?: string;
+  /** The chain hashes of its WAL entry (SPEC §8), so a watcher can show the entry without reading it back. */
+  readonly prevHash: string;
+  readonly hash: string;
   readonly result: JsonValue;
 }
 
@@ -187,13 +190,19 @@ export class Engine<Model> {
       return this.whenDurable(this.appliedIndex).then(() => Promise.reject(error));
     }
 
-    const record = sealEntryText(index, hlc, type, payloadText, id, this.chainHead);
+    const prevHash = this.chainHead;
+    const record = sealEntryText(index, hlc, type, payloadText, id, prevHash);
     this.chainHead = record.hash;
     this.appliedIndex = index;
     this.appliedHlc = hlc;
     if (id !== undefined) this.outcomes.record(id, { index, hlc, result: outcome.result });
     this.pending.push(record);
-    this.pendingEvents.push(id === undefined ? { index, hlc, type, payload: ownPayload, result: outcome.result } : { index, hlc, type, payload: ownPayload, id, result: outcome.result });
+    const { hash } = record;
+    this.pendingEvents.push(
+      id === undefined
+        ? { index, hlc, type, payload: ownPayload, prevHash, hash, result: outcome.result }
+        : { index, hlc, type, payload: ownPayload, id, prevHash, hash, result: outcome.result },
+    );
     const answer: CommandOutcome = { index, hlc, result: outcome.result };
     const done = new Promise<CommandOutcome>((resolve, reject) => {
       this.waiters.push({ index, resolve: () => resolve(answer), reject });
@@ -226,10 +235,17 @@ export class Engine<Model> {
 
   /** `computeStateHash` of the current durable state (remembered until the next command). */
   async stateHash(): Promise<string> {
-    return this.read(({ index, model }) => {
-      if (this.hashAt?.index !== index) this.hashAt = { index, hash: this.texts.stateHash(this.machine.state(model)) };
-      return this.hashAt.hash;
-    });
+    return this.read(({ index, model }) => this.hashOf(index, model));
+  }
+
+  /** `readState` and `stateHash` taken at one index (a command between two separate reads could split them). */
+  async readStateWithHash(): Promise<{ index: number; hlc: string; logHash: string; stateHash: string; state: JsonObject }> {
+    return this.read(({ index, hlc, logHash, model }) => ({ index, hlc, logHash, stateHash: this.hashOf(index, model), state: this.machine.view(model) }));
+  }
+
+  private hashOf(index: number, model: Model): string {
+    if (this.hashAt?.index !== index) this.hashAt = { index, hash: this.texts.stateHash(this.machine.state(model)) };
+    return this.hashAt.hash;
   }
 
   /**
@@ -310,11 +326,13 @@ export class Engine<Model> {
   }
 
   /**
-   * Takes a snapshot of the durable state now (if none is being written) and
-   * resolves when it is on disk and retention has run.
+   * Takes a snapshot of everything applied so far and resolves when it is on
+   * disk and retention has run. If one is being written, waits for it and then
+   * takes another when commands were applied since (no-op otherwise).
    */
   snapshot(): Promise<void> {
-    if (this.snapshotInFlight) return this.snapshotInFlight;
+    const inFlight = this.snapshotInFlight;
+    if (inFlight) return inFlight.catch(() => undefined).then(() => this.snapshot());
     if (this.poisonedBy) return Promise.reject(this.unavailable());
     const run = this.writeSnapshot().finally(() => {
       this.snapshotInFlight = null;
@@ -445,12 +463,12 @@ export class Engine<Model> {
     // Everything up to appliedIndex is in the picture; wait until it is durable
     // before the file can exist, so a snapshot is never ahead of the WAL.
     const index = this.appliedIndex;
+    if (index === this.lastSnapshotIndex) return;
     const hlc = this.appliedHlc;
     const logHash = this.chainHead;
     const view = this.machine.view(this.model);
     const outcomes = this.outcomes.toRows();
     await this.whenDurable(index);
-    if (index === this.lastSnapshotIndex) return;
     const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
     await this.snapshots.save(header, slicedPieces(this.texts, view));
     this.lastSnapshotIndex = index;

@@ -1,0 +1,113 @@
+/**
+ * The Fastify application: hooks, the body parser, error handling and the
+ * routes of SPEC §7, over a `ServerRuntime`. No socket here: `startServer`
+ * (index.ts) listens; tests may use `app.inject`.
+ *
+ * Every request passes, in order: a request id (`X-Request-Id` echoed, taken
+ * from the client when it is a short token, else a UUID), the token check
+ * (auth.ts), and the runtime's gate (503 while shutting down or after a WAL
+ * failure). `/healthz` passes the last two unconditionally.
+ */
+import { randomUUID } from "node:crypto";
+import Fastify from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import { bearerChecker, PUBLIC_PATHS, unauthorized } from "./auth.ts";
+import { clientErrorHandler, installErrorHandlers, sendError, toSwooshError } from "./errors.ts";
+import { installJsonBodyParser } from "./json-body.ts";
+import { registerAgentRoutes } from "./routes/agents.ts";
+import { registerCommandRoute } from "./routes/command.ts";
+import { registerHealthRoutes } from "./routes/health.ts";
+import { registerLogRoute } from "./routes/log.ts";
+import { registerMetricsRoute } from "./routes/metrics.ts";
+import { registerOpenApiRoute } from "./routes/openapi.ts";
+import { registerStateRoutes } from "./routes/state.ts";
+import { registerTaskRoutes } from "./routes/tasks.ts";
+import { registerWatchRoute } from "./routes/watch.ts";
+import type { ServerRuntime } from "./runtime.ts";
+import { SwooshError } from "../core/errors.ts";
+
+export const BODY_LIMIT_BYTES_DEFAULT = 1024 * 1024;
+
+/** Timeouts, each bounding what one slow or silent client can hold. */
+export const HTTP_TIMEOUTS = {
+  /** Whole request (headers and body) must arrive within this. */
+  requestTimeoutMs: 30_000,
+  /** Headers must arrive within this (slowloris). */
+  headersTimeoutMs: 10_000,
+  /** A socket with no traffic either way is closed (watch streams send heartbeats well within it). */
+  connectionTimeoutMs: 60_000,
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: 5_000,
+} as const;
+
+/** Longest URL-decoded path parameter (a task id of 1024 UTF-16 units, percent-encoded, fits). */
+const PARAM_LENGTH_MAX = 12_288;
+
+export interface AppOptions {
+  readonly logger: FastifyBaseLogger;
+  /** Bearer token; undefined = no authentication. */
+  readonly token?: string;
+  readonly bodyLimitBytes?: number;
+}
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT,
+    routerOptions: { maxParamLength: PARAM_LENGTH_MAX },
+    requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
+    connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
+    keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
+    // Our gate answers 503 in the SPEC error shape while closing; Fastify's would not.
+    return503OnClosing: false,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    },
+    clientErrorHandler,
+    frameworkErrors: (error, _request, reply) => {
+      sendError(reply, toSwooshError(error) ?? new SwooshError("bad_request", "the request could not be routed"));
+    },
+  }) as unknown as FastifyInstance;
+
+  app.server.headersTimeout = HTTP_TIMEOUTS.headersTimeoutMs;
+  installJsonBodyParser(app);
+  installErrorHandlers(app);
+
+  const tokenOk = options.token === undefined ? null : bearerChecker(options.token);
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", String(request.id));
+    const path = request.url.split("?", 1)[0] ?? "";
+    if (PUBLIC_PATHS.has(path)) return;
+    if (tokenOk !== null && !tokenOk(request.headers.authorization)) {
+      reply.header("www-authenticate", 'Bearer realm="swoosh"');
+      throw unauthorized();
+    }
+    const refusal = runtime.refusal();
+    if (refusal !== null) {
+      reply.header("connection", "close");
+      throw refusal;
+    }
+  });
+
+  // Requests that were in flight when shutdown began answer with Connection: close,
+  // so their keep-alive sockets do not hold close() open until the idle timeout.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    if (runtime.phase !== "ready" && runtime.phase !== "awaiting_genesis") reply.header("connection", "close");
+    return payload;
+  });
+
+  registerHealthRoutes(app, runtime);
+  registerStateRoutes(app, runtime);
+  registerCommandRoute(app, runtime);
+  registerTaskRoutes(app, runtime);
+  registerAgentRoutes(app, runtime);
+  registerLogRoute(app, runtime);
+  registerWatchRoute(app, runtime);
+  registerMetricsRoute(app, runtime);
+  registerOpenApiRoute(app);
+  return app;
+}

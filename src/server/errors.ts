@@ -1,0 +1,82 @@
+/**
+ * Every error the HTTP layer sends has one shape, `{"error": {"code",
+ * "message", "details"?}}`, with a SPEC §6 code and the status that code maps
+ * to (core/errors.ts). Fastify's own errors (body too large, wrong media type,
+ * a bad URL) are translated to those codes here; anything unexpected is
+ * logged with its stack and answered `unavailable` without one.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Socket } from "node:net";
+import { ERROR_STATUS, SwooshError } from "../core/errors.ts";
+import type { ErrorBody, ErrorCode } from "../core/errors.ts";
+
+/** The JSON text of an error response for `code`. */
+export function errorJson(code: ErrorCode, message: string, details?: ErrorBody["details"]): string {
+  return JSON.stringify({ error: details === undefined ? { code, message } : { code, message, details } });
+}
+
+/** Sends `error` as the SPEC error body with its status. */
+export function sendError(reply: FastifyReply, error: SwooshError): FastifyReply {
+  return reply.code(error.status).type("application/json; charset=utf-8").send(errorJson(error.code, error.message, error.details));
+}
+
+/**
+ * The SwooshError a thrown value stands for, or null when it is not an
+ * operating error (a bug, or an unexpected failure below us).
+ */
+export function toSwooshError(error: unknown): SwooshError | null {
+  if (error instanceof SwooshError) return error;
+  const fastify = error as Partial<FastifyError> | null;
+  if (typeof fastify !== "object" || fastify === null) return null;
+  switch (fastify.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new SwooshError("payload_too_large", "the request body is larger than the server's limit");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      // 400, not 415: SPEC §6 gives every malformed request the code bad_request, status 400.
+      return new SwooshError("bad_request", "Content-Type must be application/json");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new SwooshError("bad_request", "the request body is empty; a JSON document is expected");
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new SwooshError("bad_request", "Content-Length does not match the body");
+    default:
+      break;
+  }
+  const status = fastify.statusCode;
+  if (status === 413) return new SwooshError("payload_too_large", "the request body is larger than the server's limit");
+  if (status === 404) return new SwooshError("not_found", "not found");
+  // Other 4xx raised by Fastify (bad URL, aborted body…): their messages are ours to show, never a stack.
+  if (typeof status === "number" && status >= 400 && status < 500) return new SwooshError("bad_request", fastify.message ?? "bad request");
+  return null;
+}
+
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const known = toSwooshError(error);
+    if (known !== null) {
+      if (known.status >= 500) request.log.warn({ code: known.code }, known.message);
+      else request.log.info({ code: known.code }, "request refused");
+      return sendError(reply, known);
+    }
+    request.log.error({ err: error }, "unexpected error");
+    return sendError(reply, new SwooshError("unavailable", `internal error (request ${request.id}); see the server log`));
+  });
+
+  app.setNotFoundHandler((request, reply) => sendError(reply, new SwooshError("not_found", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
+}
+
+/**
+ * Answers requests Node's HTTP parser could not read (bad request line,
+ * oversized headers, a request that timed out) in the same JSON shape, then
+ * closes the connection.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const message = error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "the request took too long to arrive" : "the request could not be parsed as HTTP";
+  const body = errorJson("bad_request", message);
+  socket.end(
+    `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,141 @@
+/**
+ * The Swoosh HTTP server (SPEC §7): `startServer` opens (or awaits) the engine
+ * in a data dir, listens, and hands back a handle whose `close()` shuts down
+ * gracefully. `buildApp` gives the socket-free application for `app.inject`.
+ *
+ *     const server = await startServer({ dataDir: "./data" });   // http://127.0.0.1:7777
+ *     ...
+ *     await server.close();
+ *
+ * Shutdown order: refuse new requests (503) and stop ticking, end /watch
+ * streams, stop listening and let in-flight requests finish (their commands
+ * become durable), take a final snapshot, close the WAL (releasing the LOCK).
+ */
+import pino from "pino";
+import type { FastifyBaseLogger } from "fastify";
+import { buildApp } from "./app.ts";
+import { ServerRuntime } from "./runtime.ts";
+import type { EngineOpener } from "./runtime.ts";
+import type { WatchSettings } from "./sse.ts";
+import type { TickerSettings } from "./ticker.ts";
+
+export { buildApp, BODY_LIMIT_BYTES_DEFAULT, HTTP_TIMEOUTS } from "./app.ts";
+export type { AppOptions } from "./app.ts";
+export { ServerRuntime } from "./runtime.ts";
+export type { RuntimeOptions, RuntimePhase, EngineOpener } from "./runtime.ts";
+export { buildOpenApiDocument } from "./openapi.ts";
+
+export interface ServerOptions {
+  dataDir: string;
+  /** Default "127.0.0.1". */
+  host?: string;
+  /** Default 7777; 0 = a free port. */
+  port?: number;
+  /** Bearer token; undefined = no auth. */
+  token?: string;
+  /** A genesis document to initialize/check the data dir (SPEC §4). */
+  genesis?: unknown;
+  /** Start without a data dir genesis and wait for POST /state (readyz 503 until then). */
+  awaitGenesis?: boolean;
+  snapshotEvery?: number;
+  nodeId?: string;
+  maxDriftMs?: number;
+  /** Default 1 MiB → 413 payload_too_large. */
+  bodyLimitBytes?: number;
+  /** pino options, or false for none; default: pino at info to stderr. */
+  logger?: boolean | object;
+  /** WAL flush failed. Default: log, let in-flight requests get their 503, then process.exit(1). */
+  onFatal?: (error: Error) => void;
+  /** Seam (tests, embedders): opens the engine instead of `openSwoosh`, e.g. around a fault-injecting WAL. */
+  openEngine?: EngineOpener;
+  /** Tuning of GET /watch (buffer bound per stream, heartbeat, stream cap); defaults in sse.ts. */
+  watch?: Partial<WatchSettings>;
+  /** Tuning of the tick loop; defaults in ticker.ts. */
+  ticker?: Partial<TickerSettings>;
+}
+
+export interface RunningServer {
+  /** e.g. http://127.0.0.1:7777 */
+  readonly url: string;
+  readonly port: number;
+  /** null while awaiting genesis. */
+  readonly genesisHash: string | null;
+  readonly recoveredIndex: number;
+  readonly dataDir: string;
+  /** Graceful: stop accepting, finish in-flight commands, final snapshot, close the WAL. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_HOST = "127.0.0.1";
+export const DEFAULT_PORT = 7777;
+/** Time the default onFatal leaves in-flight requests to receive their 503 before exiting. */
+export const FATAL_EXIT_DELAY_MS = 250;
+
+/** The server's logger: pino at info on stderr unless told otherwise; silent for `false`. */
+export function createLogger(option: boolean | object | undefined): FastifyBaseLogger {
+  if (option === false) return pino({ level: "silent" }) as unknown as FastifyBaseLogger;
+  const options = typeof option === "object" && option !== null ? (option as pino.LoggerOptions & { stream?: pino.DestinationStream }) : {};
+  const { stream, ...rest } = options;
+  return pino({ level: "info", ...rest }, stream ?? pino.destination({ dest: 2, sync: true })) as unknown as FastifyBaseLogger;
+}
+
+function defaultOnFatal(log: FastifyBaseLogger): (error: Error) => void {
+  return (error) => {
+    log.fatal({ err: error }, `exiting in ${FATAL_EXIT_DELAY_MS} ms; a restart recovers from disk`);
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), FATAL_EXIT_DELAY_MS);
+  };
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const logger = createLogger(options.logger);
+  const runtime = await ServerRuntime.create({
+    dataDir: options.dataDir,
+    genesis: options.genesis,
+    awaitGenesis: options.awaitGenesis,
+    snapshotEvery: options.snapshotEvery,
+    nodeId: options.nodeId,
+    maxDriftMs: options.maxDriftMs,
+    log: logger,
+    onFatal: options.onFatal ?? defaultOnFatal(logger),
+    openEngine: options.openEngine,
+    watch: options.watch,
+    ticker: options.ticker,
+  });
+  const app = buildApp(runtime, { logger, token: options.token, bodyLimitBytes: options.bodyLimitBytes });
+  const host = options.host ?? DEFAULT_HOST;
+  try {
+    await app.listen({ host, port: options.port ?? DEFAULT_PORT });
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    await runtime.beginClose();
+    await runtime.closeEngine();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === "object" && address !== null ? address.port : (options.port ?? DEFAULT_PORT);
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  logger.info({ url, genesisHash: runtime.genesisHash, recoveredIndex: runtime.recoveredIndex, auth: options.token !== undefined }, "swoosh listening");
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    get genesisHash() {
+      return runtime.genesisHash;
+    },
+    get recoveredIndex() {
+      return runtime.recoveredIndex;
+    },
+    dataDir: options.dataDir,
+    close() {
+      closing ??= (async () => {
+        await runtime.beginClose();
+        await app.close();
+        await runtime.closeEngine();
+        logger.info("swoosh stopped");
+      })();
+      return closing;
+    },
+  };
+}

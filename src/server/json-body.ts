@@ -1,0 +1,79 @@
+/**
+ * The one request body parser: `application/json`, read as UTF-8 text.
+ *
+ * Fastify's default parser (secure-json-parse) refuses `__proto__` and
+ * `constructor` keys, but SPEC §3 says they are ordinary keys that must round
+ * trip. Plain `JSON.parse` already does the safe thing: it defines `__proto__`
+ * as an own data property and never touches a prototype. Around it:
+ *
+ * - nesting is measured on the text *before* parsing, so a megabyte of `[`
+ *   costs one linear scan, never a deep recursion;
+ * - after parsing, every string and key must be well-formed UTF-16 (a
+ *   `"\ud800"` escape decodes to a lone surrogate, which no hash can carry).
+ *
+ * Every failure is a 400 `bad_request`. Any other media type gets 400 too (see errors.ts).
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { SwooshError } from "../core/errors.ts";
+import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue } from "../core/json.ts";
+
+/**
+ * Deepest nesting a request body may have: the envelope (`{type, payload}` or a
+ * genesis' `{state}`) plus JSON_DEPTH_MAX levels, which core counts from the
+ * payload (or the state) itself.
+ */
+export const BODY_DEPTH_MAX = JSON_DEPTH_MAX + 1;
+
+/** Deepest bracket nesting of a JSON text, stopping once past `limit` (brackets inside strings do not count). */
+export function nestingDepth(text: string, limit = Number.MAX_SAFE_INTEGER): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return deepest;
+      }
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
+}
+
+/** Parses a request body per the rules above; throws `bad_request`. */
+export function parseJsonBody(text: string): unknown {
+  if (text.trim().length === 0) throw new SwooshError("bad_request", "the request body is empty; a JSON document is expected");
+  if (nestingDepth(text, BODY_DEPTH_MAX) > BODY_DEPTH_MAX) {
+    throw new SwooshError("bad_request", `the request body is nested deeper than ${BODY_DEPTH_MAX} levels`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new SwooshError("bad_request", `the request body is not valid JSON: ${(error as Error).message}`);
+  }
+  try {
+    assertJsonValue(value, BODY_DEPTH_MAX);
+  } catch (error) {
+    if (error instanceof JsonValueError) throw new SwooshError("bad_request", `request body ${error.path || "(root)"}: ${error.reason}`, { field: error.path });
+    throw error;
+  }
+  return value;
+}
+
+/** Replaces every body parser of `app` with the JSON one above. */
+export function installJsonBodyParser(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request: FastifyRequest, body: string | Buffer, done) => {
+    try {
+      done(null, parseJsonBody(typeof body === "string" ? body : body.toString("utf8")));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+}

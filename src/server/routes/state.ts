@@ -1,0 +1,59 @@
+/**
+ * `GET /state` and `POST /state` (SPEC §7, §4).
+ *
+ * GET answers `{index, hlc, stateHash, logHash, state}` read at one index,
+ * with `ETag: "<stateHash>"`; `If-None-Match` naming that hash (quoted or not,
+ * weak or strong, or `*`) gets 304. `?at=INDEX` answers the state as of that
+ * index (404 past the end, 410 when the log no longer reaches back).
+ *
+ * POST initializes the data dir with a genesis document: 201 when it did,
+ * 200 when the dir already holds the same genesis.
+ */
+import type { FastifyInstance } from "fastify";
+import { computeStateHash } from "../../core/hash.ts";
+import type { ServerRuntime } from "../runtime.ts";
+import { parseIndex, queryParam } from "./common.ts";
+
+/** True when an If-None-Match header value names `hash`. */
+export function etagMatches(header: string | string[] | undefined, hash: string): boolean {
+  if (header === undefined) return false;
+  const values = (Array.isArray(header) ? header.join(",") : header).split(",");
+  for (const raw of values) {
+    let tag = raw.trim();
+    if (tag === "*") return true;
+    if (tag.startsWith("W/")) tag = tag.slice(2);
+    if (tag.length >= 2 && tag.startsWith('"') && tag.endsWith('"')) tag = tag.slice(1, -1);
+    if (tag === hash) return true;
+  }
+  return false;
+}
+
+export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
+  app.get("/state", async (request, reply) => {
+    const engine = runtime.requireEngine();
+    const atText = queryParam(request.query, "at");
+    const ifNoneMatch = request.headers["if-none-match"];
+    if (atText !== undefined) {
+      const at = parseIndex(atText, "at");
+      const read = await engine.stateAt(at);
+      const stateHash = computeStateHash(read.state);
+      reply.header("etag", `"${stateHash}"`);
+      if (etagMatches(ifNoneMatch, stateHash)) return reply.code(304).send();
+      return { index: read.index, hlc: read.hlc, stateHash, logHash: read.logHash, state: read.state };
+    }
+    if (ifNoneMatch !== undefined) {
+      // Only the (cached) hash is needed to answer 304.
+      const stateHash = await engine.stateHash();
+      if (etagMatches(ifNoneMatch, stateHash)) return reply.code(304).header("etag", `"${stateHash}"`).send();
+    }
+    const read = await engine.readStateWithHash();
+    reply.header("etag", `"${read.stateHash}"`);
+    return { index: read.index, hlc: read.hlc, stateHash: read.stateHash, logHash: read.logHash, state: read.state };
+  });
+
+  app.post("/state", async (request, reply) => {
+    const { genesis, created } = await runtime.initialize(request.body);
+    request.log.info({ clusterId: genesis.clusterId, genesisHash: genesis.stateHash, created }, created ? "data dir initialized" : "same genesis again");
+    return reply.code(created ? 201 : 200).send({ clusterId: genesis.clusterId, stateHash: genesis.stateHash, created });
+  });
+}

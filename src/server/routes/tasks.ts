@@ -1,0 +1,69 @@
+/**
+ * `GET /tasks?status=&kind=&agentId=&limit=&cursor=` and `GET /tasks/:id`.
+ *
+ * Filters combine with AND: `status` (one status, or several comma-separated),
+ * `kind` (exact), `agentId` (the holder of a live lease). Pages follow
+ * pagination.ts: ascending task id, opaque cursor, limit 1..1000 (default 100).
+ * Records are never mutated once in the state (reducer rule 2), so a page can
+ * hand out the records themselves.
+ */
+import type { FastifyInstance } from "fastify";
+import { SwooshError } from "../../core/errors.ts";
+import type { Task, TaskStatus } from "../../domain/index.ts";
+import { decodeCursor, encodeCursor, firstIds, parseLimit } from "../pagination.ts";
+import type { ServerRuntime } from "../runtime.ts";
+import { queryParam } from "./common.ts";
+
+const TASK_STATUSES: ReadonlySet<string> = new Set<TaskStatus>(["blocked", "queued", "leased", "succeeded", "failed", "cancelled"]);
+
+function parseStatuses(text: string | undefined): ReadonlySet<string> | null {
+  if (text === undefined) return null;
+  const statuses = new Set(text.split(","));
+  for (const status of statuses) {
+    if (!TASK_STATUSES.has(status)) throw new SwooshError("bad_request", `status must be one or more of ${[...TASK_STATUSES].join(", ")}`, { field: "status" });
+  }
+  return statuses;
+}
+
+export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
+  app.get("/tasks", async (request, reply) => {
+    const engine = runtime.requireEngine();
+    const { query } = request;
+    const statuses = parseStatuses(queryParam(query, "status"));
+    const kind = queryParam(query, "kind");
+    const agentId = queryParam(query, "agentId");
+    const limit = parseLimit(queryParam(query, "limit"));
+    const cursor = queryParam(query, "cursor");
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+
+    const page = await engine.read(({ index, model }) => {
+      const tasks = model.state.tasks;
+      function* matching(): Generator<string> {
+        for (const id in tasks) {
+          const task = tasks[id] as Task;
+          if (statuses !== null && !statuses.has(task.status)) continue;
+          if (kind !== undefined && task.kind !== kind) continue;
+          if (agentId !== undefined && task.lease?.agentId !== agentId) continue;
+          yield id;
+        }
+      }
+      const { ids, more } = firstIds(matching(), limit, after);
+      return { index, tasks: ids.map((id) => tasks[id] as Task), more };
+    });
+    const last = page.tasks.at(-1);
+    reply.header("swoosh-index", String(page.index));
+    return { index: page.index, tasks: page.tasks, nextCursor: page.more && last !== undefined ? encodeCursor(last.id) : null };
+  });
+
+  app.get<{ Params: { id: string } }>("/tasks/:id", async (request, reply) => {
+    const engine = runtime.requireEngine();
+    const id = request.params.id;
+    const found = await engine.read(({ index, model }) => {
+      const tasks = model.state.tasks;
+      return { index, task: Object.prototype.hasOwnProperty.call(tasks, id) ? (tasks[id] as Task) : undefined };
+    });
+    if (found.task === undefined) throw new SwooshError("unknown_task", `no task ${JSON.stringify(id)}`, { taskId: id });
+    reply.header("swoosh-index", String(found.index));
+    return found.task;
+  });
+}

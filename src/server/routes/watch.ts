@@ -1,0 +1,30 @@
+/**
+ * `GET /watch`: server-sent events of applied commands (sse.ts). The resume
+ * point is `Last-Event-ID: N` (resume after N; what EventSource sends on
+ * reconnect), else `?from=N` (start at N; 0 means from the oldest entry held),
+ * else just after the newest entry. Bad values are 400, a truncated resume
+ * point 410, one past the next entry 404 — all before the stream starts.
+ */
+import type { FastifyInstance } from "fastify";
+import type { ServerRuntime } from "../runtime.ts";
+import { parseIndex, queryParam } from "./common.ts";
+
+export function registerWatchRoute(app: FastifyInstance, runtime: ServerRuntime): void {
+  app.get("/watch", async (request, reply) => {
+    const hub = runtime.requireHub();
+    const lastEventId = request.headers["last-event-id"];
+    const fromText = queryParam(request.query, "from");
+    let from: number;
+    if (typeof lastEventId === "string" && lastEventId.trim() !== "") {
+      from = parseIndex(lastEventId.trim(), "Last-Event-ID") + 1;
+    } else if (fromText !== undefined) {
+      const index = parseIndex(fromText, "from");
+      from = index === 0 ? hub.source.firstLogIndex : index;
+    } else {
+      from = hub.newest + 1;
+    }
+    hub.checkStart(from);
+    reply.hijack();
+    hub.start(reply.raw, from, String(request.id));
+  });
+}

@@ -1,0 +1,267 @@
+/**
+ * `GET /watch`: the applied commands as server-sent events, one per command.
+ *
+ *     id: <log index>
+ *     data: <the WAL entry as JSON: {index, hlc, type, payload, id?, prevHash, hash}>
+ *
+ * A stream starts at a resume point (`Last-Event-ID: N` → N + 1, or `?from=N`,
+ * or by default just after the newest entry). Entries before the newest one
+ * are *replayed* from the WAL, page by page, paced by the socket ('drain');
+ * then the stream switches to *live* frames the hub formats once per command
+ * and hands to every live stream. A stream remembers the next index it owes,
+ * so the switch neither skips nor repeats an entry: a live frame below that
+ * index is ignored, one above it sends the stream back to replaying.
+ *
+ * Memory is bounded per stream: a live stream whose unsent bytes (Node's
+ * buffer plus the socket's) exceed `bufferMaxBytes` when the next frame comes
+ * is dropped (connection destroyed, metric counted); the client reconnects with
+ * Last-Event-ID and catches up through the paced replay. Streams are capped in
+ * number too. A comment line every `heartbeatMs` keeps idle proxies and the
+ * socket timeout from closing a quiet stream.
+ */
+import type { ServerResponse } from "node:http";
+import type { FastifyBaseLogger } from "fastify";
+import { SwooshError } from "../core/errors.ts";
+import type { LogEntry } from "../core/log-record.ts";
+import type { AppliedEvent, EngineStats } from "../engine/engine.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import { toWireEntry } from "./wire.ts";
+import type { WireEntry } from "./wire.ts";
+
+/** The engine calls a hub needs. */
+export interface WatchSource {
+  subscribe(listener: (event: AppliedEvent) => void): () => void;
+  readLog(from: number, limit: number): Promise<LogEntry[]>;
+  stats(): EngineStats;
+  readonly firstLogIndex: number;
+}
+
+export interface WatchSettings {
+  /** A live stream with more unsent bytes than this when a frame comes is dropped. */
+  readonly bufferMaxBytes: number;
+  readonly heartbeatMs: number;
+  readonly clientsMax: number;
+  /** Entries per WAL read while replaying (each entry is at most one request body). */
+  readonly replayPageSize: number;
+}
+
+export const DEFAULT_WATCH_SETTINGS: WatchSettings = {
+  bufferMaxBytes: 4 * 1024 * 1024,
+  heartbeatMs: 15_000,
+  clientsMax: 1024,
+  replayPageSize: 32,
+};
+
+/** EventSource reconnect delay the stream suggests to clients. */
+const RETRY_MS = 1000;
+
+export function formatFrame(entry: WireEntry): string {
+  // JSON.stringify escapes CR and LF, so the data is always one SSE line.
+  return `id: ${entry.index}\ndata: ${JSON.stringify(entry)}\n\n`;
+}
+
+export class WatchHub {
+  private readonly streams = new Set<WatchStream>();
+  /** Newest index the engine announced (durable). */
+  private newestIndex: number;
+  private readonly unsubscribe: () => void;
+  private readonly heartbeat: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    readonly source: WatchSource,
+    readonly settings: WatchSettings,
+    private readonly metrics: ServerMetrics,
+    readonly log: FastifyBaseLogger,
+  ) {
+    this.newestIndex = source.stats().durableIndex;
+    this.unsubscribe = source.subscribe((event) => this.publish(event));
+    this.heartbeat = setInterval(() => this.beat(), settings.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get newest(): number {
+    return this.newestIndex;
+  }
+
+  /**
+   * Checks that a stream can start at `from` (the first index it will send):
+   * throws `history_pruned` when the log was truncated past it, `not_found`
+   * when it is beyond the next index, `unavailable` when closing or full.
+   */
+  checkStart(from: number): void {
+    if (this.closed) throw new SwooshError("unavailable", "the server is shutting down");
+    if (this.streams.size >= this.settings.clientsMax) throw new SwooshError("unavailable", `too many watchers (max ${this.settings.clientsMax}); retry later`);
+    if (from > this.newestIndex + 1) throw new SwooshError("not_found", `index ${from} is past the next entry ${this.newestIndex + 1}`, { index: from });
+    const firstIndex = this.source.firstLogIndex;
+    if (from <= this.newestIndex && from < firstIndex) {
+      throw new SwooshError("history_pruned", `the log starts at index ${firstIndex}; entries from ${from} are gone`, { index: from, firstIndex });
+    }
+  }
+
+  /** Takes over `response` (already checked with `checkStart`) and streams from `from`. */
+  start(response: ServerResponse, from: number, requestId: string): void {
+    const stream = new WatchStream(this, response, from, requestId);
+    this.streams.add(stream);
+    this.metrics.watchClients.set(this.streams.size);
+    response.on("close", () => this.forget(stream));
+    stream.begin();
+  }
+
+  /** Ends every stream and stops listening (graceful shutdown, or the engine failed). */
+  closeAll(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+    clearInterval(this.heartbeat);
+    for (const stream of [...this.streams]) stream.end();
+    this.streams.clear();
+    this.metrics.watchClients.set(0);
+  }
+
+  forget(stream: WatchStream): void {
+    stream.stop();
+    if (this.streams.delete(stream)) this.metrics.watchClients.set(this.streams.size);
+  }
+
+  dropped(stream: WatchStream): void {
+    this.metrics.watchDropped.inc();
+    this.log.warn({ reqId: stream.requestId, nextIndex: stream.nextIndex }, "watch stream dropped: the client reads too slowly");
+    this.forget(stream);
+  }
+
+  private publish(event: AppliedEvent): void {
+    // Runs inside the engine's flush completion: it must never throw.
+    try {
+      this.newestIndex = event.index;
+      if (this.streams.size === 0) return;
+      const frame = formatFrame(toWireEntry(event));
+      for (const stream of this.streams) stream.offer(event.index, frame);
+    } catch (error) {
+      this.log.error({ err: error }, "watch: publishing an entry failed");
+    }
+  }
+
+  private beat(): void {
+    for (const stream of this.streams) stream.comment("keep-alive");
+  }
+}
+
+class WatchStream {
+  private mode: "replay" | "live" | "stopped" = "replay";
+
+  constructor(
+    private readonly hub: WatchHub,
+    private readonly response: ServerResponse,
+    /** The next index this stream owes its client. */
+    public nextIndex: number,
+    readonly requestId: string,
+  ) {}
+
+  begin(): void {
+    const response = this.response;
+    // The stream ends only on shutdown or a drop; never reuse its connection.
+    response.shouldKeepAlive = false;
+    response.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+      "x-request-id": this.requestId,
+    });
+    response.socket?.setNoDelay(true);
+    response.write(`retry: ${RETRY_MS}\n: swoosh watch from ${this.nextIndex}\n\n`);
+    this.replay();
+  }
+
+  /** A live frame for `index`. */
+  offer(index: number, frame: string): void {
+    if (this.mode !== "live" || index < this.nextIndex) return;
+    if (index > this.nextIndex) {
+      // Cannot happen while the engine announces every index in order; catch up from the log if it does.
+      this.replay();
+      return;
+    }
+    if (this.response.writableLength > this.hub.settings.bufferMaxBytes) {
+      this.drop();
+      return;
+    }
+    this.response.write(frame);
+    this.nextIndex = index + 1;
+  }
+
+  comment(text: string): void {
+    // A replaying stream is either sending entries or waiting for 'drain': no heartbeat needed, nor allowed to queue.
+    if (this.mode !== "live") return;
+    if (this.response.writableLength > this.hub.settings.bufferMaxBytes) {
+      this.drop();
+      return;
+    }
+    this.response.write(`: ${text}\n\n`);
+  }
+
+  /** Graceful end (shutdown). */
+  end(): void {
+    this.mode = "stopped";
+    this.response.end();
+  }
+
+  stop(): void {
+    this.mode = "stopped";
+  }
+
+  private drop(): void {
+    this.mode = "stopped";
+    this.response.destroy();
+    this.hub.dropped(this);
+  }
+
+  private replay(): void {
+    this.mode = "replay";
+    this.replayPages().catch((error: unknown) => {
+      if (this.mode === "stopped") return;
+      this.hub.log.warn({ reqId: this.requestId, err: error }, "watch: replay failed; ending the stream");
+      this.end();
+      this.hub.forget(this);
+    });
+  }
+
+  /** Sends entries from the WAL until the stream has caught up with the hub, then goes live. */
+  private async replayPages(): Promise<void> {
+    const { replayPageSize } = this.hub.settings;
+    while (this.mode === "replay") {
+      // Checked and switched in one synchronous step: no live frame can slip between.
+      if (this.nextIndex > this.hub.newest) {
+        this.mode = "live";
+        return;
+      }
+      const entries = await this.hub.source.readLog(this.nextIndex, replayPageSize);
+      if (this.mode !== "replay") return;
+      if (entries.length === 0 || (entries[0] as LogEntry).index !== this.nextIndex) {
+        // Truncated by a snapshot while this client was catching up.
+        const error = new SwooshError("history_pruned", `the log no longer holds index ${this.nextIndex}`, { index: this.nextIndex });
+        this.response.write(`event: error\ndata: ${JSON.stringify({ error: error.toBody() })}\n\n`);
+        this.end();
+        this.hub.forget(this);
+        return;
+      }
+      for (const entry of entries) {
+        const writable = this.response.write(formatFrame(toWireEntry(entry)));
+        this.nextIndex = entry.index + 1;
+        if (!writable) await this.drained();
+        if (this.mode !== "replay") return;
+      }
+    }
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.response.off("drain", done);
+        this.response.off("close", done);
+        resolve();
+      };
+      this.response.on("drain", done);
+      this.response.on("close", done);
+    });
+  }
+}

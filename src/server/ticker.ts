@@ -1,0 +1,94 @@
+/**
+ * The server's own `system.tick` (SPEC §6): time passes in the log only when
+ * someone logs it, so the server does.
+ *
+ * Policy: ask the model when the next deadline is (`nextDeadlineMs`: a lease
+ * expiring, an agent going silent, a backoff ending) and tick as soon as it has
+ * passed; look again at least every `checkIntervalMaxMs` (1 s), sooner when the
+ * deadline is sooner. Nothing pending, or the phase halted (the reducer refuses
+ * ticks then), means no tick: an idle orchestrator writes nothing to its log.
+ *
+ * A tick that fails is logged and the loop goes on; `unavailable` (engine
+ * closing or failed) ends the loop quietly. Nothing here can crash the process.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import { SwooshError } from "../core/errors.ts";
+import type { Engine } from "../engine/engine.ts";
+import { nextDeadlineMs } from "../domain/index.ts";
+import type { OrchestratorModel } from "../domain/index.ts";
+
+export interface TickerSettings {
+  /** Longest wait between two looks at the next deadline. */
+  readonly checkIntervalMaxMs: number;
+  /** Shortest wait, so a deadline a tick cannot clear never turns into a busy loop. */
+  readonly checkIntervalMinMs: number;
+}
+
+export const DEFAULT_TICKER_SETTINGS: TickerSettings = { checkIntervalMaxMs: 1000, checkIntervalMinMs: 10 };
+
+export class Ticker {
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+
+  constructor(
+    private readonly engine: Engine<OrchestratorModel>,
+    private readonly log: FastifyBaseLogger,
+    private readonly settings: TickerSettings = DEFAULT_TICKER_SETTINGS,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops the loop and waits for a tick in flight to settle. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const clock = this.engine.settings.clock;
+    let lastDeadlineMs: number | undefined;
+    while (this.running) {
+      let waitMs = this.settings.checkIntervalMaxMs;
+      try {
+        const deadlineMs = await this.engine.read(({ model }) => (model.state.phase === "halted" ? undefined : nextDeadlineMs(model)));
+        const nowMs = clock.nowMs();
+        if (deadlineMs !== undefined && deadlineMs <= nowMs && this.running) {
+          await this.engine.submit({ type: "system.tick", payload: {} });
+          // The same passed deadline twice in a row means a tick could not clear it: fall back to once a second.
+          waitMs = deadlineMs === lastDeadlineMs ? this.settings.checkIntervalMaxMs : this.settings.checkIntervalMinMs;
+          lastDeadlineMs = deadlineMs;
+        } else {
+          lastDeadlineMs = undefined;
+          if (deadlineMs !== undefined) waitMs = Math.min(this.settings.checkIntervalMaxMs, Math.max(this.settings.checkIntervalMinMs, deadlineMs - nowMs));
+        }
+      } catch (error) {
+        if (error instanceof SwooshError && error.code === "unavailable") return;
+        this.log.warn({ err: error }, "system.tick failed; will retry");
+      }
+      await this.sleep(waitMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.running) {
+        resolve();
+        return;
+      }
+      this.wake = () => {
+        this.wake = null;
+        resolve();
+      };
+      this.timer = setTimeout(() => this.wake?.(), ms);
+      this.timer.unref();
+    });
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The server's life: graceful close finishes in-flight commands and snapshots;
+ * a failed WAL flush answers 503 to everything and calls onFatal; the server
+ * ticks by itself to expire leases (and not while halted); the data dir LOCK
+ * is held while open and released by close.
+ */
+import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { describe, it } from "node:test";
+import type { LogRecord } from "../../src/core/log-record.ts";
+import type { OrchestratorModel } from "../../src/domain/index.ts";
+import type { Engine } from "../../src/engine/engine.ts";
+import { initializeDataDir } from "../../src/engine/open.ts";
+import { defaultGenesis, openSwoosh } from "../../src/index.ts";
+import type { SwooshOptions } from "../../src/index.ts";
+import { startServer } from "../../src/server/index.ts";
+import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { NodeFileSystem } from "../../src/storage/node-fs.ts";
+import type { CommandLog } from "../../src/storage/types.ts";
+import { FaultyLog, tempDir } from "../support/engine-fixtures.ts";
+import { command, eventually, get, startTestServer } from "./helpers.ts";
+
+/** A log whose appends wait `delayMs` first: keeps commands in flight on purpose. */
+class DelayedLog extends FaultyLog {
+  delayMs = 0;
+  override async append(records: readonly LogRecord[]): Promise<void> {
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return super.append(records);
+  }
+}
+
+/** An engine opener (the ServerOptions.openEngine seam) around a wrapped LMDB log. */
+function wrappedOpener<L extends CommandLog>(wrap: (inner: CommandLog) => L): { open: (options: SwooshOptions) => Promise<Engine<OrchestratorModel>>; log: () => L; engine: () => Engine<OrchestratorModel> } {
+  let log: L | null = null;
+  let engine: Engine<OrchestratorModel> | null = null;
+  return {
+    async open(options) {
+      const genesis = defaultGenesis("wrapped");
+      // The WAL directory may only exist beside a genesis file: write that first.
+      await initializeDataDir(new NodeFileSystem(), options.dataDir, genesis);
+      log = wrap(await LmdbCommandLog.open(path.join(options.dataDir, "wal")));
+      engine = await openSwoosh({ ...options, genesis, log });
+      return engine;
+    },
+    log: () => log as L,
+    engine: () => engine as Engine<OrchestratorModel>,
+  };
+}
+
+describe("server: lifecycle", () => {
+  it("close() lets in-flight commands finish, refuses new ones, snapshots, and releases the data dir", async (t) => {
+    const { dir, cleanup } = await tempDir("swoosh-server-");
+    t.after(cleanup);
+    const opener = wrappedOpener((inner) => new DelayedLog(inner));
+    const server = await startServer({ dataDir: dir, port: 0, logger: false, onFatal: () => undefined, openEngine: opener.open });
+    t.after(() => server.close());
+    assert.equal((await command(server.url, "agent.register", { agentId: "a" })).status, 200);
+
+    // A second server on the same data dir is refused while the first holds it.
+    await assert.rejects(startServer({ dataDir: dir, port: 0, logger: false, onFatal: () => undefined }));
+
+    opener.log().delayMs = 300;
+    const inFlight = Array.from({ length: 10 }, (_, i) => command(server.url, "task.submit", { taskId: `t${i}`, kind: "k" }));
+    await eventually(() => (opener.engine().stats().appliedIndex === 11 ? true : undefined), 5000, "all commands received");
+    const closing = server.close();
+    const late = await get(server.url, "/state").catch(() => null);
+    assert.ok(late === null || late.status === 503, `a request after close() began is refused (${late?.status})`);
+    const answers = await Promise.all(inFlight);
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      Array(10).fill(200),
+    );
+    assert.deepEqual(answers.map((answer) => answer.body.index).sort((a, b) => a - b), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    await closing;
+    await assert.rejects(get(server.url, "/healthz"), "no longer listening");
+    assert.ok((await readdir(path.join(dir, "snapshots"))).includes(`snapshot-${String(11).padStart(20, "0")}.json`), "final snapshot");
+
+    // The LOCK is released: a new server recovers everything that was acknowledged.
+    const reopened = await startTestServer(t, {}, dir);
+    assert.equal(reopened.server.recoveredIndex, 11);
+    assert.equal((await get(reopened.url, "/tasks?limit=1000")).body.tasks.length, 10);
+  });
+
+  it("a failed WAL flush answers 503 to in-flight and later requests and calls onFatal", async (t) => {
+    const { dir, cleanup } = await tempDir("swoosh-server-");
+    t.after(cleanup);
+    const opener = wrappedOpener((inner) => new FaultyLog(inner));
+    const fatal: Error[] = [];
+    const server = await startServer({ dataDir: dir, port: 0, logger: false, onFatal: (error) => fatal.push(error), openEngine: opener.open });
+    t.after(() => server.close());
+    assert.equal((await command(server.url, "agent.register", { agentId: "a" })).status, 200);
+
+    opener.log().failNextAppend(new Error("injected: the disk is gone"));
+    const answers = await Promise.all(Array.from({ length: 3 }, (_, i) => command(server.url, "agent.register", { agentId: `b${i}` })));
+    for (const answer of answers) {
+      assert.equal(answer.status, 503, answer.text);
+      assert.equal(answer.body.error.code, "unavailable");
+    }
+    assert.equal(fatal.length, 1);
+    assert.match(fatal[0]?.message ?? "", /injected/);
+    for (const path of ["/state", "/readyz", "/tasks", "/log"]) assert.equal((await get(server.url, path)).status, 503, path);
+    assert.equal((await command(server.url, "agent.register", { agentId: "c" })).status, 503);
+    assert.equal((await get(server.url, "/healthz")).status, 200);
+    await server.close();
+
+    const reopened = await startTestServer(t, {}, dir);
+    assert.equal(reopened.server.recoveredIndex, 1, "nothing unacknowledged was kept");
+  });
+
+  it("ticks by itself when a lease expires, and not while halted", async (t) => {
+    const { url } = await startTestServer(t);
+    const ticks = async () => ((await get(url, "/log?limit=1000")).body.entries as Array<{ type: string }>).filter((entry) => entry.type === "system.tick").length;
+    await command(url, "orchestrator.configure", { leaseTtlMs: 200 });
+    await command(url, "agent.register", { agentId: "a" });
+    await command(url, "task.submit", { taskId: "t", kind: "k" });
+    assert.equal((await command(url, "task.claim", { agentId: "a" })).body.result.leases.length, 1);
+    const requeued = await eventually(async () => {
+      const task = (await get(url, "/tasks/t")).body;
+      return task.status === "queued" ? task : undefined;
+    }, 5000, "the lease to expire");
+    assert.equal(requeued.attempts, 1);
+    assert.equal(requeued.error.code, "lease_expired");
+    const afterExpiry = await ticks();
+    assert.ok(afterExpiry >= 1);
+    // Nothing due: no more ticks (an idle orchestrator writes nothing).
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(await ticks(), afterExpiry);
+
+    // Halted: the lease outlives its expiry untouched and no tick is even tried.
+    await command(url, "task.claim", { agentId: "a" });
+    await command(url, "orchestrator.setPhase", { phase: "halted" });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal((await get(url, "/tasks/t")).body.status, "leased");
+    assert.equal(await ticks(), afterExpiry);
+    assert.doesNotMatch((await get(url, "/metrics")).text, /swoosh_command_rejections_total\{code="invalid_transition"\}/);
+    await command(url, "orchestrator.setPhase", { phase: "active" });
+    await eventually(async () => ((await get(url, "/tasks/t")).body.status === "queued" ? true : undefined), 5000, "expiry after resuming");
+  });
+});

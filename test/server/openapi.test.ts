@@ -1,0 +1,103 @@
+/**
+ * GET /openapi.json: an OpenAPI 3.1 document with every endpoint of SPEC §7,
+ * every command type of SPEC §6 (payload, result, command), error responses
+ * for every SPEC code, and no dangling $ref. Also checks that the socket-free
+ * `buildApp` answers through `app.inject`.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ERROR_STATUS } from "../../src/core/errors.ts";
+import { COMMAND_TYPES } from "../../src/domain/index.ts";
+import { ServerRuntime, buildApp, createLogger } from "../../src/server/index.ts";
+import { commandComponentName } from "../../src/server/openapi.ts";
+import { tempDir } from "../support/engine-fixtures.ts";
+import { get, startTestServer } from "./helpers.ts";
+
+type Json = { [key: string]: unknown };
+
+function collectRefs(node: unknown, out: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) collectRefs(item, out);
+  else if (typeof node === "object" && node !== null) {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "$ref" && typeof value === "string") out.push(value);
+      else collectRefs(value, out);
+    }
+  }
+  return out;
+}
+
+function resolve(doc: Json, ref: string): unknown {
+  assert.ok(ref.startsWith("#/"), ref);
+  return ref
+    .slice(2)
+    .split("/")
+    .reduce<unknown>((node, part) => (node as Json | undefined)?.[part.replace(/~1/g, "/").replace(/~0/g, "~")], doc);
+}
+
+describe("server: OpenAPI", () => {
+  it("publishes every endpoint and command type, with errors, and no dangling $ref", async (t) => {
+    const { url } = await startTestServer(t);
+    const answer = await get(url, "/openapi.json");
+    assert.equal(answer.status, 200);
+    assert.match(answer.headers.get("content-type") ?? "", /^application\/json/);
+    const doc = answer.body as Json;
+    assert.equal(doc.openapi, "3.1.0");
+    const paths = doc.paths as Record<string, Record<string, Json>>;
+    const expected: Array<[string, string]> = [
+      ["/state", "get"],
+      ["/state", "post"],
+      ["/command", "post"],
+      ["/tasks", "get"],
+      ["/tasks/{id}", "get"],
+      ["/agents", "get"],
+      ["/log", "get"],
+      ["/watch", "get"],
+      ["/healthz", "get"],
+      ["/readyz", "get"],
+      ["/metrics", "get"],
+      ["/openapi.json", "get"],
+    ];
+    for (const [path, method] of expected) {
+      const operation = paths[path]?.[method];
+      assert.ok(operation, `${method.toUpperCase()} ${path}`);
+      assert.ok((operation.responses as Json)["200"] ?? (operation.responses as Json)["201"], `${path} success response`);
+    }
+    assert.deepEqual(Object.keys(paths).sort(), [...new Set(expected.map(([path]) => path))].sort());
+
+    const schemas = (doc.components as Json).schemas as Record<string, Json>;
+    const mapping = ((schemas.Command as Json).discriminator as Json).mapping as Record<string, string>;
+    assert.deepEqual(Object.keys(mapping).sort(), [...COMMAND_TYPES].sort());
+    for (const type of COMMAND_TYPES) {
+      const name = commandComponentName(type);
+      for (const suffix of ["Payload", "Result", "Command"]) assert.ok(schemas[`${name}${suffix}`], `${name}${suffix}`);
+    }
+    const responses = (doc.components as Json).responses as Record<string, Json>;
+    for (const status of new Set(Object.values(ERROR_STATUS))) assert.ok(responses[`Error${status}`], `Error${status}`);
+    const errorCodes = (((schemas.ErrorBody as Json).properties as Json).error as { properties: { code: { anyOf: Array<{ const: string }> } } }).properties.code.anyOf.map((c) => c.const);
+    assert.deepEqual(errorCodes.sort(), Object.keys(ERROR_STATUS).sort());
+    // The command endpoint documents its 4xx answers.
+    assert.ok(["400", "401", "404", "409", "413", "503"].every((status) => (paths["/command"]?.post?.responses as Json)[status]));
+
+    const refs = collectRefs(doc);
+    assert.ok(refs.length > 30);
+    for (const ref of refs) assert.ok(resolve(doc, ref) !== undefined, `dangling ${ref}`);
+    assert.doesNotMatch(answer.text, /"\[object /);
+  });
+
+  it("buildApp answers without a socket (app.inject)", async (t) => {
+    const { dir, cleanup } = await tempDir("swoosh-server-");
+    t.after(cleanup);
+    const logger = createLogger(false);
+    const runtime = await ServerRuntime.create({ dataDir: dir, log: logger, onFatal: () => undefined });
+    const app = buildApp(runtime, { logger });
+    t.after(async () => {
+      await runtime.beginClose();
+      await app.close();
+      await runtime.closeEngine();
+    });
+    const submitted = await app.inject({ method: "POST", url: "/command", payload: { type: "agent.register", payload: { agentId: "a" } } });
+    assert.equal(submitted.statusCode, 200, submitted.body);
+    const state = await app.inject({ method: "GET", url: "/state" });
+    assert.equal(state.json().index, 1);
+  });
+});

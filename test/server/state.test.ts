@@ -1,0 +1,140 @@
+/**
+ * GET /state (ETag, If-None-Match, ?at with 404/410/400) and POST /state
+ * genesis initialization (201/200/409/422/400), including a server started
+ * with awaitGenesis whose readyz turns 200 only after it.
+ */
+import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { computeStateHash } from "../../src/core/hash.ts";
+import { defaultGenesis } from "../../src/index.ts";
+import { command, eventually, get, post, startTestServer } from "./helpers.ts";
+
+describe("server: state and genesis", () => {
+  it("serves the state with its hash as ETag and answers If-None-Match with 304", async (t) => {
+    const { url } = await startTestServer(t);
+    await command(url, "agent.register", { agentId: "a" });
+    const first = await get(url, "/state");
+    assert.equal(first.status, 200);
+    assert.deepEqual(Object.keys(first.body), ["index", "hlc", "stateHash", "logHash", "state"]);
+    assert.equal(first.body.index, 1);
+    assert.equal(first.body.stateHash, computeStateHash(first.body.state));
+    assert.equal(first.headers.get("etag"), `"${first.body.stateHash}"`);
+
+    const etag = first.headers.get("etag") as string;
+    for (const header of [etag, first.body.stateHash, `W/${etag}`, `"nope", ${etag}`, "*"]) {
+      const again = await get(url, "/state", { "if-none-match": header });
+      assert.equal(again.status, 304, header);
+      assert.equal(again.text, "");
+    }
+    assert.equal((await get(url, "/state", { "if-none-match": '"0000"' })).status, 200);
+
+    await command(url, "agent.register", { agentId: "b" });
+    const changed = await get(url, "/state", { "if-none-match": etag });
+    assert.equal(changed.status, 200);
+    assert.notEqual(changed.body.stateHash, first.body.stateHash);
+    assert.equal(changed.body.index, 2);
+  });
+
+  it("serves ?at=INDEX, with 404 past the end, 400 for a bad index and 410 once history is pruned", async (t) => {
+    const { url } = await startTestServer(t, { snapshotEvery: 2 });
+    const hashes = new Map<number, string>([[0, (await get(url, "/state")).body.stateHash]]);
+    // Snapshots every 2 commands, 3 kept: the WAL is truncated below the oldest kept one. Write until it is.
+    let firstIndex = 1;
+    for (let i = 1; i <= 200 && firstIndex < 4; i++) {
+      assert.equal((await command(url, "agent.register", { agentId: `a${i}` })).status, 200);
+      const state = await get(url, "/state");
+      hashes.set(state.body.index, state.body.stateHash);
+      firstIndex = (await get(url, "/log?limit=1")).body.firstIndex;
+    }
+    assert.ok(firstIndex >= 4, `the WAL was truncated (first index ${firstIndex})`);
+    const lastIndex = Math.max(...hashes.keys());
+    // A snapshot started by the last command may still truncate: wait until the first index holds still.
+    firstIndex = await eventually(async () => {
+      const before = (await get(url, "/log?limit=1")).body.firstIndex;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const after = (await get(url, "/log?limit=1")).body.firstIndex;
+      return before === after ? after : undefined;
+    }, 5000, "the WAL to stop being truncated");
+
+    for (const at of [lastIndex, lastIndex - 1, firstIndex, firstIndex + 1]) {
+      const answer = await get(url, `/state?at=${at}`);
+      assert.equal(answer.status, 200, `at=${at}: ${answer.text}`);
+      assert.equal(answer.body.index, at);
+      assert.equal(answer.body.stateHash, hashes.get(at), `at=${at}`);
+      assert.equal(answer.headers.get("etag"), `"${hashes.get(at)}"`);
+      assert.equal(Object.keys(answer.body.state.agents).length, at);
+    }
+    assert.equal((await get(url, `/state?at=${lastIndex - 1}`, { "if-none-match": `"${hashes.get(lastIndex - 1)}"` })).status, 304);
+
+    const pruned = await get(url, "/state?at=1");
+    assert.equal(pruned.status, 410, pruned.text);
+    assert.equal(pruned.body.error.code, "history_pruned");
+    const past = await get(url, `/state?at=${lastIndex + 1}`);
+    assert.equal(past.status, 404);
+    assert.equal(past.body.error.code, "not_found");
+    for (const bad of ["-1", "abc", "1.5", "99999999999999999999", ""]) {
+      const answer = await get(url, `/state?at=${bad}`);
+      assert.equal(answer.status, 400, bad);
+      assert.equal(answer.body.error.code, "bad_request");
+    }
+    assert.equal((await get(url, "/state?at=1&at=2")).status, 400);
+    const oldLog = await get(url, "/log?from=1");
+    assert.equal(oldLog.status, 410);
+    assert.equal(oldLog.body.error.code, "history_pruned");
+  });
+
+  it("with awaitGenesis: readyz 503 until POST /state initializes; then 200, same again 200, another 409", async (t) => {
+    const { url, server, dataDir } = await startTestServer(t, { awaitGenesis: true });
+    assert.equal(server.genesisHash, null);
+    const before = await get(url, "/readyz");
+    assert.equal(before.status, 503);
+    assert.equal(before.body.error.code, "unavailable");
+    assert.equal((await get(url, "/healthz")).status, 200);
+    assert.equal((await get(url, "/state")).status, 503);
+    assert.equal((await command(url, "agent.register", { agentId: "a" })).status, 503);
+
+    const genesis = defaultGenesis("await-test");
+    // Bad documents are refused before anything is written.
+    const mismatch = await post(url, "/state", { ...genesis, stateHash: "0".repeat(64) });
+    assert.equal(mismatch.status, 422);
+    assert.equal(mismatch.body.error.code, "genesis_hash_mismatch");
+    const malformed = await post(url, "/state", { clusterId: "x" });
+    assert.equal(malformed.status, 400);
+    assert.equal(malformed.body.error.code, "bad_request");
+    assert.deepEqual(await readdir(dataDir), []);
+
+    const created = await post(url, "/state", genesis);
+    assert.equal(created.status, 201, created.text);
+    assert.deepEqual(created.body, { clusterId: "await-test", stateHash: genesis.stateHash, created: true });
+    assert.equal(server.genesisHash, genesis.stateHash);
+    const ready = await get(url, "/readyz");
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body.genesisHash, genesis.stateHash);
+    assert.equal((await command(url, "agent.register", { agentId: "a" })).status, 200);
+
+    const same = await post(url, "/state", genesis);
+    assert.equal(same.status, 200);
+    assert.equal(same.body.created, false);
+    const other = await post(url, "/state", defaultGenesis("another"));
+    assert.equal(other.status, 409);
+    assert.equal(other.body.error.code, "already_initialized");
+    assert.equal((await post(url, "/state", { ...genesis, stateHash: "f".repeat(64) })).status, 422);
+    assert.ok((await readdir(dataDir)).includes("genesis.json"));
+  });
+
+  it("POST /state on a server opened with a default genesis: 200 for it, 409 for another", async (t) => {
+    const { url, server, dataDir } = await startTestServer(t);
+    const genesis = JSON.parse(
+      await import("node:fs/promises").then((fs) => fs.readFile(path.join(dataDir, "genesis.json"), "utf8")),
+    ) as { stateHash: string };
+    assert.equal(genesis.stateHash, server.genesisHash);
+    const same = await post(url, "/state", genesis);
+    assert.equal(same.status, 200, same.text);
+    assert.equal(same.body.created, false);
+    const other = await post(url, "/state", defaultGenesis("other"));
+    assert.equal(other.status, 409);
+    assert.equal(other.body.error.code, "already_initialized");
+  });
+});

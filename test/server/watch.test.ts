@@ -1,0 +1,124 @@
+/**
+ * GET /watch: one event per applied command (id = index, data = the WAL entry),
+ * live; resumed with Last-Event-ID or ?from through a WAL replay that switches
+ * to live with no gap and no duplicate, even while commands keep coming; 410
+ * for a truncated resume point; and a consumer that stops reading is dropped
+ * instead of growing the server's memory.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SseClient, command, eventually, get, startTestServer } from "./helpers.ts";
+
+function assertConsecutive(indexes: number[], from: number, to: number): void {
+  assert.deepEqual(indexes, Array.from({ length: to - from + 1 }, (_, i) => from + i));
+}
+
+describe("server: GET /watch", () => {
+  it("streams applied commands live, as the log holds them", async (t) => {
+    const { url } = await startTestServer(t, { watch: { heartbeatMs: 100 } });
+    await command(url, "agent.register", { agentId: "before" });
+    const client = await SseClient.open(url);
+    t.after(() => client.close());
+    assert.equal(client.status, 200);
+    assert.match(client.response?.headers["content-type"] ?? "", /^text\/event-stream/);
+    for (let i = 0; i < 5; i++) assert.equal((await command(url, "agent.register", { agentId: `a${i}` }, i === 2 ? { id: "with-id" } : {})).status, 200);
+    await client.waitForEvents(5);
+    assert.deepEqual(client.events.map((event) => event.id), ["2", "3", "4", "5", "6"]);
+    const log = await get(url, "/log?from=2");
+    assert.deepEqual(client.entries(), log.body.entries, "live events carry exactly the WAL entries");
+    await eventually(() => (client.comments.includes("keep-alive") ? true : undefined), 2000, "a heartbeat comment");
+  });
+
+  it("resumes with Last-Event-ID and ?from without gaps or duplicates, also while writes continue", async (t) => {
+    const { url } = await startTestServer(t);
+    for (let i = 1; i <= 5; i++) await command(url, "agent.register", { agentId: `a${i}` });
+
+    const resumed = await SseClient.open(url, "/watch", { "last-event-id": "2" });
+    t.after(() => resumed.close());
+    await resumed.waitForEvents(3);
+    assertConsecutive(resumed.entries().map((entry) => entry.index), 3, 5);
+    await command(url, "agent.register", { agentId: "a6" });
+    await resumed.waitForEvents(4);
+    assertConsecutive(resumed.entries().map((entry) => entry.index), 3, 6);
+
+    const fromStart = await SseClient.open(url, "/watch?from=0");
+    t.after(() => fromStart.close());
+    await fromStart.waitForEvents(6);
+    assertConsecutive(fromStart.entries().map((entry) => entry.index), 1, 6);
+
+    // Resume from the start while 60 commands arrive concurrently: replay hands over to live exactly once per index.
+    const writes = Array.from({ length: 60 }, (_, i) => command(url, "agent.register", { agentId: `w${i}` }));
+    const racing = await SseClient.open(url, "/watch", { "last-event-id": "0" });
+    t.after(() => racing.close());
+    const answers = await Promise.all(writes);
+    assert.ok(answers.every((answer) => answer.status === 200));
+    await racing.waitForEvents(66);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertConsecutive(racing.entries().map((entry) => entry.index), 1, 66);
+    assertConsecutive(racing.events.map((event) => Number(event.id)), 1, 66);
+
+    for (const [path, headers, status] of [
+      ["/watch", { "last-event-id": "abc" }, 400],
+      ["/watch?from=-1", {}, 400],
+      ["/watch?from=500", {}, 404],
+    ] as const) {
+      const answer = await get(url, path, headers);
+      assert.equal(answer.status, status, `${path}: ${answer.text}`);
+    }
+  });
+
+  it("answers 410 history_pruned for a resume point the WAL no longer holds", async (t) => {
+    const { url } = await startTestServer(t, { snapshotEvery: 2 });
+    let firstIndex = 1;
+    for (let i = 0; i < 200 && firstIndex < 3; i++) {
+      await command(url, "agent.register", { agentId: `a${i}` });
+      firstIndex = (await get(url, "/log?limit=1")).body.firstIndex;
+    }
+    assert.ok(firstIndex >= 3);
+    const pruned = await get(url, "/watch", { "last-event-id": "0" });
+    assert.equal(pruned.status, 410);
+    assert.equal(pruned.body.error.code, "history_pruned");
+    assert.equal((await get(url, "/watch?from=1")).status, 410);
+  });
+
+  it("drops a consumer that stops reading once its buffer passes the bound; it resumes from the WAL", async (t) => {
+    const bufferMaxBytes = 64 * 1024;
+    const { url } = await startTestServer(t, { watch: { bufferMaxBytes } });
+    const slow = await SseClient.open(url);
+    t.after(() => slow.close());
+    slow.pause();
+    const bulk = "x".repeat(100_000);
+    let dropped = 0;
+    let submitted = 0;
+    // Enough to fill the kernel's socket buffers too; bounded in count.
+    for (let round = 0; round < 40 && dropped === 0; round++) {
+      const batch = Array.from({ length: 8 }, () => command(url, "task.submit", { taskId: `t${submitted++}`, kind: "bulk", payload: bulk }));
+      assert.ok((await Promise.all(batch)).every((answer) => answer.status === 200));
+      const metrics = await get(url, "/metrics");
+      dropped = Number(/^swoosh_watch_dropped_total (\d+)/m.exec(metrics.text)?.[1] ?? 0);
+    }
+    assert.equal(dropped, 1, "the slow consumer was dropped");
+    assert.match((await get(url, "/metrics")).text, /^swoosh_watch_clients 0$/m);
+
+    slow.resume();
+    await eventually(() => (slow.ended ? true : undefined), 5000, "the dropped stream to end");
+    const received = slow.entries().map((entry) => entry.index);
+    assert.ok(received.length < submitted, "it did not get everything");
+    assertConsecutive(received, 1, received.length);
+
+    // Reconnecting where it stopped replays the rest, paced by the socket.
+    const again = await SseClient.open(url, "/watch", { "last-event-id": String(received.length) });
+    t.after(() => again.close());
+    await again.waitForEvents(submitted - received.length, 10_000);
+    assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, submitted);
+  });
+
+  it("ends open streams on close", async (t) => {
+    const server = await startTestServer(t);
+    const client = await SseClient.open(server.url);
+    await command(server.url, "agent.register", { agentId: "a" });
+    await client.waitForEvents(1);
+    await server.close();
+    await eventually(() => (client.ended ? true : undefined), 3000, "the stream to end");
+  });
+});
