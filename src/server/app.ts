@@ -16,6 +16,7 @@ import { clientErrorHandler, installErrorHandlers, sendError, toSwooshError } fr
 import { installJsonBodyParser } from "./json-body.ts";
 import { registerAgentRoutes } from "./routes/agents.ts";
 import { registerCommandRoute } from "./routes/command.ts";
+import { registerCommandsRoute } from "./routes/commands.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerLogRoute } from "./routes/log.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
@@ -38,6 +39,12 @@ export const HTTP_TIMEOUTS = {
   connectionTimeoutMs: 60_000,
   /** An idle keep-alive connection is closed after this. */
   keepAliveTimeoutMs: 5_000,
+  /**
+   * How often Node enforces the two request timeouts above. Its default, 30 s,
+   * let a slowloris connection live up to 40 s instead of 10; checked every
+   * second, a timeout holds to within a second.
+   */
+  checkIntervalMs: 1_000,
 } as const;
 
 /** Longest URL-decoded path parameter (a task id of 1024 UTF-16 units, percent-encoded, fits). */
@@ -60,6 +67,7 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
     connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
     keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
+    http: { connectionsCheckingInterval: HTTP_TIMEOUTS.checkIntervalMs },
     // Our gate answers 503 in the SPEC error shape while closing; Fastify's would not.
     return503OnClosing: false,
     requestIdHeader: false,
@@ -103,6 +111,7 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
   registerHealthRoutes(app, runtime);
   registerStateRoutes(app, runtime);
   registerCommandRoute(app, runtime);
+  registerCommandsRoute(app, runtime);
   registerTaskRoutes(app, runtime);
   registerAgentRoutes(app, runtime);
   registerLogRoute(app, runtime);

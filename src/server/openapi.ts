@@ -197,6 +197,23 @@ export function buildOpenApiDocument(): JsonRecord {
         responses: { "200": json(ref("CommandOutcome"), "Applied and flushed (or an idempotent repeat: duplicate true)."), ...errorResponses([400, 401, 404, 409, 413, 503]) },
       },
     },
+    "/commands": {
+      post: {
+        operationId: "submitCommands",
+        summary: "Submit a batch of commands, applied in order and flushed together; answered once every accepted one is durable.",
+        requestBody: {
+          required: true,
+          content: { "application/json": { schema: { type: "object", required: ["commands"], additionalProperties: false, properties: { commands: { type: "array", minItems: 1, maxItems: 1000, items: ref("Command") } } } } },
+        },
+        responses: {
+          "200": json(
+            { type: "object", required: ["results"], properties: { results: { type: "array", items: { oneOf: [ref("CommandOutcome"), ref("ErrorBody")] } } } },
+            "One result per command, in order: an outcome, or an error body for a refused command (the batch is not a transaction).",
+          ),
+          ...errorResponses([400, 401, 413, 503]),
+        },
+      },
+    },
     "/tasks": {
       get: {
         operationId: "listTasks",

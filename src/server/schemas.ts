@@ -49,6 +49,23 @@ export function checkCommandEnvelope(body: unknown): CommandEnvelope {
   throw new SwooshError("bad_request", `command ${path || "(root)"}: ${first?.message ?? "invalid"}`, { field: path });
 }
 
+/** Most commands in one `POST /commands` batch. */
+export const BATCH_COMMANDS_MAX = 1000;
+
+/** `POST /commands` body. Items are checked one by one (a bad item is answered in its slot, not for the whole batch). */
+export const CommandBatchSchema = Type.Object(
+  { commands: Type.Array(Type.Unknown({ description: "A CommandEnvelope." }), { minItems: 1, maxItems: BATCH_COMMANDS_MAX }) },
+  { additionalProperties: false },
+);
+
+const batchCheck = TypeCompiler.Compile(CommandBatchSchema);
+
+/** The batch's items (still unchecked), or `bad_request` for a body that is not `{commands: [...]}` of 1..BATCH_COMMANDS_MAX. */
+export function checkCommandBatch(body: unknown): unknown[] {
+  if (batchCheck.Check(body)) return body.commands;
+  throw new SwooshError("bad_request", `a batch is {"commands": [command, …]} with 1 to ${BATCH_COMMANDS_MAX} commands`, { field: "commands" });
+}
+
 /** `POST /command` 200 body; `result` is the command type's result schema. */
 export const CommandOutcomeSchema = Type.Object(
   {
