@@ -47,6 +47,7 @@ describe("server: OpenAPI", () => {
       ["/state", "get"],
       ["/state", "post"],
       ["/command", "post"],
+      ["/commands", "post"],
       ["/tasks", "get"],
       ["/tasks/{id}", "get"],
       ["/agents", "get"],
