@@ -46,7 +46,7 @@ export const counterMachine: StateMachine<CounterState> = {
       case "counter.set": {
         const { key, value } = payload;
         if (typeof key !== "string" || typeof value !== "number") return refuse("key must be a string and value a number");
-        state.values = nullProto({ ...state.values });
+        // A collection (first level) may change in place; view() copies it (reducer rule 2).
         Object.defineProperty(state.values, key, { value, enumerable: true, writable: true, configurable: true });
         break;
       }
