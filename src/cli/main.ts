@@ -5,8 +5,11 @@
 import { Command, CommanderError } from "commander";
 import { SwooshError } from "../core/errors.ts";
 import { RecoveryError } from "../engine/errors.ts";
+import { registerCommand } from "./commands/command.ts";
 import { registerGenesis } from "./commands/genesis.ts";
 import { registerHash } from "./commands/hash.ts";
+import { registerServe } from "./commands/serve.ts";
+import { registerState } from "./commands/state.ts";
 import { registerVerify } from "./commands/verify.ts";
 import { CliError, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME_FAILURE } from "./exit-codes.ts";
 import { packageVersion } from "./version.ts";
@@ -18,9 +21,13 @@ export function buildProgram(): Command {
     .description("Swoosh: a deterministic, durable orchestration state machine")
     .version(packageVersion(), "-V, --version")
     .exitOverride()
-    .showHelpAfterError("(run with --help for usage)");
-  registerHash(program);
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText("after", "\nExit codes: 0 ok, 1 runtime failure, 2 bad usage or bad data.\nEvery command has --help; API_INTEGRATION.md documents the HTTP API.");
+  registerServe(program);
+  registerState(program);
+  registerCommand(program);
   registerGenesis(program);
+  registerHash(program);
   registerVerify(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -1,0 +1,114 @@
+/**
+ * `swoosh serve`: runs the HTTP server (SPEC §7) on a data directory until
+ * SIGTERM or SIGINT, then closes it cleanly and exits 0.
+ *
+ * Every flag has an environment variable; a flag on the command line wins.
+ * Startup prints one block to stdout (URL, data dir, genesis hash, recovered
+ * index) so scripts can read the URL when `--port 0` picked a free port; every
+ * log line goes to stderr. Exit codes: 2 for bad flags, a bad genesis file, a
+ * genesis refused by the data dir, or a data dir that fails recovery; 1 for any
+ * other failure (port in use, data dir locked by a live process, a WAL flush
+ * failing while running).
+ */
+import { Option } from "commander";
+import type { Command } from "commander";
+import { RecoveryError } from "../../engine/errors.ts";
+import type { RunningServer, ServerOptions } from "../../server/index.ts";
+import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
+import { integerIn, nonEmpty, parsePort } from "../flags.ts";
+import { LOG_LEVELS, parseNodeId, serverOptionsFrom } from "../serve-options.ts";
+import type { ServeFlags } from "../serve-options.ts";
+import { watchShutdownSignals } from "../shutdown.ts";
+import { packageVersion } from "../version.ts";
+
+/** After close() resolved, how long open handles may keep the process alive before it exits anyway. */
+const EXIT_GRACE_MS = 5_000;
+
+function log(line: string): void {
+  process.stderr.write(`swoosh: ${line}\n`);
+}
+
+/** The startup block on stdout: one `key: value` per line, stable for scripts. */
+export function startupBlock(server: RunningServer, options: ServerOptions): string {
+  const genesis = server.genesisHash ?? "none yet: waiting for a genesis document on POST /state";
+  const auth = options.token !== undefined ? "bearer token required (all but /healthz)" : "none";
+  return [
+    `swoosh ${packageVersion()} serving`,
+    `  url:             ${server.url}`,
+    `  data dir:        ${server.dataDir}`,
+    `  genesis hash:    ${genesis}`,
+    `  recovered index: ${server.recoveredIndex}`,
+    `  auth:            ${auth}`,
+    "",
+  ].join("\n");
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/** Turns a startup failure into a CLI error with SPEC §9's exit code. */
+function startupError(error: unknown, options: ServerOptions): unknown {
+  if (error instanceof RecoveryError) {
+    return new CliError(
+      `data dir ${options.dataDir} failed recovery: ${error.message}\n` +
+        `  run \`swoosh verify --data-dir ${options.dataDir}\` for a full report; DURABILITY.md "Recovery procedures" says what to do`,
+      EXIT_BAD_INPUT,
+    );
+  }
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+    return new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
+  }
+  return error;
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  const options = await serverOptionsFrom(flags);
+  if (options.token === undefined && !isLoopback(flags.host)) {
+    log(`warning: listening on ${flags.host} without a token: anyone who can reach it can change the state (set --token-file or SWOOSH_TOKEN)`);
+  }
+  // A WAL flush failing while running is left to the server's default onFatal:
+  // it logs, lets in-flight requests get their 503, and exits 1 (SPEC G1).
+  const signals = watchShutdownSignals(log);
+  let server: RunningServer;
+  try {
+    // Loaded here, not at the top: `swoosh hash` and friends need no HTTP stack.
+    const { startServer } = await import("../../server/index.ts");
+    server = await startServer(options);
+  } catch (error) {
+    signals.dispose();
+    throw startupError(error, options);
+  }
+  process.stdout.write(startupBlock(server, options));
+  await signals.requested;
+  try {
+    await server.close();
+  } finally {
+    signals.dispose();
+  }
+  log("closed");
+  // A handle the server forgot must not keep a stopped server's process alive.
+  setTimeout(() => {
+    log(`still running ${EXIT_GRACE_MS} ms after close: exiting`);
+    process.exit(process.exitCode ?? 0);
+  }, EXIT_GRACE_MS).unref();
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("run the HTTP API on a data directory until SIGTERM/SIGINT (an empty data dir gets a default genesis)")
+    .addOption(new Option("--data-dir <dir>", "the data directory (genesis.json, wal/, snapshots/)").env("SWOOSH_DATA_DIR").default("./data").argParser(nonEmpty))
+    .addOption(new Option("--host <host>", "address to bind; keep 127.0.0.1 unless a token is set").env("SWOOSH_HOST").default("127.0.0.1").argParser(nonEmpty))
+    .addOption(new Option("--port <port>", "TCP port; 0 picks a free one (the URL is printed)").env("SWOOSH_PORT").default(7777).argParser(parsePort))
+    .addOption(new Option("--genesis <file>", "initialize an empty data dir with this genesis document (`swoosh genesis` prints one); on an initialized dir it must be the same genesis").env("SWOOSH_GENESIS"))
+    .addOption(new Option("--await-genesis", "on an empty data dir, wait for a genesis on POST /state instead of creating a default one"))
+    .addOption(new Option("--token-file <file>", "require `Authorization: Bearer <token>` with the token in this file (SWOOSH_TOKEN holds the token itself)").env("SWOOSH_TOKEN_FILE"))
+    .addOption(new Option("--snapshot-every <n>", "take a snapshot every N commands; 0 only at shutdown (default 10000)").env("SWOOSH_SNAPSHOT_EVERY").argParser(integerIn(0, Number.MAX_SAFE_INTEGER)))
+    .addOption(new Option("--node-id <id>", "this node's id in HLC stamps, [A-Za-z0-9_.-]{1,64} (default node-1)").env("SWOOSH_NODE_ID").argParser(parseNodeId))
+    .addOption(new Option("--max-drift-ms <ms>", "refuse a client HLC further ahead of local time than this (default 60000)").env("SWOOSH_MAX_DRIFT_MS").argParser(integerIn(0, Number.MAX_SAFE_INTEGER)))
+    .addOption(new Option("--body-limit-bytes <bytes>", "largest request body; larger is 413 (default 1048576)").env("SWOOSH_BODY_LIMIT_BYTES").argParser(integerIn(1, 2 ** 30)))
+    .addOption(new Option("--log-level <level>", "server log level; logs are JSON lines on stderr").env("SWOOSH_LOG_LEVEL").choices(LOG_LEVELS).default("info"))
+    .action((flags: ServeFlags) => serve(flags));
+}

@@ -1,0 +1,46 @@
+/**
+ * Signal handling for long-running commands: the first SIGTERM or SIGINT asks
+ * for a clean shutdown, a second one exits at once with code 1 (an operator
+ * who presses Ctrl-C twice means it). Handlers are installed before the server
+ * starts, so a signal during startup is not lost to Node's default (die by
+ * signal) but closes the server as soon as it is up.
+ */
+import { EXIT_RUNTIME_FAILURE } from "./exit-codes.ts";
+
+const SIGNALS = ["SIGTERM", "SIGINT"] as const;
+export type ShutdownSignal = (typeof SIGNALS)[number];
+
+export interface ShutdownWatch {
+  /** Resolves with the first signal received. */
+  readonly requested: Promise<ShutdownSignal>;
+  /** Removes the handlers (the process then reacts to signals as Node does by default). */
+  dispose(): void;
+}
+
+export function watchShutdownSignals(log: (line: string) => void): ShutdownWatch {
+  let received: ShutdownSignal | null = null;
+  let resolveRequested: (signal: ShutdownSignal) => void = () => undefined;
+  const requested = new Promise<ShutdownSignal>((resolve) => {
+    resolveRequested = resolve;
+  });
+  const handlers = new Map<ShutdownSignal, () => void>();
+  for (const signal of SIGNALS) {
+    const handler = () => {
+      if (received !== null) {
+        log(`${signal} received again: exiting without waiting for the shutdown`);
+        process.exit(EXIT_RUNTIME_FAILURE);
+      }
+      received = signal;
+      log(`${signal} received: closing (send it again to exit at once)`);
+      resolveRequested(signal);
+    };
+    handlers.set(signal, handler);
+    process.on(signal, handler);
+  }
+  return {
+    requested,
+    dispose() {
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+    },
+  };
+}

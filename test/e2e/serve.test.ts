@@ -1,0 +1,199 @@
+/**
+ * `swoosh serve`, `swoosh state` and `swoosh command` as child processes
+ * (SPEC §4, §7, §9): the startup block, the HTTP clients and their exit codes,
+ * a clean SIGTERM shutdown that a restart recovers from, genesis handling and
+ * bearer-token auth.
+ */
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { computeStateHash } from "../../src/core/hash.ts";
+import { tempDir } from "../support/engine-fixtures.ts";
+import { http, killAll, runCli, startServe, stopServe } from "./processes.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { CliRun } from "./processes.ts";
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  killAll();
+  for (const cleanup of cleanups) await cleanup();
+});
+
+async function dir(): Promise<string> {
+  const { dir, cleanup } = await tempDir("swoosh-e2e-");
+  cleanups.push(cleanup);
+  return dir;
+}
+
+function json(run: CliRun): Record<string, unknown> {
+  assert.equal(run.status, 0, `exit ${run.status}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as Record<string, unknown>;
+}
+
+/** Exit code 2 or 1 with one `swoosh: …` line and no stack trace. */
+function assertFailure(run: CliRun, exitCode: number, pattern: RegExp): void {
+  assert.equal(run.status, exitCode, `expected exit ${exitCode}, got ${run.status}: ${run.stderr}`);
+  assert.match(run.stderr, pattern);
+  assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+}
+
+describe("swoosh serve, state and command", () => {
+  it("prints the startup block, answers state and command, exits 0 on SIGTERM and recovers the same state", { timeout: 120_000 }, async () => {
+    const dataDir = await dir();
+    const server = await startServe(["--data-dir", dataDir]);
+    let stateHash: string;
+    let index: number;
+    try {
+      assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(server.dataDir, dataDir);
+      const genesis = JSON.parse(await readFile(path.join(dataDir, "genesis.json"), "utf8")) as { state: unknown; stateHash: string };
+      assert.equal(server.genesisHash, genesis.stateHash);
+      assert.equal(server.genesisHash, computeStateHash(genesis.state));
+      assert.equal(server.recoveredIndex, 0);
+
+      const url = ["--url", server.url];
+      const registered = json(await runCli(["command", "agent.register", '{"agentId":"a1","labels":["linux"],"capacity":2}', ...url]));
+      assert.equal(registered.index, 1);
+      assert.deepEqual(registered.result, { agentId: "a1", created: true });
+
+      const submitted = json(await runCli(["command", "task.submit", "-", "--id", "submit-t1", ...url], { input: '{"taskId":"t1","kind":"build"}' }));
+      const again = json(await runCli(["command", "task.submit", '{"taskId":"t1","kind":"build"}', "--id", "submit-t1", ...url]));
+      assert.equal(again.duplicate, true);
+      assert.equal(again.index, submitted.index);
+
+      // Independent read-only runs, in parallel to keep the suite fast.
+      const [unknownTask, unknownCommand, badJson, state, atOne, pastEnd] = await Promise.all([
+        runCli(["command", "task.complete", '{"taskId":"nope","token":1}', ...url]),
+        runCli(["command", "no.such", "{}", ...url]),
+        runCli(["command", "task.submit", "{not json", ...url]),
+        runCli(["state", ...url]).then(json),
+        runCli(["state", "--at", "1", ...url]).then(json),
+        runCli(["state", "--at", "99", ...url]),
+      ]);
+      assertFailure(unknownTask, 2, /unknown_task/);
+      assertFailure(unknownCommand, 2, /unknown_command/);
+      assertFailure(badJson, 2, /not valid JSON/);
+      assert.equal(state.index, 2);
+      assert.equal(state.stateHash, computeStateHash(state.state));
+      assert.equal(atOne.index, 1);
+      assertFailure(pastEnd, 2, /not_found/);
+      stateHash = state.stateHash as string;
+      index = state.index as number;
+    } finally {
+      const exit = await stopServe(server);
+      assert.deepEqual(exit, { code: 0, signal: null }, server.stderr());
+    }
+    assertFailure(await runCli(["state", "--url", server.url]), 1, /cannot reach .*ECONNREFUSED/);
+
+    const restarted = await startServe(["--data-dir", dataDir]);
+    try {
+      assert.equal(restarted.recoveredIndex, index);
+      assert.equal(restarted.genesisHash, server.genesisHash);
+      const { body } = await http(restarted.url, "GET", "/state");
+      assert.equal((body as { stateHash: string }).stateHash, stateHash);
+    } finally {
+      assert.equal((await stopServe(restarted)).code, 0);
+    }
+  });
+
+  it("exits 2 on bad flags, bad genesis files, a refused genesis and a data dir that fails recovery", { timeout: 120_000 }, async () => {
+    const d = await dir();
+    const notJson = path.join(d, "not-json.json");
+    await writeFile(notJson, "{ nope");
+    const [docA, docB] = await Promise.all([runCli(["genesis", "--cluster-id", "a"]).then(json), runCli(["genesis", "--cluster-id", "b"]).then(json)]);
+    const genesisA = path.join(d, "a.json");
+    const genesisB = path.join(d, "b.json");
+    const tampered = path.join(d, "tampered.json");
+    await writeFile(genesisA, JSON.stringify(docA));
+    await writeFile(genesisB, JSON.stringify(docB));
+    await writeFile(tampered, JSON.stringify({ ...docA, stateHash: "0".repeat(64) }));
+
+    // None of these may start a server (and none touches a shared data dir): run them in parallel.
+    const badStarts: Array<[string[], Record<string, string>, RegExp]> = [
+      [["--port", "70000"], {}, /error: option '--port/],
+      [["--no-such-flag"], {}, /error: unknown option/],
+      [["--snapshot-every", "-1"], {}, /error: option '--snapshot-every/],
+      [["--node-id", "bad id"], {}, /error: option '--node-id/],
+      [["--log-level", "loud"], {}, /error: option '--log-level/],
+      [["--genesis", genesisA, "--await-genesis"], {}, /exclude each other/],
+      [[], { SWOOSH_PORT: "x" }, /SWOOSH_PORT/],
+      [["--genesis", notJson], {}, /not valid JSON/],
+      [["--genesis", path.join(d, "missing.json")], {}, /cannot read genesis file/],
+      [["--genesis", tampered], {}, /genesis_hash_mismatch/],
+    ];
+    const runs = await Promise.all(badStarts.map(([args, env]) => runCli(["serve", "--data-dir", path.join(d, "never"), ...args], { env })));
+    runs.forEach((run, i) => assertFailure(run, 2, (badStarts[i] as [string[], Record<string, string>, RegExp])[2]));
+
+    const dataDir = path.join(d, "data");
+    const server = await startServe(["--data-dir", dataDir], { env: { SWOOSH_GENESIS: genesisA } });
+    assert.equal(server.genesisHash, docA.stateHash);
+    // A second server on the same data dir: the directory lock refuses it (a runtime failure).
+    assertFailure(await runCli(["serve", "--port", "0", "--data-dir", dataDir]), 1, /in use by process/);
+    assert.equal((await stopServe(server)).code, 0);
+
+    assertFailure(await runCli(["serve", "--port", "0", "--genesis", genesisB, "--data-dir", dataDir]), 2, /already_initialized/);
+    const same = await startServe(["--genesis", genesisA, "--data-dir", dataDir]);
+    assert.equal(same.genesisHash, docA.stateHash);
+    assert.equal((await stopServe(same)).code, 0);
+
+    await writeFile(path.join(dataDir, "genesis.json"), JSON.stringify({ ...docA, stateHash: "f".repeat(64) }));
+    assertFailure(await runCli(["serve", "--port", "0", "--data-dir", dataDir]), 2, /failed recovery[\s\S]*genesis\.json/);
+  });
+
+  it("requires the bearer token from SWOOSH_TOKEN, and the clients send it from SWOOSH_TOKEN or --token-file", { timeout: 120_000 }, async () => {
+    const d = await dir();
+    const server = await startServe(["--data-dir", path.join(d, "data")], { env: { SWOOSH_TOKEN: "s3cret-token" } });
+    try {
+      assert.match(server.startupBlock, /auth:\s+bearer token required/);
+      const refused = await http(server.url, "GET", "/state");
+      assert.equal(refused.status, 401);
+      assert.equal((refused.body as { error: { code: string } }).error.code, "unauthorized");
+      assert.equal((await http(server.url, "GET", "/healthz")).status, 200);
+      assert.equal((await http(server.url, "GET", "/state", { token: "s3cret-token" })).status, 200);
+
+      const url = ["--url", server.url];
+      assertFailure(await runCli(["state", ...url]), 2, /unauthorized/);
+      assertFailure(await runCli(["state", ...url], { env: { SWOOSH_TOKEN: "wrong" } }), 2, /unauthorized/);
+      json(await runCli(["command", "agent.register", '{"agentId":"a1"}', ...url], { env: { SWOOSH_TOKEN: "s3cret-token" } }));
+      const tokenFile = path.join(d, "token");
+      await writeFile(tokenFile, "s3cret-token\n");
+      assert.equal(json(await runCli(["state", "--token-file", tokenFile, ...url])).index, 1);
+      assertFailure(await runCli(["state", "--token-file", path.join(d, "missing"), ...url]), 2, /cannot read token file/);
+    } finally {
+      assert.equal((await stopServe(server)).code, 0);
+    }
+  });
+
+  it("--await-genesis serves 503 until POST /state, and a second SIGINT during a slow shutdown exits 1", { timeout: 120_000 }, async () => {
+    const d = await dir();
+    const doc = json(await runCli(["genesis", "--cluster-id", "late"]));
+    const server = await startServe(["--data-dir", path.join(d, "data"), "--await-genesis"]);
+    let socket: net.Socket | null = null;
+    try {
+      assert.match(server.genesisHash, /^none yet/);
+      assert.equal((await http(server.url, "GET", "/state")).status, 503);
+      const posted = await http(server.url, "POST", "/state", { body: doc });
+      assert.equal(posted.status, 201, JSON.stringify(posted.body));
+      assert.equal((await http(server.url, "GET", "/readyz")).status, 200);
+
+      // A request whose body never completes keeps the graceful close waiting (up to the request timeout).
+      const open = net.connect(Number(new URL(server.url).port), "127.0.0.1");
+      socket = open;
+      await new Promise((resolve, reject) => open.once("connect", resolve).once("error", reject));
+      open.write("POST /command HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
+      await sleep(200);
+      server.child.kill("SIGINT");
+      await sleep(500);
+      assert.equal(server.child.exitCode, null, "still closing while the request is open");
+      server.child.kill("SIGINT");
+      const exit = await server.exited;
+      assert.deepEqual(exit, { code: 1, signal: null });
+      assert.match(server.stderr(), /SIGINT received again/);
+    } finally {
+      socket?.destroy();
+      server.child.kill("SIGKILL");
+    }
+  });
+});
