@@ -1,0 +1,90 @@
+/**
+ * One HTTP exchange with a Swoosh server over global fetch: base URL, bearer
+ * token, a per-try timeout, the caller's abort signal, and every failure
+ * turned into a `SwooshApiError` (an error answer by its SPEC code; no answer
+ * as `network_error` or `timeout`). Retrying is the caller's business
+ * (retry.ts); a caller's abort is rethrown as is, never retried.
+ */
+import { SwooshApiError } from "./errors.ts";
+
+export interface HttpSettings {
+  /** Base URL, e.g. http://127.0.0.1:7777 (a trailing slash is ignored). */
+  readonly url: string;
+  readonly token?: string;
+  /** One try gives up after this long (the server itself allows a request 30 s). */
+  readonly timeoutMs: number;
+  /** A fetch to use instead of the global one (tests, proxies, custom agents). */
+  readonly fetch?: typeof fetch;
+}
+
+export interface HttpRequest {
+  readonly method: "GET" | "POST";
+  /** Path and query, starting with "/". */
+  readonly path: string;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly signal?: AbortSignal;
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+}
+
+/** Why fetch failed, as the OS said it (ECONNREFUSED, ECONNRESET, …) when it did. */
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message;
+}
+
+export class HttpTransport {
+  readonly baseUrl: string;
+
+  constructor(readonly settings: HttpSettings) {
+    this.baseUrl = settings.url.replace(/\/+$/, "");
+  }
+
+  /** Sends one request; resolves with any 2xx or 304 answer, throws SwooshApiError otherwise. */
+  async send(request: HttpRequest): Promise<HttpAnswer> {
+    const headers: Record<string, string> = { accept: "application/json", ...request.headers };
+    if (request.body !== undefined) headers["content-type"] = "application/json";
+    if (this.settings.token !== undefined) headers.authorization = `Bearer ${this.settings.token}`;
+    const timeout = AbortSignal.timeout(this.settings.timeoutMs);
+    const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
+    const doFetch = this.settings.fetch ?? fetch;
+    let response: Response;
+    let text: string;
+    try {
+      response = await doFetch(this.baseUrl + request.path, {
+        method: request.method,
+        headers,
+        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+        signal,
+      });
+      text = await response.text();
+    } catch (error) {
+      if (request.signal?.aborted) throw request.signal.reason;
+      if (timeout.aborted) throw new SwooshApiError("timeout", `${request.method} ${request.path}: no answer within ${this.settings.timeoutMs} ms`, 0, undefined, { cause: error });
+      throw new SwooshApiError("network_error", `${request.method} ${this.baseUrl}${request.path}: ${networkReason(error)}`, 0, undefined, { cause: error });
+    }
+    if ((response.status >= 200 && response.status < 300) || response.status === 304) return { status: response.status, headers: response.headers, text };
+    throw SwooshApiError.fromAnswer(response.status, parseJson(text), text);
+  }
+}
+
+/** The parsed JSON of a text, or undefined when it is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The JSON body of a 2xx answer; `bad_response` when it is not JSON. */
+export function jsonBody<T>(answer: HttpAnswer, what: string): T {
+  const body = parseJson(answer.text);
+  if (body === undefined) throw new SwooshApiError("bad_response", `${what}: HTTP ${answer.status} with a body that is not JSON`, answer.status);
+  return body as T;
+}
