@@ -19,11 +19,12 @@ import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
 import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, canonicalJSON } from "../core/json.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
-import { parseRecord, sealEntryText } from "../core/log-record.ts";
+import { openRecord, parseRecord, sealEntryText } from "../core/log-record.ts";
 import type { LogEntry, LogRecord } from "../core/log-record.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
+import { WalChainError } from "./errors.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
@@ -93,6 +94,12 @@ interface Waiter {
 }
 
 const ID_LENGTH_MAX = 256;
+/**
+ * Automatic snapshots write at most about this many characters of state per
+ * command logged since the previous one (≈ 2× a typical WAL entry), so their
+ * cost stays a constant share of the write path as the state grows.
+ */
+const SNAPSHOT_CHARS_PER_COMMAND = 512;
 const TYPE_LENGTH_MAX = 128;
 
 export class Engine<Model> {
@@ -122,6 +129,8 @@ export class Engine<Model> {
   private lastSnapshotIndex: number;
   /** Index the last automatic snapshot attempt started at: a failing disk is retried every snapshotEvery commands, not on every flush. */
   private snapshotAttemptIndex: number;
+  /** Size of the last snapshot's state text; sets how soon the next one is worth its cost. */
+  private lastSnapshotChars = 0;
   private lastSnapshotAtMs: number | null = null;
   private snapshotInFlight: Promise<void> | null = null;
   private readonly listeners = new Set<(event: AppliedEvent) => void>();
@@ -218,14 +227,19 @@ export class Engine<Model> {
   }
 
   /**
-   * Runs `reader` against the live model once everything it could see is
-   * durable. `reader` must not keep the model or hand out parts of it that a
-   * later command would change (copy what it returns).
+   * Runs `reader` against the live model now and hands its result out once
+   * everything it could see is durable (like a refusal). Running it after the
+   * wait instead would let it see commands applied while the flush ran, which
+   * are not durable yet. `reader` must not keep the model or hand out parts of
+   * it that a later command would change (copy what it returns).
    */
   async read<T>(reader: (state: StateRead<Model>) => T): Promise<T> {
-    await this.barrier();
     if (this.poisonedBy) throw this.unavailable();
-    return reader({ index: this.appliedIndex, hlc: this.appliedHlc, logHash: this.chainHead, model: this.model });
+    const index = this.appliedIndex;
+    const result = reader({ index, hlc: this.appliedHlc, logHash: this.chainHead, model: this.model });
+    await this.whenDurable(index);
+    if (this.poisonedBy) throw this.unavailable();
+    return result;
   }
 
   /** The canonical state and its position, durable, as a stable copy. */
@@ -256,7 +270,8 @@ export class Engine<Model> {
     await this.barrier();
     if (!Number.isSafeInteger(index) || index < 0) throw new SwooshError("bad_request", "index must be a non-negative integer", { field: "at" });
     if (index > this.durableIndex) throw new SwooshError("not_found", `index ${index} is past the newest entry ${this.durableIndex}`, { index });
-    if (index === this.durableIndex) return this.readState();
+    // The live model only while it is exactly at `index` (commands applied since are not part of the answer).
+    if (index === this.appliedIndex) return this.readState();
     const snapshotIndexes = (await this.snapshots.list()).filter((i) => i <= index);
     const firstLogIndex = this.log.firstIndex();
     for (const snapshotIndex of snapshotIndexes) {
@@ -287,14 +302,39 @@ export class Engine<Model> {
     });
   }
 
-  /** Durable WAL entries from `from` on, at most `limit`. */
+  /**
+   * Durable WAL entries from `from` on, at most `limit`, each checked against
+   * the hash chain (G3: a damaged entry is never handed out; `WalChainError`
+   * names it). The record before the page, while still held, anchors the
+   * first entry; the oldest held record can only be checked against itself.
+   */
   async readLog(from: number, limit: number): Promise<LogEntry[]> {
     await this.barrier();
-    const start = Math.max(from, this.log.firstIndex());
+    const firstIndex = this.log.firstIndex();
+    const start = Math.max(from, firstIndex);
     const count = Math.min(limit, this.durableIndex - start + 1);
     if (count <= 0) return [];
-    const records = await this.log.read(start, count);
-    return records.map(parseRecord);
+    const anchored = start > firstIndex;
+    let records = await this.log.read(anchored ? start - 1 : start, anchored ? count + 1 : count);
+    let prevHash: string | undefined = start === 1 ? this.genesis.stateHash : undefined;
+    // A truncation may have run since firstIndex was read: then the page starts later, unanchored.
+    if (anchored && records[0]?.index === start - 1) {
+      prevHash = records[0].hash;
+      records = records.slice(1);
+    }
+    const file = (this.log as { readonly file?: string }).file ?? "wal";
+    const entries: LogEntry[] = [];
+    for (const record of records.slice(0, count)) {
+      const expectedPrev = prevHash ?? (parseRecordOrNull(record)?.prevHash ?? "");
+      const opened = openRecord(record, record.index, expectedPrev);
+      if (opened.entry === undefined) throw new WalChainError(record.index, opened.problem, file);
+      if (entries.length > 0 && record.index !== (entries[entries.length - 1] as LogEntry).index + 1) {
+        throw new WalChainError(record.index, `expected index ${(entries[entries.length - 1] as LogEntry).index + 1}`, file);
+      }
+      entries.push(opened.entry);
+      prevHash = record.hash;
+    }
+    return entries;
   }
 
   /** Calls `listener` for every command once it is durable, in index order. */
@@ -451,7 +491,11 @@ export class Engine<Model> {
 
   private maybeSnapshot(): void {
     if (this.settings.snapshotEvery <= 0 || this.snapshotInFlight || this.closing) return;
-    if (this.durableIndex - Math.max(this.lastSnapshotIndex, this.snapshotAttemptIndex) < this.settings.snapshotEvery) return;
+    // Amortized: a snapshot costs O(state), so one is due only after enough
+    // commands to pay for it — snapshotEvery, or one command per
+    // SNAPSHOT_CHARS_PER_COMMAND characters of the last snapshot, whichever is more.
+    const dueAfter = Math.max(this.settings.snapshotEvery, Math.ceil(this.lastSnapshotChars / SNAPSHOT_CHARS_PER_COMMAND));
+    if (this.durableIndex - Math.max(this.lastSnapshotIndex, this.snapshotAttemptIndex) < dueAfter) return;
     this.snapshotAttemptIndex = this.durableIndex;
     this.snapshot().catch((error: unknown) => {
       // A snapshot failing is not fatal for the log: recovery still has the WAL.
@@ -470,20 +514,33 @@ export class Engine<Model> {
     const outcomes = this.outcomes.toRows();
     await this.whenDurable(index);
     const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
-    await this.snapshots.save(header, slicedPieces(this.texts, view));
+    const size = { chars: 0 };
+    await this.snapshots.save(header, slicedPieces(this.texts, view, size));
     this.lastSnapshotIndex = index;
+    this.lastSnapshotChars = size.chars;
     this.lastSnapshotAtMs = this.settings.clock.nowMs();
-    // Retention: keep the newest K; the WAL may then go below the oldest kept one.
+    // Retention: keep the newest K. The WAL goes below the oldest kept one only
+    // once K exist, so a young cluster keeps its whole history (GET /log, ?at=).
     const kept = await this.snapshots.list();
     for (const old of kept.slice(this.settings.snapshotsKept)) await this.snapshots.remove(old);
-    const oldestKept = kept.slice(0, this.settings.snapshotsKept).at(-1);
+    const oldestKept = kept.length >= this.settings.snapshotsKept ? kept[this.settings.snapshotsKept - 1] : undefined;
     if (oldestKept !== undefined && oldestKept > this.log.firstIndex()) await this.log.truncateBefore(oldestKept);
   }
 }
 
+/** The entry a record holds, or null when its body is not JSON (openRecord then names the problem). */
+function parseRecordOrNull(record: LogRecord): LogEntry | null {
+  try {
+    return parseRecord(record);
+  } catch {
+    return null;
+  }
+}
+
 /** Canonical pieces of a large state, yielding to the event loop between them. */
-async function* slicedPieces(texts: RecordTextCache, view: JsonObject): AsyncGenerator<string> {
+async function* slicedPieces(texts: RecordTextCache, view: JsonObject, size: { chars: number }): AsyncGenerator<string> {
   for (const piece of texts.pieces(view, 1 << 17)) {
+    size.chars += piece.length;
     yield piece;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

@@ -12,7 +12,11 @@ export interface EngineSettings {
   readonly nodeId: string;
   /** Client HLCs further ahead of local time than this are refused (`clock_drift`). */
   readonly maxDriftMs: number;
-  /** Take a snapshot after this many commands (0 = only on request). */
+  /**
+   * Take a snapshot after at least this many commands (0 = only on request);
+   * with a large state, later (one command per 512 characters of the last
+   * snapshot), so snapshot cost stays proportional to the commands logged.
+   */
   readonly snapshotEvery: number;
   /** How many snapshots to keep (K). */
   readonly snapshotsKept: number;

@@ -58,6 +58,8 @@ export interface AppOptions {
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const requestIdPrefix = randomUUID().slice(0, 8);
+let requestSeq = 0;
 
 export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyInstance {
   const app = Fastify({
@@ -67,13 +69,15 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
     connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
     keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
-    http: { connectionsCheckingInterval: HTTP_TIMEOUTS.checkIntervalMs },
+    // Node answers an HTTP/1.1 request without Host with a bare 400 (no body); the onRequest hook below does it in JSON.
+    http: { connectionsCheckingInterval: HTTP_TIMEOUTS.checkIntervalMs, requireHostHeader: false },
     // Our gate answers 503 in the SPEC error shape while closing; Fastify's would not.
     return503OnClosing: false,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
-      return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+      // A per-process prefix and a counter: unique in the logs, and no UUID draw on the hot path.
+      return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : `${requestIdPrefix}-${(requestSeq++).toString(36)}`;
     },
     clientErrorHandler,
     frameworkErrors: (error, _request, reply) => {
@@ -86,26 +90,35 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
   installErrorHandlers(app);
 
   const tokenOk = options.token === undefined ? null : bearerChecker(options.token);
-  app.addHook("onRequest", async (request, reply) => {
+  // Callback-style hooks: no promise per request on the hot path.
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", String(request.id));
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host gets a 400.
+    if (request.raw.httpVersion === "1.1" && request.headers.host === undefined) {
+      reply.header("connection", "close");
+      done(new SwooshError("bad_request", "an HTTP/1.1 request needs a Host header"));
+      return;
+    }
     const path = request.url.split("?", 1)[0] ?? "";
-    if (PUBLIC_PATHS.has(path)) return;
+    if (PUBLIC_PATHS.has(path)) {
+      done();
+      return;
+    }
     if (tokenOk !== null && !tokenOk(request.headers.authorization)) {
       reply.header("www-authenticate", 'Bearer realm="swoosh"');
-      throw unauthorized();
+      done(unauthorized());
+      return;
     }
     const refusal = runtime.refusal();
-    if (refusal !== null) {
-      reply.header("connection", "close");
-      throw refusal;
-    }
+    if (refusal !== null) reply.header("connection", "close");
+    done(refusal ?? undefined);
   });
 
   // Requests that were in flight when shutdown began answer with Connection: close,
   // so their keep-alive sockets do not hold close() open until the idle timeout.
-  app.addHook("onSend", async (_request, reply, payload) => {
+  app.addHook("onSend", (_request, reply, payload, done) => {
     if (runtime.phase !== "ready" && runtime.phase !== "awaiting_genesis") reply.header("connection", "close");
-    return payload;
+    done(null, payload);
   });
 
   registerHealthRoutes(app, runtime);

@@ -8,6 +8,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Socket } from "node:net";
 import { ERROR_STATUS, SwooshError } from "../core/errors.ts";
+import { ReplayDivergenceError, WalChainError } from "../engine/errors.ts";
+import { LogCorruptError } from "../storage/errors.ts";
 import type { ErrorBody, ErrorCode } from "../core/errors.ts";
 
 /** The JSON text of an error response for `code`. */
@@ -26,6 +28,10 @@ export function sendError(reply: FastifyReply, error: SwooshError): FastifyReply
  */
 export function toSwooshError(error: unknown): SwooshError | null {
   if (error instanceof SwooshError) return error;
+  // History that does not verify (time travel or /log through a damaged WAL entry): refused, naming file and index (G3).
+  if (error instanceof WalChainError || error instanceof ReplayDivergenceError || error instanceof LogCorruptError) {
+    return new SwooshError("unavailable", `the write-ahead log does not verify: ${error.message}`, { index: error.index });
+  }
   const fastify = error as Partial<FastifyError> | null;
   if (typeof fastify !== "object" || fastify === null) return null;
   switch (fastify.code) {

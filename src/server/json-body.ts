@@ -11,6 +11,9 @@
  * - after parsing, every string and key must be well-formed UTF-16 (a
  *   `"\ud800"` escape decodes to a lone surrogate, which no hash can carry).
  *
+ * - the bytes are decoded as strict UTF-8 (`decodeJsonBody`): invalid bytes,
+ *   another charset or a Content-Encoding are refused, never guessed at.
+ *
  * Every failure is a 400 `bad_request`. Any other media type gets 400 too (see errors.ts).
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -66,12 +69,38 @@ export function parseJsonBody(text: string): unknown {
   return value;
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The body's text: the bytes must be UTF-8 (RFC 8259 §8.1). A lenient decode
+ * would turn invalid bytes into U+FFFD and store something the client never
+ * sent, so they are refused instead. A body in another charset, or with a
+ * Content-Encoding this server does not decode, is refused too rather than
+ * read as if it were plain UTF-8.
+ */
+export function decodeJsonBody(bytes: Uint8Array, headers: { readonly [name: string]: string | string[] | undefined }): string {
+  const encoding = headers["content-encoding"];
+  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== "identity") {
+    throw new SwooshError("bad_request", "Content-Encoding is not supported: send the JSON body uncompressed", { field: "content-encoding" });
+  }
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(String(headers["content-type"] ?? ""))?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+    throw new SwooshError("bad_request", "the request body must be UTF-8 JSON (charset=utf-8)", { field: "content-type" });
+  }
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw new SwooshError("bad_request", "the request body is not valid UTF-8");
+  }
+}
+
 /** Replaces every body parser of `app` with the JSON one above. */
 export function installJsonBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request: FastifyRequest, body: string | Buffer, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request: FastifyRequest, body: string | Buffer, done) => {
     try {
-      done(null, parseJsonBody(typeof body === "string" ? body : body.toString("utf8")));
+      const text = typeof body === "string" ? body : decodeJsonBody(body, request.headers);
+      done(null, parseJsonBody(text));
     } catch (error) {
       done(error as Error, undefined);
     }

@@ -291,6 +291,20 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
     await reopened.close();
   });
 
+  it("keeps the whole WAL until K snapshots exist, so a young cluster keeps its history", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotsKept: 3 });
+    for (let i = 0; i < 5; i++) await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.snapshot();
+    await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.close({ snapshot: true });
+    const reopened = await open(dir, { snapshotsKept: 3 });
+    assert.equal(reopened.firstLogIndex, 1);
+    assert.equal((await reopened.readLog(1, 100)).length, 6);
+    assert.equal((await reopened.stateAt(1)).state.count, 1);
+    await reopened.close();
+  });
+
   it("falls back to an older snapshot when the newest is corrupt, and refuses to start when none verifies", async () => {
     const dir = await dataDir();
     const engine = await open(dir, { snapshotEvery: 0 });
