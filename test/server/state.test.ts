@@ -42,7 +42,7 @@ describe("server: state and genesis", () => {
     const hashes = new Map<number, string>([[0, (await get(url, "/state")).body.stateHash]]);
     // Snapshots every 2 commands, 3 kept: the WAL is truncated below the oldest kept one. Write until it is.
     let firstIndex = 1;
-    for (let i = 1; i <= 200 && firstIndex < 4; i++) {
+    for (let i = 1; i <= 2000 && firstIndex < 4; i++) {
       assert.equal((await command(url, "agent.register", { agentId: `a${i}` })).status, 200);
       const state = await get(url, "/state");
       hashes.set(state.body.index, state.body.stateHash);
