@@ -96,10 +96,10 @@ interface Waiter {
 const ID_LENGTH_MAX = 256;
 /**
  * Automatic snapshots write at most about this many characters of state per
- * command logged since the previous one (≈ 2× a typical WAL entry), so their
+ * command logged since the previous one (about one WAL entry's worth), so their
  * cost stays a constant share of the write path as the state grows.
  */
-const SNAPSHOT_CHARS_PER_COMMAND = 512;
+const SNAPSHOT_CHARS_PER_COMMAND = 256;
 const TYPE_LENGTH_MAX = 128;
 
 export class Engine<Model> {

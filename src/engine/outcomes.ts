@@ -31,9 +31,14 @@ export const DEFAULT_OUTCOME_RETENTION: OutcomeRetention = { countMax: 100_000, 
 export type OutcomeRows = Array<[string, number, string, JsonValue]>;
 
 export class OutcomeTable {
-  // A Map iterates in insertion order, which is log order here: eviction takes
-  // the oldest first, and a restore from rows reproduces the same order.
   private readonly byId = new Map<string, Outcome>();
+  /**
+   * Recorded ids in log order, oldest at `head`: eviction looks only at the
+   * head (no iteration per command), and snapshots list rows in this order,
+   * so a restore from rows reproduces the same eviction order.
+   */
+  private order: Array<{ readonly id: string; readonly outcome: Outcome }> = [];
+  private head = 0;
 
   constructor(readonly retention: OutcomeRetention = DEFAULT_OUTCOME_RETENTION) {}
 
@@ -47,16 +52,29 @@ export class OutcomeTable {
 
   record(id: string, outcome: Outcome): void {
     this.byId.set(id, outcome);
+    this.order.push({ id, outcome });
     const horizonMs = hlcWallMs(outcome.hlc) - this.retention.retentionMs;
-    for (const [oldId, old] of this.byId) {
-      if (this.byId.size <= this.retention.countMax && hlcWallMs(old.hlc) >= horizonMs) break;
-      this.byId.delete(oldId);
+    while (this.head < this.order.length) {
+      const oldest = this.order[this.head] as { id: string; outcome: Outcome };
+      // An id evicted and recorded again later has a newer slot; its old one is dead.
+      if (this.byId.get(oldest.id) === oldest.outcome) {
+        if (this.byId.size <= this.retention.countMax && hlcWallMs(oldest.outcome.hlc) >= horizonMs) break;
+        this.byId.delete(oldest.id);
+      }
+      this.head += 1;
+    }
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
     }
   }
 
   toRows(): OutcomeRows {
     const rows: OutcomeRows = [];
-    for (const [id, o] of this.byId) rows.push([id, o.index, o.hlc, o.result]);
+    for (let i = this.head; i < this.order.length; i++) {
+      const { id, outcome } = this.order[i] as { id: string; outcome: Outcome };
+      if (this.byId.get(id) === outcome) rows.push([id, outcome.index, outcome.hlc, outcome.result]);
+    }
     return rows;
   }
 
@@ -67,7 +85,9 @@ export class OutcomeTable {
       if (!Array.isArray(row) || row.length !== 4 || typeof row[0] !== "string" || typeof row[1] !== "number" || typeof row[2] !== "string") {
         throw new Error("malformed outcome row");
       }
-      table.byId.set(row[0], { index: row[1], hlc: row[2], result: row[3] as JsonValue });
+      const outcome: Outcome = { index: row[1], hlc: row[2], result: row[3] as JsonValue };
+      table.byId.set(row[0], outcome);
+      table.order.push({ id: row[0], outcome });
     }
     return table;
   }

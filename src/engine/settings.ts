@@ -14,7 +14,7 @@ export interface EngineSettings {
   readonly maxDriftMs: number;
   /**
    * Take a snapshot after at least this many commands (0 = only on request);
-   * with a large state, later (one command per 512 characters of the last
+   * with a large state, later (one command per 256 characters of the last
    * snapshot), so snapshot cost stays proportional to the commands logged.
    */
   readonly snapshotEvery: number;
