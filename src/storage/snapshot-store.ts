@@ -141,10 +141,11 @@ export class FileSnapshotStore implements SnapshotStore {
       throw corrupt(`header is not hashable JSON: ${(error as Error).message}`);
     }
     if (metaHash !== doc.metaHash) throw corrupt("metaHash does not match the header", { expectedHash: doc.metaHash, actualHash: metaHash });
-    if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
+    // Another cluster's snapshot is named as such first: that is the operator's real problem, whatever its index.
     if (this.clusterId !== undefined && doc.clusterId !== this.clusterId) {
       throw corrupt(`belongs to cluster ${JSON.stringify(doc.clusterId)}, expected ${JSON.stringify(this.clusterId)}`);
     }
+    if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
     let stateHash: string;
     try {
       stateHash = computeStateHash(doc.state);
