@@ -237,6 +237,27 @@ function primitiveOk(item: unknown): boolean {
   }
 }
 
+/** Deepest bracket nesting of a JSON text, stopping once past `limit` (brackets inside strings do not count). */
+export function nestingDepth(text: string, limit = Number.MAX_SAFE_INTEGER): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return deepest;
+      }
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
+}
+
 /** Deep copy of a JSON value through its canonical form (used where a value must not alias state). */
 export function cloneJson<T extends JsonValue>(value: T): T {
   return JSON.parse(canonicalJSON(value)) as T;

@@ -16,7 +16,7 @@
  */
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
-import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, canonicalJSON } from "../core/json.ts";
+import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, canonicalJSON, nestingDepth } from "../core/json.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
 import { openRecord, parseRecord, sealEntryText } from "../core/log-record.ts";
@@ -555,31 +555,13 @@ function canonicalPayload(payload: JsonValue): string {
   try {
     const text = canonicalJSON(payload);
     // A text shorter than two brackets per level cannot be nested past the bound.
-    if (text.length > 2 * JSON_DEPTH_MAX && nestingDepth(text) > JSON_DEPTH_MAX) assertJsonValue(payload);
+    if (text.length > 2 * JSON_DEPTH_MAX && nestingDepth(text, JSON_DEPTH_MAX) > JSON_DEPTH_MAX) assertJsonValue(payload);
     return text;
   } catch (error) {
     if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { field: `payload${error.path}` });
     if (error instanceof RangeError) throw new SwooshError("bad_request", `payload is nested too deeply (max ${JSON_DEPTH_MAX})`, { field: "payload" });
     throw error;
   }
-}
-
-/** Deepest bracket nesting of a JSON text (brackets inside strings do not count). */
-function nestingDepth(text: string): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > deepest) deepest = depth;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return deepest;
 }
 
 function checkEnvelope(input: CommandInput): { type: string; payload: JsonValue; id: string | undefined } {

@@ -18,7 +18,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { SwooshError } from "../core/errors.ts";
-import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue } from "../core/json.ts";
+import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, nestingDepth } from "../core/json.ts";
 
 /**
  * Deepest nesting a request body may have: the envelope (`{type, payload}` or a
@@ -26,27 +26,6 @@ import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue } from "../core/json.ts
  * payload (or the state) itself.
  */
 export const BODY_DEPTH_MAX = JSON_DEPTH_MAX + 1;
-
-/** Deepest bracket nesting of a JSON text, stopping once past `limit` (brackets inside strings do not count). */
-export function nestingDepth(text: string, limit = Number.MAX_SAFE_INTEGER): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > deepest) {
-        deepest = depth;
-        if (deepest > limit) return deepest;
-      }
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return deepest;
-}
 
 /** Parses a request body per the rules above; throws `bad_request`. */
 export function parseJsonBody(text: string): unknown {
