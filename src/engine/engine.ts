@@ -47,15 +47,8 @@ export interface CommandOutcome {
 }
 
 /** One applied, durable command, as `subscribe` listeners and /watch see it. */
-export interface AppliedEvent {
-  readonly index: number;
-  readonly hlc: string;
-  readonly type: string;
-  readonly payload: JsonValue;
-  readonly id?: string;
-  /** The chain hashes of its WAL entry (SPEC §8), so a watcher can show the entry without reading it back. */
-  readonly prevHash: string;
-  readonly hash: string;
+/** It is its WAL entry (chain hashes included, so a watcher can show it without reading it back) plus the result. */
+export interface AppliedEvent extends LogEntry {
   readonly result: JsonValue;
 }
 
@@ -93,14 +86,16 @@ interface Waiter {
   readonly reject: (error: Error) => void;
 }
 
-const ID_LENGTH_MAX = 256;
+/** Longest idempotency `id` a command may carry (the HTTP schema uses the same bound). */
+export const COMMAND_ID_LENGTH_MAX = 256;
 /**
  * Automatic snapshots write at most about this many characters of state per
  * command logged since the previous one (about one WAL entry's worth), so their
  * cost stays a constant share of the write path as the state grows.
  */
 const SNAPSHOT_CHARS_PER_COMMAND = 256;
-const TYPE_LENGTH_MAX = 128;
+/** Longest command `type` (the HTTP schema uses the same bound). */
+export const COMMAND_TYPE_LENGTH_MAX = 128;
 
 export class Engine<Model> {
   private readonly hlc: HybridClock;
@@ -567,11 +562,11 @@ function canonicalPayload(payload: JsonValue): string {
 function checkEnvelope(input: CommandInput): { type: string; payload: JsonValue; id: string | undefined } {
   if (typeof input !== "object" || input === null) throw new SwooshError("bad_request", "a command is a JSON object");
   const { type, id } = input;
-  if (typeof type !== "string" || type.length === 0 || type.length > TYPE_LENGTH_MAX || !type.isWellFormed()) {
-    throw new SwooshError("bad_request", `type must be a non-empty string of at most ${TYPE_LENGTH_MAX} characters`, { field: "type" });
+  if (typeof type !== "string" || type.length === 0 || type.length > COMMAND_TYPE_LENGTH_MAX || !type.isWellFormed()) {
+    throw new SwooshError("bad_request", `type must be a non-empty string of at most ${COMMAND_TYPE_LENGTH_MAX} characters`, { field: "type" });
   }
-  if (id !== undefined && (typeof id !== "string" || id.length > ID_LENGTH_MAX || !id.isWellFormed())) {
-    throw new SwooshError("bad_request", `id must be a string of at most ${ID_LENGTH_MAX} characters`, { field: "id" });
+  if (id !== undefined && (typeof id !== "string" || id.length > COMMAND_ID_LENGTH_MAX || !id.isWellFormed())) {
+    throw new SwooshError("bad_request", `id must be a string of at most ${COMMAND_ID_LENGTH_MAX} characters`, { field: "id" });
   }
   if (input.hlc !== undefined && !isHlc(input.hlc)) {
     throw new SwooshError("bad_request", "hlc must be an HLC timestamp (see API_INTEGRATION.md)", { field: "hlc" });

@@ -9,11 +9,11 @@ import type { Static } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ValueErrorType } from "@sinclair/typebox/errors";
 import { ERROR_STATUS, SwooshError } from "../core/errors.ts";
+import { COMMAND_ID_LENGTH_MAX, COMMAND_TYPE_LENGTH_MAX } from "../engine/engine.ts";
 import { AgentSchema, HlcSchema, JsonValueSchema, OrchestratorStateSchema, TaskSchema } from "../domain/index.ts";
 
-/** The engine's own bounds on the envelope (src/engine/engine.ts checkEnvelope). */
-export const COMMAND_TYPE_LENGTH_MAX = 128;
-export const COMMAND_ID_LENGTH_MAX = 256;
+/** The engine's own bounds on the envelope (checkEnvelope), so the schema and the engine cannot disagree. */
+export { COMMAND_ID_LENGTH_MAX, COMMAND_TYPE_LENGTH_MAX };
 
 function sha256(description = "Lowercase hex SHA-256.") {
   return Type.String({ pattern: "^[0-9a-f]{64}$", description });

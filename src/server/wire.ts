@@ -4,17 +4,10 @@
  * keys in this order, whether it was read back from the log or is being
  * announced live by the engine.
  */
-import type { JsonValue } from "../core/json.ts";
+import type { LogEntry } from "../core/log-record.ts";
 
-export interface WireEntry {
-  readonly index: number;
-  readonly hlc: string;
-  readonly type: string;
-  readonly payload: JsonValue;
-  readonly id?: string;
-  readonly prevHash: string;
-  readonly hash: string;
-}
+/** The SPEC §8 entry shape; the wire adds nothing to it, only fixes the key order. */
+export type WireEntry = LogEntry;
 
 /** Copies the entry fields of a log entry or an applied event (which also carries its result) in wire order. */
 export function toWireEntry(entry: WireEntry): WireEntry {
