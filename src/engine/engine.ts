@@ -25,6 +25,7 @@ import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
 import { WalChainError } from "./errors.ts";
+import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
@@ -287,7 +288,7 @@ export class Engine<Model> {
       return { index, hlc: position.hlc, logHash: position.logHash, state: this.machine.state(model) };
     }
     if (firstLogIndex <= 1) {
-      const model = this.machine.restore(structuredClone(this.genesis.state));
+      const model = this.machine.restore(genesisStateCopy(this.genesis));
       const position = await replayInto(this.machine, model, this.log, { fromIndex: 0, toIndex: index, logHash: this.genesis.stateHash, hlc: "" });
       return { index, hlc: position.hlc, logHash: position.logHash, state: this.machine.state(model) };
     }

@@ -66,6 +66,15 @@ export function checkGenesis(input: unknown): GenesisDocument {
   return { clusterId: doc.clusterId, genesisTime: doc.genesisTime, state, stateHash: doc.stateHash };
 }
 
+/**
+ * A fresh copy of the genesis state for a model to start from: `restore` may
+ * take ownership of what it is given, and the document must stay pristine
+ * (it anchors recovery, time travel and verify alike).
+ */
+export function genesisStateCopy(genesis: GenesisDocument): JsonObject {
+  return structuredClone(genesis.state);
+}
+
 /** Two genesis documents that initialize the same cluster. */
 export function sameGenesis(a: GenesisDocument, b: GenesisDocument): boolean {
   return a.clusterId === b.clusterId && a.genesisTime === b.genesisTime && a.stateHash === b.stateHash;

@@ -6,7 +6,6 @@
  * failed — the server never serves state it could not verify.
  */
 import path from "node:path";
-import { canonicalJSON } from "../core/json.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { LogCorruptError } from "../storage/errors.ts";
 import { snapshotFileName } from "../storage/snapshot-store.ts";
@@ -14,6 +13,7 @@ import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { RecoveredPosition } from "./engine.ts";
 import { RecoveryError, ReplayDivergenceError, WalChainError } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
+import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import { OutcomeTable } from "./outcomes.ts";
 import type { OutcomeRetention } from "./outcomes.ts";
@@ -94,8 +94,7 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
   if (firstIndex > 1) {
     throw new RecoveryError(`no snapshot verifies and the WAL ${input.walPath} starts at ${firstIndex}, so genesis cannot be replayed`, problems);
   }
-  // A fresh copy: restore may take ownership, and genesis stays pristine for time travel.
-  const model = machine.restore(JSON.parse(canonicalJSON(genesis.state)) as typeof genesis.state);
+  const model = machine.restore(genesisStateCopy(genesis));
   return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention), snapshotIndex: 0 }, problems);
 }
 

@@ -5,7 +5,6 @@
  * rather than stopping at the first.
  */
 import path from "node:path";
-import { canonicalJSON } from "../core/json.ts";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { LogCorruptError } from "../storage/errors.ts";
@@ -15,6 +14,7 @@ import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.t
 import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
+import { genesisStateCopy } from "./genesis.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
@@ -99,7 +99,7 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     // verified snapshot the WAL continues.
     let start: { index: number; hlc: string; logHash: string; state: SnapshotDocument["state"] } | null = null;
     if (firstIndex <= 1) {
-      start = { index: 0, hlc: "", logHash: genesis.stateHash, state: JSON.parse(canonicalJSON(genesis.state)) as SnapshotDocument["state"] };
+      start = { index: 0, hlc: "", logHash: genesis.stateHash, state: genesisStateCopy(genesis) };
     } else {
       const usable = [...verified.values()].filter((d) => d.lastAppliedIndex + 1 >= firstIndex).sort((a, b) => a.lastAppliedIndex - b.lastAppliedIndex);
       const oldest = usable[0];
