@@ -15,6 +15,9 @@
  */
 import { createHash } from "node:crypto";
 import { JsonValueError, canonicalJSON } from "./json.ts";
+import { DictionaryCapture } from "./state-capture.ts";
+import type { StateCapture } from "./state-capture.ts";
+import { IDS_PER_STEP, sortedUnique } from "./sliced-sort.ts";
 
 /** Pieces handed to a hash or a file are about this long. */
 const PIECE_CHARS = 1 << 18;
@@ -76,6 +79,42 @@ export class RecordTextCache {
     if (parts.length > 0) yield parts.join("");
   }
 
+  /**
+   * `canonicalJSON` of a captured state (state-capture.ts) as pieces of about
+   * `pieceChars`, for writing a snapshot while commands go on. Every bounded
+   * step of work ends in a piece, possibly empty: the caller may let the event
+   * loop run after each one (the capture stays exact meanwhile), so no single
+   * step — listing ids, sorting them, serializing records — takes long.
+   */
+  *capturedPieces(capture: StateCapture, pieceChars = PIECE_CHARS, idsPerStep = IDS_PER_STEP): Generator<string> {
+    let part = "";
+    const keys = Object.keys(capture.top).sort();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      part += (i > 0 ? "," : "{") + canonicalJSON(key) + ":";
+      const value = capture.top[key];
+      if (!(value instanceof DictionaryCapture)) {
+        part += canonicalAt(value, [key]);
+        continue;
+      }
+      yield part;
+      const ids: string[] = [];
+      for (const step of sortedUnique(value.ids(), ids, idsPerStep)) yield step;
+      part = "{";
+      for (let j = 0; j < ids.length; j++) {
+        const id = ids[j] as string;
+        if (j > 0) part += ",";
+        part += this.memberText(key, id, value.get(id), false);
+        if (part.length >= pieceChars) {
+          yield part;
+          part = "";
+        }
+      }
+      part += "}";
+    }
+    yield part + (keys.length === 0 ? "{}" : "}");
+  }
+
   canonicalJSON(state: object): string {
     return [...this.pieces(state)].join("");
   }
@@ -88,12 +127,12 @@ export class RecordTextCache {
   }
 
   /** `"id":<record text>`, cached per record object. */
-  private memberText(collectionKey: string, id: string, record: unknown): string {
+  private memberText(collectionKey: string, id: string, record: unknown, remember = true): string {
     if (this.members === null || typeof record !== "object" || record === null) return canonicalJSON(id) + ":" + canonicalAt(record, [collectionKey, id]);
     const cached = this.members.get(record);
     if (cached !== undefined && cached.id === id) return cached.member;
     const member = canonicalJSON(id) + ":" + canonicalAt(record, [collectionKey, id]);
-    this.members.set(record, { id, member });
+    if (remember) this.members.set(record, { id, member });
     return member;
   }
 }

@@ -70,6 +70,7 @@ export const orchestratorMachine: StateMachine<OrchestratorModel> = {
     const s = m.state;
     return { ...s, config: { ...s.config }, agents: copyDictionary(s.agents), tasks: copyDictionary(s.tasks) } as unknown as JsonObject;
   },
+  capture: (m) => m.capture(),
 };
 
 /**

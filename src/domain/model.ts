@@ -11,6 +11,8 @@
  * the `owner` the lazy-deletion heaps point back to.
  */
 import type { JsonValue } from "../core/json.ts";
+import { DictionaryCapture } from "../core/state-capture.ts";
+import type { StateCapture } from "../core/state-capture.ts";
 import { AgentLivenessIndex } from "./indexes/agent-liveness.ts";
 import type { LivenessEntry } from "./indexes/agent-liveness.ts";
 import { LeaseExpiryIndex } from "./indexes/lease-expiry.ts";
@@ -56,20 +58,56 @@ export class OrchestratorModel {
   readonly liveness = new AgentLivenessIndex();
   readonly prunable = new PruneIndex();
 
+  /** Open captures (snapshots being written); each hears of every record write first. */
+  private captures: Array<{ readonly tasks: DictionaryCapture; readonly agents: DictionaryCapture }> = [];
+
   constructor(readonly state: OrchestratorState) {}
 
   putTask(slot: TaskSlot, task: Task): void {
+    for (const capture of this.captures) capture.tasks.beforeWrite(task.id);
     slot.task = task;
     this.state.tasks[task.id] = task;
   }
 
+  deleteTask(id: string): void {
+    for (const capture of this.captures) capture.tasks.beforeWrite(id);
+    this.tasks.delete(id);
+    delete this.state.tasks[id];
+  }
+
   putAgent(slot: AgentSlot, agent: Agent): void {
+    for (const capture of this.captures) capture.agents.beforeWrite(agent.id);
     if (agent.labels !== slot.agent.labels) {
       slot.labelSet = new Set(agent.labels);
       slot.match = null;
     }
     slot.agent = agent;
     this.state.agents[agent.id] = agent;
+  }
+
+  deleteAgent(id: string): void {
+    for (const capture of this.captures) capture.agents.beforeWrite(id);
+    this.agents.delete(id);
+    delete this.state.agents[id];
+  }
+
+  /**
+   * The state as of now, in O(1): the top-level fields are copied (they are
+   * few, and replaced rather than mutated), the two collections are captured
+   * (state-capture.ts). Every write to them goes through the four methods
+   * above, which is what keeps a capture exact.
+   */
+  capture(): StateCapture {
+    const tasks = new DictionaryCapture(this.state.tasks as unknown as { [id: string]: JsonValue }, () => this.tasks.keys());
+    const agents = new DictionaryCapture(this.state.agents as unknown as { [id: string]: JsonValue }, () => this.agents.keys());
+    const entry = { tasks, agents };
+    this.captures = [...this.captures, entry];
+    return {
+      top: { ...(this.state as unknown as { [key: string]: JsonValue }), tasks, agents },
+      release: () => {
+        this.captures = this.captures.filter((open) => open !== entry);
+      },
+    };
   }
 }
 

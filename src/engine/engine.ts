@@ -506,14 +506,20 @@ export class Engine<Model> {
     if (index === this.lastSnapshotIndex) return;
     const hlc = this.appliedHlc;
     const logHash = this.chainHead;
-    const view = this.machine.view(this.model);
-    const outcomes = this.outcomes.toRows();
-    await this.whenDurable(index);
-    const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
-    const size = { chars: 0 };
-    await this.snapshots.save(header, slicedPieces(this.texts, view, size));
-    this.lastSnapshotIndex = index;
-    this.lastSnapshotChars = size.chars;
+    // A capture costs nothing now; a view copies the top two levels at once.
+    const capture = this.machine.capture?.(this.model) ?? null;
+    try {
+      const pieces = capture === null ? this.texts.pieces(this.machine.view(this.model), SNAPSHOT_PIECE_CHARS) : this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS);
+      const outcomes = this.outcomes.captureRows();
+      await this.whenDurable(index);
+      const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
+      const size = { chars: 0 };
+      await this.snapshots.save(header, slicedPieces(pieces, size));
+      this.lastSnapshotIndex = index;
+      this.lastSnapshotChars = size.chars;
+    } finally {
+      capture?.release();
+    }
     this.lastSnapshotAtMs = this.settings.clock.nowMs();
     // Retention: keep the newest K. The WAL goes below the oldest kept one only
     // once K exist, so a young cluster keeps its whole history (GET /log, ?at=).
@@ -533,11 +539,20 @@ function parseRecordOrNull(record: LogRecord): LogEntry | null {
   }
 }
 
-/** Canonical pieces of a large state, yielding to the event loop between them. */
-async function* slicedPieces(texts: RecordTextCache, view: JsonObject, size: { chars: number }): AsyncGenerator<string> {
-  for (const piece of texts.pieces(view, 1 << 17)) {
-    size.chars += piece.length;
-    yield piece;
+/** Snapshot pieces are about this many characters (a millisecond or so of serializing). */
+const SNAPSHOT_PIECE_CHARS = 1 << 17;
+
+/**
+ * Hands the snapshot's pieces on, letting the event loop run between them
+ * (commands keep being served while a large state is written). Empty pieces
+ * are only pause points (RecordTextCache.capturedPieces).
+ */
+async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }): AsyncGenerator<string> {
+  for (const piece of pieces) {
+    if (piece.length > 0) {
+      size.chars += piece.length;
+      yield piece;
+    }
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }

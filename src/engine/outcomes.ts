@@ -11,6 +11,7 @@
  */
 import { hlcWallMs } from "../core/hlc.ts";
 import type { JsonValue } from "../core/json.ts";
+import type { JsonRows } from "../storage/types.ts";
 
 export interface Outcome {
   readonly index: number;
@@ -39,6 +40,12 @@ export class OutcomeTable {
    */
   private order: Array<{ readonly id: string; readonly outcome: Outcome }> = [];
   private head = 0;
+  /**
+   * Slots in [head, order.length) whose id was recorded again later (only a
+   * replay under a longer retention than the original run does that): while
+   * there are any, `capture` must filter, which takes a full pass.
+   */
+  private deadSlots = 0;
 
   constructor(readonly retention: OutcomeRetention = DEFAULT_OUTCOME_RETENTION) {}
 
@@ -51,6 +58,7 @@ export class OutcomeTable {
   }
 
   record(id: string, outcome: Outcome): void {
+    if (this.byId.has(id)) this.deadSlots += 1;
     this.byId.set(id, outcome);
     this.order.push({ id, outcome });
     const horizonMs = hlcWallMs(outcome.hlc) - this.retention.retentionMs;
@@ -60,6 +68,8 @@ export class OutcomeTable {
       if (this.byId.get(oldest.id) === oldest.outcome) {
         if (this.byId.size <= this.retention.countMax && hlcWallMs(oldest.outcome.hlc) >= horizonMs) break;
         this.byId.delete(oldest.id);
+      } else {
+        this.deadSlots -= 1;
       }
       this.head += 1;
     }
@@ -78,6 +88,27 @@ export class OutcomeTable {
     return rows;
   }
 
+  /**
+   * `toRows()` as of now, read later a row at a time (snapshots): O(1) now,
+   * since the slots of [head, end) are never changed — new ones are appended
+   * and compaction copies into a new array, leaving this one as it was.
+   */
+  captureRows(): JsonRows {
+    if (this.deadSlots > 0) {
+      const rows = this.toRows();
+      return { length: rows.length, row: (i) => rows[i] as JsonValue };
+    }
+    const order = this.order;
+    const start = this.head;
+    return {
+      length: order.length - start,
+      row: (i) => {
+        const { id, outcome } = order[start + i] as { id: string; outcome: Outcome };
+        return [id, outcome.index, outcome.hlc, outcome.result];
+      },
+    };
+  }
+
   static fromRows(rows: unknown, retention: OutcomeRetention): OutcomeTable {
     const table = new OutcomeTable(retention);
     if (!Array.isArray(rows)) throw new Error("outcomes must be an array of rows");
@@ -86,6 +117,7 @@ export class OutcomeTable {
         throw new Error("malformed outcome row");
       }
       const outcome: Outcome = { index: row[1], hlc: row[2], result: row[3] as JsonValue };
+      if (table.byId.has(row[0])) table.deadSlots += 1;
       table.byId.set(row[0], outcome);
       table.order.push({ id: row[0], outcome });
     }

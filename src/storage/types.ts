@@ -33,6 +33,15 @@ export interface CommandLog {
   close(): Promise<void>;
 }
 
+/**
+ * A JSON array read one element at a time: what a snapshot writer takes when
+ * copying every element up front would stall (100,000 outcome rows).
+ */
+export interface JsonRows {
+  readonly length: number;
+  row(i: number): JsonValue;
+}
+
 /** The fields of a snapshot file other than the state itself (SPEC §8). */
 export interface SnapshotHeader {
   readonly clusterId: string;
@@ -40,8 +49,8 @@ export interface SnapshotHeader {
   readonly lastAppliedHlc: string;
   /** Hash of the WAL entry at `lastAppliedIndex` (the genesis state hash at 0). */
   readonly logHash: string;
-  /** Idempotency outcomes retained at this index (engine-defined JSON). */
-  readonly outcomes: JsonValue;
+  /** Idempotency outcomes retained at this index (engine-defined JSON; rows are written as a JSON array). */
+  readonly outcomes: JsonValue | JsonRows;
 }
 
 /**
@@ -51,6 +60,7 @@ export interface SnapshotHeader {
  * canonical JSON of every field but `state` and `metaHash`.
  */
 export interface SnapshotDocument extends SnapshotHeader {
+  readonly outcomes: JsonValue;
   readonly formatVersion: 1;
   readonly state: { [key: string]: JsonValue };
   readonly stateHash: string;

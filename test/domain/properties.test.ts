@@ -9,7 +9,9 @@
  *  - a tick and a prune did exactly what a scan says;
  *  - the result matches its published schema and the state its schema;
  *  - models restored from JSON round trips of earlier states (snapshots)
- *    return the same outcomes and reach the same state hash.
+ *    return the same outcomes and reach the same state hash;
+ *  - a capture (what snapshots are written from) read a step at a time
+ *    between later commands yields exactly the canonical state of its moment.
  * At the end a replay of the accepted log from genesis reaches the same hash
  * with the same results, and earlier views are unchanged.
  */
@@ -20,7 +22,9 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { TypeCheck } from "@sinclair/typebox/compiler";
 import type { TSchema } from "@sinclair/typebox";
 import { computeStateHash } from "../../src/core/hash.ts";
+import { canonicalJSON } from "../../src/core/json.ts";
 import type { JsonObject, JsonValue } from "../../src/core/json.ts";
+import { RecordTextCache } from "../../src/core/record-text-cache.ts";
 import type { ApplyOutcome } from "../../src/core/state-machine.ts";
 import { COMMAND_RESULT_SCHEMAS, OrchestratorStateSchema, orchestratorMachine as machine } from "../../src/domain/index.ts";
 import type { OrchestratorModel, OrchestratorState, TerminalStatus } from "../../src/domain/index.ts";
@@ -231,6 +235,14 @@ function toCommand(op: Op, state: OrchestratorState, issued: readonly number[], 
   }
 }
 
+/** A capture being read one step per later command, and the text it must produce. */
+interface OpenCapture {
+  readonly expected: string;
+  readonly pieces: Generator<string>;
+  readonly release: () => void;
+  text: string;
+}
+
 interface Shadow {
   readonly model: OrchestratorModel;
   readonly view: JsonObject;
@@ -250,6 +262,14 @@ function runSequence(ops: readonly Op[]): void {
   const issued: number[] = [];
   let held = new Map<string, number>();
   let lastTokenSeq = 0;
+  const captures: OpenCapture[] = [];
+  const texts = new RecordTextCache();
+  const stepCaptures = (): void => {
+    for (const open of captures) {
+      const step = open.pieces.next();
+      if (step.done !== true) open.text += step.value;
+    }
+  };
 
   for (const op of ops) {
     if (op.op === "advance") {
@@ -261,6 +281,11 @@ function runSequence(ops: readonly Op[]): void {
         const state = machine.state(d.model);
         const view = machine.view(d.model);
         shadows.push({ model: machine.restore(roundTrip(state)), view, viewHash: computeStateHash(view) });
+      }
+      if (captures.length < 3) {
+        const capture = (machine.capture as NonNullable<typeof machine.capture>)(d.model);
+        // One member per piece and two ids per step: later commands land between the smallest steps.
+        captures.push({ expected: canonicalJSON(machine.view(d.model)), pieces: texts.capturedPieces(capture, 1, 2), release: () => capture.release(), text: "" });
       }
       continue;
     }
@@ -281,6 +306,7 @@ function runSequence(ops: readonly Op[]): void {
     const tasksBefore = machine.view(d.model).tasks as unknown as OrchestratorState["tasks"];
 
     const outcome: ApplyOutcome = machine.apply(d.model, command, ctx);
+    stepCaptures();
     for (const shadow of shadows) {
       assert.deepEqual(machine.apply(shadow.model, command, ctx), outcome, `restored model disagrees on ${command.type}`);
     }
@@ -338,6 +364,11 @@ function runSequence(ops: readonly Op[]): void {
     for (const shadow of shadows) assert.equal(computeStateHash(machine.state(shadow.model)), hash, "restored model's hash diverged");
   }
 
+  for (const open of captures) {
+    for (const piece of open.pieces) open.text += piece;
+    open.release();
+    assert.equal(open.text, open.expected, "a capture read between later commands differs from the state at its moment");
+  }
   // Replay from genesis: same results, same final hash; views taken earlier did not move.
   const replayed = replay(d.genesis, d.log, results);
   assert.equal(computeStateHash(machine.state(replayed)), d.hash(), "replay from genesis diverged");

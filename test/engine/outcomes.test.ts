@@ -29,4 +29,25 @@ describe("OutcomeTable (idempotency retention)", () => {
       "everything older than retentionMs before the newest is gone",
     );
   });
+
+  it("captureRows lists the rows of its moment while later records evict and compact, also with an id recorded twice", () => {
+    const read = (rows: { length: number; row(i: number): unknown }) => Array.from({ length: rows.length }, (_, i) => rows.row(i));
+    const table = new OutcomeTable({ countMax: 1500, retentionMs: 1_000_000 });
+    for (let i = 1; i <= 1500; i++) table.record(`id-${i}`, at(i));
+    const expected = table.toRows();
+    const captured = table.captureRows();
+    // 3,000 more: every captured slot is evicted and the slot array is compacted more than once.
+    for (let i = 1501; i <= 4500; i++) table.record(`id-${i}`, at(i));
+    assert.deepEqual(read(captured), expected);
+
+    // An id recorded again while still held (a replay under a longer retention than the original run): only its newer row counts.
+    const replayed = new OutcomeTable({ countMax: 10, retentionMs: 1_000_000 });
+    replayed.record("x", at(1));
+    replayed.record("y", at(2));
+    replayed.record("x", at(3));
+    const rows = replayed.captureRows();
+    replayed.record("z", at(4));
+    assert.deepEqual(read(rows), [["y", 2, at(2).hlc, { index: 2 }], ["x", 3, at(3).hlc, { index: 3 }]]);
+    assert.deepEqual(read(rows), replayed.toRows().slice(0, 2));
+  });
 });

@@ -91,8 +91,7 @@ export function remove(m: OrchestratorModel, p: CommandPayload<"agent.remove">, 
   const released = noneReleased();
   releaseAgentLeases(m, slot, ctx, "agent_removed", released);
   slot.livenessEntry = null;
-  m.agents.delete(p.agentId);
-  delete m.state.agents[p.agentId];
+  m.deleteAgent(p.agentId);
   const result: CommandResult<"agent.remove"> = { agentId: p.agentId, released: { ...released } };
   return accept(result);
 }
