@@ -81,6 +81,9 @@ export const LMDB_LOG_ENV_OPTIONS = {
   maxDbs: 4,
 } as const;
 
+/** Records removed per truncation step (a few milliseconds of main-thread work). */
+const TRUNCATE_STEP_RECORDS = 4096;
+
 export class LmdbCommandLog implements CommandLog {
   private readonly queue = new SerialQueue();
   private poisoned: LogFlushError | undefined;
@@ -180,29 +183,41 @@ export class LmdbCommandLog implements CommandLog {
     return out;
   }
 
-  truncateBefore(before: number): Promise<void> {
-    return this.queue.run(async () => {
-      this.guard();
-      if (!Number.isSafeInteger(before)) throw new RangeError(`truncateBefore ${before}: not an integer`);
-      // The newest record always stays, so the chain's tip survives any truncation.
-      const cut = Math.min(before, this.last);
-      if (cut <= this.first) return;
-      const from = this.first;
-      const failpoints = this.options.failpoints;
-      try {
-        if (failpoints?.beforeFlush) await failpoints.beforeFlush({ kind: "truncate", firstIndex: from, before: cut });
-        await this.db.batch(() => {
-          // Indexes are contiguous (checked at open), so no key scan is needed.
-          for (let index = from; index < cut; index++) void this.db.remove(index);
-        });
-        await this.db.flushed;
-        if (failpoints?.afterFlush) await failpoints.afterFlush({ kind: "truncate", firstIndex: from, before: cut });
-      } catch (cause) {
-        this.poisoned = new LogFlushError(this.file, "truncate", cut, cut, { cause: await commitFailureOf(cause) });
-        throw this.poisoned;
-      }
-      this.first = cut;
-    });
+  /**
+   * Removes records below `before`, TRUNCATE_STEP_RECORDS per write: each step
+   * is queued like an append, so appends wait behind at most one step (the
+   * removes are issued on the main thread; 100,000 in one batch stalled it for
+   * tens of milliseconds). A crash between steps leaves a longer log, which is
+   * harmless: the next truncation goes on from the new first index.
+   */
+  async truncateBefore(before: number): Promise<void> {
+    for (;;) {
+      const finished = await this.queue.run(async () => {
+        this.guard();
+        if (!Number.isSafeInteger(before)) throw new RangeError(`truncateBefore ${before}: not an integer`);
+        // The newest record always stays, so the chain's tip survives any truncation.
+        const cut = Math.min(before, this.last);
+        if (cut <= this.first) return true;
+        const from = this.first;
+        const to = Math.min(cut, from + TRUNCATE_STEP_RECORDS);
+        const failpoints = this.options.failpoints;
+        try {
+          if (failpoints?.beforeFlush) await failpoints.beforeFlush({ kind: "truncate", firstIndex: from, before: to });
+          await this.db.batch(() => {
+            // Indexes are contiguous (checked at open), so no key scan is needed.
+            for (let index = from; index < to; index++) void this.db.remove(index);
+          });
+          await this.db.flushed;
+          if (failpoints?.afterFlush) await failpoints.afterFlush({ kind: "truncate", firstIndex: from, before: to });
+        } catch (cause) {
+          this.poisoned = new LogFlushError(this.file, "truncate", to, to, { cause: await commitFailureOf(cause) });
+          throw this.poisoned;
+        }
+        this.first = to;
+        return to === cut;
+      });
+      if (finished) return;
+    }
   }
 
   close(): Promise<void> {

@@ -164,6 +164,19 @@ export function runCommandLogSuite(name: string, options: CommandLogSuiteOptions
         assertChain(await log.read(0, 100), 10, 12);
       }));
 
+    it("a truncation of many thousands of records lets appends through while it runs and ends at the cut", () =>
+      withLog(async ({ log }) => {
+        const records = chainRecords(1, 12_001);
+        for (let i = 0; i < 12_000; i += 2_000) await log.append(records.slice(i, i + 2_000));
+        const truncating = log.truncateBefore(11_000);
+        // Queued while the truncation runs: an append lands in order and is not lost.
+        await log.append(records.slice(12_000));
+        await truncating;
+        assert.equal(log.firstIndex(), 11_000);
+        assert.equal(log.lastIndex(), 12_001);
+        assertChain(await log.read(1, 2_000), 11_000, 12_001);
+      }));
+
     it("truncating an empty log does nothing", () =>
       withLog(async ({ log }) => {
         await log.truncateBefore(10);
