@@ -7,7 +7,8 @@
  *  2. replay on open (target ≥ 200,000 commands/s);
  *  3. computeStateHash of 100,000 task-sized entries (target < 150 ms), beside
  *     the reference `canonicalize` package;
- *  4. the longest event-loop stall while a snapshot of a 100,000-task state is written.
+ *  4. the longest event-loop stall while a snapshot of a 100,000-task state
+ *     (and 100,000 idempotency outcomes) is written with commands arriving.
  *
  * Flags: --commands N (default 200000), --runs N (default 3), --json FILE.
  */
@@ -153,6 +154,8 @@ async function largeState(taskCount: number): Promise<LargeStateFigures> {
         Array.from({ length: Math.min(1000, taskCount - i) }, (_, j) =>
           engine.submit({
             type: "task.submit",
+            // With an idempotency id, as clients send them: the snapshot then carries 100,000 outcome rows too.
+            id: `submit-${i + j}`,
             payload: { taskId: `task-${i + j}`, kind: "build", payload: { repo: "github.com/example/project", commit: ((i + j) * 2654435761).toString(16), shard: (i + j) % 16 }, requires: ["linux"] },
           }),
         ),
@@ -171,7 +174,14 @@ async function largeState(taskCount: number): Promise<LargeStateFigures> {
       warm.push(performance.now() - started);
     }
     const started = performance.now();
+    // Commands keep arriving while the snapshot is written, as on a live server.
+    let writing = true;
+    const writer = (async () => {
+      for (let k = 0; writing; k++) await engine.submit({ type: "task.submit", id: `during-${k}`, payload: { taskId: `during-${k}`, kind: "build" } });
+    })();
     const snapshotStallMs = await longestStallMs(() => engine.snapshot());
+    writing = false;
+    await writer;
     const snapshotMs = performance.now() - started;
     await engine.close();
     return { coldHashMs, warmHashMs: median(warm), snapshotStallMs, snapshotMs, canonicalBytes };
