@@ -73,13 +73,17 @@ export function decodeJsonBody(bytes: Uint8Array, headers: { readonly [name: str
   }
 }
 
+/** A request body's bytes as the JSON value they hold, per the rules above; throws `bad_request`. */
+export function readJsonBody(bytes: Uint8Array, headers: { readonly [name: string]: string | string[] | undefined }): unknown {
+  return parseJsonBody(decodeJsonBody(bytes, headers));
+}
+
 /** Replaces every body parser of `app` with the JSON one above. */
 export function installJsonBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request: FastifyRequest, body: string | Buffer, done) => {
     try {
-      const text = typeof body === "string" ? body : decodeJsonBody(body, request.headers);
-      done(null, parseJsonBody(text));
+      done(null, typeof body === "string" ? parseJsonBody(body) : readJsonBody(body, request.headers));
     } catch (error) {
       done(error as Error, undefined);
     }
