@@ -74,66 +74,95 @@ export function createHotPath(options: HotPathOptions): HotPath {
     if (!(length >= 1 && length <= bodyLimitBytes)) return false;
     if (tokenOk !== null && !tokenOk(headers.authorization)) return false;
 
-    const id = requestIdOf(request);
-    const logged = appLog.level !== "silent" && isInfoOn(appLog);
-    const log = logged ? appLog.child({ reqId: id }) : appLog;
-    const startedAt = logged ? performance.now() : 0;
-    if (logged) log.info({ req: requestView(request) }, "incoming request");
-
-    const send = (status: number, body: string, closeConnection: boolean): void => {
-      // Requests in flight when shutdown began answer with Connection: close (as app.ts's onSend hook does).
-      const close = closeConnection || (runtime.phase !== "ready" && runtime.phase !== "awaiting_genesis");
-      if (logged) {
-        response.once("finish", () => log.info({ res: { statusCode: status }, responseTime: performance.now() - startedAt }, "request completed"));
-      }
-      response.writeHead(
-        status,
-        close
-          ? { "x-request-id": id, connection: "close", "content-type": JSON_TYPE, "content-length": Buffer.byteLength(body) }
-          : { "x-request-id": id, "content-type": JSON_TYPE, "content-length": Buffer.byteLength(body) },
-      );
-      response.end(body);
-    };
-    const fail = (error: unknown, closeConnection: boolean): void => {
-      // Logged with the request id whatever the level (as request.log would).
-      const answer = answerFor(error, logged ? log : appLog.child({ reqId: id }), id);
-      send(answer.status, errorJson(answer.code, answer.message, answer.details), closeConnection);
-    };
-
-    let first: Buffer | null = null;
-    let more: Buffer[] | null = null;
-    let received = 0;
-    let failed = false;
-    request.on("data", (chunk: Buffer) => {
-      received += chunk.length;
-      if (first === null) first = chunk;
-      else (more ??= [first]).push(chunk);
-    });
-    request.on("error", () => {
-      // The client went away mid-body: nothing was submitted, and there is no one to answer.
-      failed = true;
-    });
-    request.on("end", () => {
-      if (failed) return;
-      if (received !== length || first === null) {
-        fail(new SwooshError("bad_request", "Content-Length does not match the body"), true);
-        return;
-      }
-      let body: unknown;
-      try {
-        body = readJsonBody(more === null ? first : Buffer.concat(more, received), headers);
-      } catch (error) {
-        // As Fastify does after a parser error: the rest of the connection may be garbage.
-        fail(error, true);
-        return;
-      }
-      (batch ? applyBatch(runtime, body, log) : applyCommand(runtime, body, log)).then(
-        (value) => send(200, JSON.stringify(value), false),
-        (error: unknown) => fail(error, false),
-      );
-    });
+    const exchange = new WriteExchange(runtime, appLog, request, response, requestIdOf(request), batch, length);
+    request.on("data", (chunk: Buffer) => exchange.received(chunk));
+    // The client went away mid-body: nothing was submitted, and there is no one to answer.
+    request.on("error", () => exchange.abandon());
+    request.on("end", () => exchange.complete());
     return true;
   };
+}
+
+/** One request the lean path took: its body as it arrives, then its one answer. */
+class WriteExchange {
+  private readonly log: FastifyBaseLogger;
+  /** The request log lines are written (the logger is at info or below). */
+  private readonly logged: boolean;
+  private readonly startedAt: number;
+  private first: Buffer | null = null;
+  private more: Buffer[] | null = null;
+  private bytes = 0;
+  private abandoned = false;
+
+  constructor(
+    private readonly runtime: ServerRuntime,
+    private readonly appLog: FastifyBaseLogger,
+    private readonly request: IncomingMessage,
+    private readonly response: ServerResponse,
+    private readonly id: string,
+    private readonly batch: boolean,
+    private readonly length: number,
+  ) {
+    this.logged = appLog.level !== "silent" && isInfoOn(appLog);
+    this.log = this.logged ? appLog.child({ reqId: id }) : appLog;
+    this.startedAt = this.logged ? performance.now() : 0;
+    if (this.logged) this.log.info({ req: requestView(request) }, "incoming request");
+  }
+
+  received(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.first === null) this.first = chunk;
+    else (this.more ??= [this.first]).push(chunk);
+  }
+
+  abandon(): void {
+    this.abandoned = true;
+  }
+
+  complete(): void {
+    if (this.abandoned) return;
+    const { first, more } = this;
+    if (this.bytes !== this.length || first === null) {
+      this.fail(new SwooshError("bad_request", "Content-Length does not match the body"), true);
+      return;
+    }
+    let body: unknown;
+    try {
+      body = readJsonBody(more === null ? first : Buffer.concat(more, this.bytes), this.request.headers);
+    } catch (error) {
+      // As Fastify does after a parser error: the rest of the connection may be garbage.
+      this.fail(error, true);
+      return;
+    }
+    this.first = this.more = null;
+    (this.batch ? applyBatch(this.runtime, body, this.log) : applyCommand(this.runtime, body, this.log)).then(
+      (value) => this.send(200, JSON.stringify(value), false),
+      (error: unknown) => this.fail(error, false),
+    );
+  }
+
+  private fail(error: unknown, closeConnection: boolean): void {
+    // Logged with the request id whatever the level (as request.log would).
+    const answer = answerFor(error, this.logged ? this.log : this.appLog.child({ reqId: this.id }), this.id);
+    this.send(answer.status, errorJson(answer.code, answer.message, answer.details), closeConnection);
+  }
+
+  private send(status: number, body: string, closeConnection: boolean): void {
+    const { phase } = this.runtime;
+    // Requests in flight when shutdown began answer with Connection: close (as app.ts's onSend hook does).
+    const close = closeConnection || (phase !== "ready" && phase !== "awaiting_genesis");
+    if (this.logged) {
+      this.response.once("finish", () => this.log.info({ res: { statusCode: status }, responseTime: performance.now() - this.startedAt }, "request completed"));
+    }
+    const length = Buffer.byteLength(body);
+    this.response.writeHead(
+      status,
+      close
+        ? { "x-request-id": this.id, connection: "close", "content-type": JSON_TYPE, "content-length": length }
+        : { "x-request-id": this.id, "content-type": JSON_TYPE, "content-length": length },
+    );
+    this.response.end(body);
+  }
 }
 
 function isInfoOn(log: FastifyBaseLogger): boolean {
