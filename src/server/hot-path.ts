@@ -78,7 +78,13 @@ export function createHotPath(options: HotPathOptions): HotPath {
     request.on("data", (chunk: Buffer) => exchange.received(chunk));
     // The client went away mid-body: nothing was submitted, and there is no one to answer.
     request.on("error", () => exchange.abandon());
-    request.on("end", () => exchange.complete());
+    request.on("end", () => {
+      try {
+        exchange.complete();
+      } catch (error) {
+        exchange.broken(error);
+      }
+    });
     return true;
   };
 }
@@ -135,10 +141,27 @@ class WriteExchange {
       return;
     }
     this.first = this.more = null;
-    (this.batch ? applyBatch(this.runtime, body, this.log) : applyCommand(this.runtime, body, this.log)).then(
-      (value) => this.send(200, JSON.stringify(value), false),
-      (error: unknown) => this.fail(error, false),
-    );
+    (this.batch ? applyBatch(this.runtime, body, this.log) : applyCommand(this.runtime, body, this.log))
+      .then(
+        (value) => this.send(200, JSON.stringify(value), false),
+        (error: unknown) => this.fail(error, false),
+      )
+      // A failure to answer (a bug) is answered like any unexpected error, never left as an unhandled rejection.
+      .catch((error: unknown) => this.broken(error));
+  }
+
+  /** Something failed while answering: a 503 if nothing was sent yet, else the connection is cut (the log has the stack). */
+  broken(error: unknown): void {
+    if (!this.response.headersSent) {
+      try {
+        this.fail(error, true);
+        return;
+      } catch (again) {
+        error = again;
+      }
+    }
+    this.appLog.error({ err: error, reqId: this.id }, "answering a request failed");
+    this.response.destroy();
   }
 
   private fail(error: unknown, closeConnection: boolean): void {

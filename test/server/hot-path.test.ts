@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { describe, it } from "node:test";
+import { openSwoosh } from "../../src/index.ts";
 import { get, startTestServer } from "./helpers.ts";
 
 interface RawAnswer {
@@ -185,5 +186,22 @@ describe("server: lean write path", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal((await get(url, "/state")).body.index, 0, "nothing was submitted");
     assert.equal((await exchange(url, [request("/command", submit("next"))])).status, 200);
+  });
+
+  it("answers 503 without a stack when answering fails (a bug), and keeps serving", async (t) => {
+    const { url } = await startTestServer(t, {
+      openEngine: async (options) => {
+        const engine = await openSwoosh(options);
+        const submit = engine.submit.bind(engine);
+        // An outcome JSON.stringify cannot write, for one task id.
+        engine.submit = (input, ...rest) =>
+          (input.payload as { taskId?: string }).taskId === "unwritable" ? Promise.resolve({ index: 1n } as never) : submit(input, ...(rest as []));
+        return engine;
+      },
+    });
+    const answer = await exchange(url, [request("/command", submit("unwritable"))]);
+    assertSpecError(answer, 503, "unavailable");
+    assert.match(JSON.parse(answer.body).error.message, /internal error \(request [^)]+\)/);
+    assert.equal((await exchange(url, [request("/command", submit("fine"))])).status, 200);
   });
 });
