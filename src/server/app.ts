@@ -9,10 +9,14 @@
  * failure). `/healthz` passes the last two unconditionally.
  */
 import { randomUUID } from "node:crypto";
+import http from "node:http";
+import type { IncomingMessage } from "node:http";
 import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { bearerChecker, PUBLIC_PATHS, unauthorized } from "./auth.ts";
 import { clientErrorHandler, installErrorHandlers, sendError, toSwooshError } from "./errors.ts";
+import { createHotPath } from "./hot-path.ts";
+import type { HotPath } from "./hot-path.ts";
 import { installJsonBodyParser } from "./json-body.ts";
 import { registerAgentRoutes } from "./routes/agents.ts";
 import { registerCommandRoute } from "./routes/command.ts";
@@ -61,24 +65,42 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 const requestIdPrefix = randomUUID().slice(0, 8);
 let requestSeq = 0;
 
+/** The request's id: the client's `X-Request-Id` when it is a short token, else a per-process prefix and a counter (no UUID draw on the hot path). */
+export function requestIdOf(request: IncomingMessage): string {
+  const given = request.headers["x-request-id"];
+  return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : `${requestIdPrefix}-${(requestSeq++).toString(36)}`;
+}
+
 export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyInstance {
+  const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
+  const tokenOk = options.token === undefined ? null : bearerChecker(options.token);
+  // Set once Fastify (and its logger) exist; the server is created inside Fastify() below.
+  let hotPath: HotPath | null = null;
   const app = Fastify({
     loggerInstance: options.logger,
-    bodyLimit: options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT,
+    bodyLimit: bodyLimitBytes,
     routerOptions: { maxParamLength: PARAM_LENGTH_MAX },
     requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
     connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
     keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
-    // Node answers an HTTP/1.1 request without Host with a bare 400 (no body); the onRequest hook below does it in JSON.
-    http: { connectionsCheckingInterval: HTTP_TIMEOUTS.checkIntervalMs, requireHostHeader: false },
+    // The server Fastify would build, plus the lean path for the write routes (hot-path.ts) in front of its handler.
+    serverFactory: (fastifyHandler) => {
+      const server = http.createServer(
+        // Node answers an HTTP/1.1 request without Host with a bare 400 (no body); the onRequest hook below does it in JSON.
+        { connectionsCheckingInterval: HTTP_TIMEOUTS.checkIntervalMs, requireHostHeader: false },
+        (request, response) => {
+          if (hotPath === null || !hotPath(request, response)) fastifyHandler(request, response);
+        },
+      );
+      server.keepAliveTimeout = HTTP_TIMEOUTS.keepAliveTimeoutMs;
+      server.requestTimeout = HTTP_TIMEOUTS.requestTimeoutMs;
+      server.setTimeout(HTTP_TIMEOUTS.connectionTimeoutMs);
+      return server;
+    },
     // Our gate answers 503 in the SPEC error shape while closing; Fastify's would not.
     return503OnClosing: false,
     requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers["x-request-id"];
-      // A per-process prefix and a counter: unique in the logs, and no UUID draw on the hot path.
-      return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : `${requestIdPrefix}-${(requestSeq++).toString(36)}`;
-    },
+    genReqId: requestIdOf,
     clientErrorHandler,
     frameworkErrors: (error, _request, reply) => {
       sendError(reply, toSwooshError(error) ?? new SwooshError("bad_request", "the request could not be routed"));
@@ -89,7 +111,7 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
   installJsonBodyParser(app);
   installErrorHandlers(app);
 
-  const tokenOk = options.token === undefined ? null : bearerChecker(options.token);
+  hotPath = createHotPath({ runtime, log: app.log, bodyLimitBytes, tokenOk, requestIdOf });
   // Callback-style hooks: no promise per request on the hot path.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", String(request.id));

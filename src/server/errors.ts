@@ -5,7 +5,7 @@
  * a bad URL) are translated to those codes here; anything unexpected is
  * logged with its stack and answered `unavailable` without one.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Socket } from "node:net";
 import { ERROR_STATUS, SwooshError } from "../core/errors.ts";
 import { ReplayDivergenceError, WalChainError } from "../engine/errors.ts";
@@ -55,17 +55,24 @@ export function toSwooshError(error: unknown): SwooshError | null {
   return null;
 }
 
+/**
+ * The SwooshError a request that failed with `error` is answered with, logged
+ * on the request's logger: a refusal at info (warn for 5xx), anything
+ * unexpected with its stack at error, answered `unavailable` without it.
+ */
+export function answerFor(error: unknown, log: FastifyBaseLogger, requestId: string): SwooshError {
+  const known = toSwooshError(error);
+  if (known !== null) {
+    if (known.status >= 500) log.warn({ code: known.code }, known.message);
+    else log.info({ code: known.code }, "request refused");
+    return known;
+  }
+  log.error({ err: error }, "unexpected error");
+  return new SwooshError("unavailable", `internal error (request ${requestId}); see the server log`);
+}
+
 export function installErrorHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const known = toSwooshError(error);
-    if (known !== null) {
-      if (known.status >= 500) request.log.warn({ code: known.code }, known.message);
-      else request.log.info({ code: known.code }, "request refused");
-      return sendError(reply, known);
-    }
-    request.log.error({ err: error }, "unexpected error");
-    return sendError(reply, new SwooshError("unavailable", `internal error (request ${request.id}); see the server log`));
-  });
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => sendError(reply, answerFor(error, request.log, String(request.id))));
 
   app.setNotFoundHandler((request, reply) => sendError(reply, new SwooshError("not_found", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
 }

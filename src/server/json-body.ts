@@ -6,8 +6,9 @@
  * trip. Plain `JSON.parse` already does the safe thing: it defines `__proto__`
  * as an own data property and never touches a prototype. Around it:
  *
- * - nesting is measured on the text *before* parsing, so a megabyte of `[`
- *   costs one linear scan, never a deep recursion;
+ * - nesting is bounded: a long text is measured *before* parsing, so a
+ *   megabyte of `[` costs one linear scan, never a deep recursion (a short one
+ *   is parsed first and measured only when something is wrong with it);
  * - after parsing, every string and key must be well-formed UTF-16 (a
  *   `"\ud800"` escape decodes to a lone surrogate, which no hash can carry).
  *
@@ -27,21 +28,42 @@ import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, nestingDepth } from ".
  */
 export const BODY_DEPTH_MAX = JSON_DEPTH_MAX + 1;
 
-/** Parses a request body per the rules above; throws `bad_request`. */
-export function parseJsonBody(text: string): unknown {
-  if (text.trim().length === 0) throw new SwooshError("bad_request", "the request body is empty; a JSON document is expected");
+/**
+ * Bodies up to this many UTF-16 units are parsed before their nesting is
+ * measured: V8's JSON.parse does not recurse, so even the deepest such body
+ * costs little (a few KiB of `[` parse in well under a millisecond), and the
+ * common body skips a scan. Longer bodies are measured first, so a megabyte
+ * of `[` still costs one linear scan.
+ */
+const PARSE_FIRST_MAX_CHARS = 4096;
+
+function refuseDeepNesting(text: string): void {
   if (nestingDepth(text, BODY_DEPTH_MAX) > BODY_DEPTH_MAX) {
     throw new SwooshError("bad_request", `the request body is nested deeper than ${BODY_DEPTH_MAX} levels`);
   }
+}
+
+/**
+ * Parses a request body per the rules above; throws `bad_request`. Whatever
+ * the order of the checks, a body nested too deeply is refused as such, before
+ * any other complaint about it.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.trim().length === 0) throw new SwooshError("bad_request", "the request body is empty; a JSON document is expected");
+  const measuredFirst = text.length > PARSE_FIRST_MAX_CHARS;
+  if (measuredFirst) refuseDeepNesting(text);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
+    if (!measuredFirst) refuseDeepNesting(text);
     throw new SwooshError("bad_request", `the request body is not valid JSON: ${(error as Error).message}`);
   }
   try {
+    // Also bounds the depth of what was parsed.
     assertJsonValue(value, BODY_DEPTH_MAX);
   } catch (error) {
+    if (!measuredFirst) refuseDeepNesting(text);
     if (error instanceof JsonValueError) throw new SwooshError("bad_request", `request body ${error.path || "(root)"}: ${error.reason}`, { field: error.path });
     throw error;
   }
@@ -73,13 +95,17 @@ export function decodeJsonBody(bytes: Uint8Array, headers: { readonly [name: str
   }
 }
 
+/** A request body's bytes as the JSON value they hold, per the rules above; throws `bad_request`. */
+export function readJsonBody(bytes: Uint8Array, headers: { readonly [name: string]: string | string[] | undefined }): unknown {
+  return parseJsonBody(decodeJsonBody(bytes, headers));
+}
+
 /** Replaces every body parser of `app` with the JSON one above. */
 export function installJsonBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request: FastifyRequest, body: string | Buffer, done) => {
     try {
-      const text = typeof body === "string" ? body : decodeJsonBody(body, request.headers);
-      done(null, parseJsonBody(text));
+      done(null, typeof body === "string" ? parseJsonBody(body) : readJsonBody(body, request.headers));
     } catch (error) {
       done(error as Error, undefined);
     }
