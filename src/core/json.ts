@@ -132,6 +132,8 @@ export function canonicalJSON(value: unknown): string {
 }
 
 const NOT_JSON = new Error("not a JSON value");
+/** Thrown by the walks below past a depth bound; like NOT_JSON, the caller walks again to name the place. */
+const TOO_DEEP = new Error("nested too deeply");
 
 /** Objects wider than this are assembled with one join instead of repeated `+=`. */
 const WIDE_OBJECT_KEYS = 64;
@@ -155,7 +157,7 @@ function serialize(value: unknown): string {
       return value ? "true" : "false";
     case "object": {
       if (value === null) return "null";
-      if (inCanonicalOrder(value)) return JSON.stringify(value);
+      if (inCanonicalOrder(value, 1, Number.MAX_SAFE_INTEGER, false)) return JSON.stringify(value);
       if (Array.isArray(value)) {
         let out = "[";
         for (let i = 0; i < value.length; i++) {
@@ -194,14 +196,17 @@ function serialize(value: unknown): string {
  * True when `value` is a JSON value whose JSON.stringify output is already
  * canonical: every object plain, its keys in strictly increasing UTF-16 order,
  * every string well-formed, every number finite. False at the first object out
- * of order; throws NOT_JSON for what is not JSON at all. (JSON.stringify would
- * silently drop undefined, turn NaN into null and call toJSON: all excluded here.)
+ * of order; throws NOT_JSON for what is not JSON at all and TOO_DEEP past
+ * `depthMax` levels (`level` is this value's). (JSON.stringify would silently
+ * drop undefined, turn NaN into null and call toJSON: all excluded here.)
+ * `parseShaped`: also false for a -0, so that true means `value` is member for
+ * member what JSON.parse of its canonical text builds.
  */
-function inCanonicalOrder(value: object): boolean {
+function inCanonicalOrder(value: object, level: number, depthMax: number, parseShaped: boolean): boolean {
+  if (level > depthMax) throw TOO_DEEP;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      if (!primitiveOk(item) && (typeof item !== "object" || item === null || !inCanonicalOrder(item))) return false;
+      if (!memberInOrder(value[i], level, depthMax, parseShaped)) return false;
     }
     return true;
   }
@@ -213,10 +218,15 @@ function inCanonicalOrder(value: object): boolean {
     if (previous !== null && !(previous < key)) return false;
     if (!key.isWellFormed()) throw NOT_JSON;
     previous = key;
-    const item: unknown = (value as Record<string, unknown>)[key];
-    if (!primitiveOk(item) && (typeof item !== "object" || item === null || !inCanonicalOrder(item))) return false;
+    if (!memberInOrder((value as Record<string, unknown>)[key], level, depthMax, parseShaped)) return false;
   }
   return true;
+}
+
+function memberInOrder(item: unknown, level: number, depthMax: number, parseShaped: boolean): boolean {
+  if (typeof item === "object" && item !== null) return inCanonicalOrder(item, level + 1, depthMax, parseShaped);
+  // A hole reads as undefined, which primitiveOk refuses.
+  return primitiveOk(item) && !(parseShaped && Object.is(item, -0));
 }
 
 /** A valid JSON primitive (null included); throws NOT_JSON for an invalid one; false for objects. */
@@ -235,6 +245,86 @@ function primitiveOk(item: unknown): boolean {
     default:
       throw NOT_JSON;
   }
+}
+
+/** A value's canonical text and a copy of it nothing else holds: see `ownedCanonicalJSON`. */
+export interface OwnedJson {
+  readonly text: string;
+  readonly value: JsonValue;
+}
+
+/**
+ * `canonicalJSON(value)` plus a value equal to `JSON.parse` of that text (same
+ * members, same key order, -0 read back as 0) that no caller holds, in one
+ * walk instead of serialize-then-parse. Nesting deeper than `depthMax`
+ * brackets (the root's included) is refused like a value that is not JSON:
+ * with a `JsonValueError` naming the place.
+ *
+ * `handedOver`: the caller gives `value` away and nobody else keeps it. It is
+ * then returned itself when it already is exactly what the parse would build
+ * (every object's keys in canonical order, no -0), so the common case copies
+ * nothing; otherwise a copy is built as for any other value.
+ */
+export function ownedCanonicalJSON(value: unknown, depthMax: number, handedOver: boolean): OwnedJson {
+  try {
+    if (typeof value !== "object" || value === null) {
+      const text = serialize(value);
+      return { text, value: value === 0 ? 0 : (value as JsonPrimitive) };
+    }
+    if (handedOver && inCanonicalOrder(value, 1, depthMax, true)) return { text: JSON.stringify(value), value: value as JsonValue };
+    digitKeySeen = false;
+    const copy = sortedCopy(value, 1, depthMax);
+    // An object whose keys look like array indexes lists them first, in numeric
+    // order, whatever order they were added in: only serialize sorts those right.
+    return { text: digitKeySeen ? serialize(copy) : JSON.stringify(copy), value: copy };
+  } catch (error) {
+    if (error === NOT_JSON || error === TOO_DEEP) assertJsonValue(value, depthMax);
+    throw error;
+  }
+}
+
+/** Set by `sortedCopy` when some key starts with a digit (possibly an array index). */
+let digitKeySeen = false;
+
+/**
+ * A copy of `value` with every object's keys added in canonical order, as
+ * JSON.parse of its canonical text would build it. Throws NOT_JSON or TOO_DEEP.
+ */
+function sortedCopy(value: object, level: number, depthMax: number): JsonValue {
+  if (level > depthMax) throw TOO_DEEP;
+  if (Array.isArray(value)) {
+    const out = new Array<JsonValue>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = copyMember(value[i], level, depthMax);
+    return out;
+  }
+  if (!isPlainObject(value)) throw NOT_JSON;
+  const keys = Object.keys(value);
+  for (let i = 1; i < keys.length; i++) {
+    // Default sort compares UTF-16 code units, which is what JCS requires; skipped when already in order.
+    if (!((keys[i - 1] as string) < (keys[i] as string))) {
+      keys.sort();
+      break;
+    }
+  }
+  const out: JsonObject = {};
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (!key.isWellFormed()) throw NOT_JSON;
+    const first = key.charCodeAt(0);
+    if (first >= 0x30 && first <= 0x39) digitKeySeen = true;
+    const item = copyMember((value as Record<string, unknown>)[key], level, depthMax);
+    // Plain assignment of "__proto__" would set the prototype; JSON.parse makes it an own key.
+    if (key === "__proto__") Object.defineProperty(out, key, { value: item, enumerable: true, writable: true, configurable: true });
+    else out[key] = item;
+  }
+  return out;
+}
+
+function copyMember(item: unknown, level: number, depthMax: number): JsonValue {
+  if (typeof item === "object" && item !== null) return sortedCopy(item, level + 1, depthMax);
+  primitiveOk(item); // throws NOT_JSON for anything else that is not JSON (a hole reads as undefined)
+  // JSON.stringify writes -0 as 0.
+  return item === 0 ? 0 : (item as JsonPrimitive);
 }
 
 /** Deepest bracket nesting of a JSON text, stopping once past `limit` (brackets inside strings do not count). */

@@ -16,7 +16,8 @@
  */
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
-import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, canonicalJSON, nestingDepth } from "../core/json.ts";
+import { JSON_DEPTH_MAX, JsonValueError, ownedCanonicalJSON } from "../core/json.ts";
+import type { OwnedJson } from "../core/json.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
 import { openRecord, parseRecord, sealEntryText } from "../core/log-record.ts";
@@ -37,6 +38,18 @@ export interface CommandInput {
   readonly payload?: unknown;
   readonly id?: string;
   readonly hlc?: string;
+}
+
+/** How `submit` may treat its input. */
+export interface SubmitOptions {
+  /**
+   * The caller hands `input.payload` over: it was freshly parsed (JSON.parse
+   * or the like: plain objects and arrays, data properties only) and nobody
+   * else holds or will touch it. When it already is what replay builds from
+   * the WAL (keys in canonical order, no -0), the model keeps it instead of a
+   * copy; otherwise the engine copies it as usual. Default false.
+   */
+  readonly payloadOwned?: boolean;
 }
 
 /** The answer to an accepted command: SPEC §7 `{index, hlc, result}`. */
@@ -157,15 +170,15 @@ export class Engine<Model> {
    * Submits one command. Resolves once it is durable, with its index, HLC and
    * result; rejects with a `SwooshError` (and logs nothing) when it is refused.
    */
-  submit(input: CommandInput): Promise<CommandOutcome> {
+  submit(input: CommandInput, options?: SubmitOptions): Promise<CommandOutcome> {
     try {
-      return this.submitChecked(input);
+      return this.submitChecked(input, options?.payloadOwned === true);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
-  private submitChecked(input: CommandInput): Promise<CommandOutcome> {
+  private submitChecked(input: CommandInput, payloadOwned: boolean): Promise<CommandOutcome> {
     this.assertWritable();
     const { type, payload, id } = checkEnvelope(input);
 
@@ -184,9 +197,9 @@ export class Engine<Model> {
       throw error;
     }
 
-    const payloadText = canonicalPayload(payload);
-    // The model keeps its own copy: a library caller may reuse the object it passed.
-    const ownPayload = JSON.parse(payloadText) as JsonValue;
+    // The model keeps its own copy (a library caller may reuse the object it
+    // passed), built as replay builds it from the WAL's canonical text.
+    const { text: payloadText, value: ownPayload } = canonicalPayload(payload, payloadOwned);
     const index = this.appliedIndex + 1;
     const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs: hlcWallMs(hlc) });
     if (!outcome.ok) {
@@ -543,16 +556,13 @@ async function* slicedPieces(texts: RecordTextCache, view: JsonObject, size: { c
 }
 
 /**
- * The payload's canonical text, which also validates it (canonicalJSON refuses
- * anything that is not JSON). Only a payload nested past the bound is walked a
- * second time, to name the place, so the common case costs one pass.
+ * The payload's canonical text and the model's copy of it, which also
+ * validates it: anything that is not JSON, or nested past JSON_DEPTH_MAX, is
+ * refused naming the place. `owned`: see `SubmitOptions.payloadOwned`.
  */
-function canonicalPayload(payload: JsonValue): string {
+function canonicalPayload(payload: JsonValue, owned: boolean): OwnedJson {
   try {
-    const text = canonicalJSON(payload);
-    // A text shorter than two brackets per level cannot be nested past the bound.
-    if (text.length > 2 * JSON_DEPTH_MAX && nestingDepth(text, JSON_DEPTH_MAX) > JSON_DEPTH_MAX) assertJsonValue(payload);
-    return text;
+    return ownedCanonicalJSON(payload, JSON_DEPTH_MAX, owned);
   } catch (error) {
     if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { field: `payload${error.path}` });
     if (error instanceof RangeError) throw new SwooshError("bad_request", `payload is nested too deeply (max ${JSON_DEPTH_MAX})`, { field: "payload" });
