@@ -71,7 +71,8 @@ function isJsonValue(value: unknown, depth: number, depthMax: number): boolean {
         return true;
       }
       if (!isPlainObject(value) || Object.getOwnPropertySymbols(value).length > 0) return false;
-      for (const key of Object.keys(value)) {
+      // for-in, not Object.keys: no key array per object (own keys only, as in inCanonicalOrder).
+      for (const key in value) {
         if (!key.isWellFormed() || !isJsonValue((value as Record<string, unknown>)[key], depth + 1, depthMax)) return false;
       }
       return true;
@@ -135,6 +136,24 @@ const NOT_JSON = new Error("not a JSON value");
 /** Thrown by the walks below past a depth bound; like NOT_JSON, the caller walks again to name the place. */
 const TOO_DEEP = new Error("nested too deeply");
 
+/** Key lists up to this long are sorted in place by insertion (Array#sort allocates a work array per call). */
+const INSERTION_SORT_MAX = 16;
+
+/** `keys` sorted in place by UTF-16 code units, the order JCS requires (what `<` and the default sort compare). */
+function sortKeys(keys: string[]): string[] {
+  if (keys.length > INSERTION_SORT_MAX) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i] as string;
+    let j = i - 1;
+    while (j >= 0 && key < (keys[j] as string)) {
+      keys[j + 1] = keys[j] as string;
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
 /** Objects wider than this are assembled with one join instead of repeated `+=`. */
 const WIDE_OBJECT_KEYS = 64;
 
@@ -168,7 +187,7 @@ function serialize(value: unknown): string {
       }
       if (!isPlainObject(value)) throw NOT_JSON;
       // Default sort compares UTF-16 code units, which is what JCS requires.
-      const keys = Object.keys(value).sort();
+      const keys = sortKeys(Object.keys(value));
       if (keys.length > WIDE_OBJECT_KEYS) {
         const parts = new Array<string>(keys.length);
         for (let i = 0; i < keys.length; i++) {
@@ -298,14 +317,7 @@ function sortedCopy(value: object, level: number, depthMax: number): JsonValue {
     return out;
   }
   if (!isPlainObject(value)) throw NOT_JSON;
-  const keys = Object.keys(value);
-  for (let i = 1; i < keys.length; i++) {
-    // Default sort compares UTF-16 code units, which is what JCS requires; skipped when already in order.
-    if (!((keys[i - 1] as string) < (keys[i] as string))) {
-      keys.sort();
-      break;
-    }
-  }
+  const keys = sortKeys(Object.keys(value));
   const out: JsonObject = {};
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
