@@ -18,6 +18,12 @@ export interface Outcome {
   readonly result: JsonValue;
 }
 
+/** What the table holds per id: the outcome, its id and its HLC's wall ms (read on every eviction check). */
+interface Row extends Outcome {
+  readonly id: string;
+  readonly wallMs: number;
+}
+
 export interface OutcomeRetention {
   /** Most ids remembered. */
   readonly countMax: number;
@@ -31,13 +37,13 @@ export const DEFAULT_OUTCOME_RETENTION: OutcomeRetention = { countMax: 100_000, 
 export type OutcomeRows = Array<[string, number, string, JsonValue]>;
 
 export class OutcomeTable {
-  private readonly byId = new Map<string, Outcome>();
+  private readonly byId = new Map<string, Row>();
   /**
    * Recorded ids in log order, oldest at `head`: eviction looks only at the
    * head (no iteration per command), and snapshots list rows in this order,
    * so a restore from rows reproduces the same eviction order.
    */
-  private order: Array<{ readonly id: string; readonly outcome: Outcome }> = [];
+  private order: Row[] = [];
   private head = 0;
 
   constructor(readonly retention: OutcomeRetention = DEFAULT_OUTCOME_RETENTION) {}
@@ -50,15 +56,17 @@ export class OutcomeTable {
     return this.byId.get(id);
   }
 
-  record(id: string, outcome: Outcome): void {
-    this.byId.set(id, outcome);
-    this.order.push({ id, outcome });
-    const horizonMs = hlcWallMs(outcome.hlc) - this.retention.retentionMs;
+  /** Remembers the outcome of the command at `index` that carried `id`, and evicts what retention no longer covers. */
+  record(id: string, index: number, hlc: string, result: JsonValue): void {
+    const row: Row = { id, index, hlc, result, wallMs: hlcWallMs(hlc) };
+    this.byId.set(id, row);
+    this.order.push(row);
+    const horizonMs = row.wallMs - this.retention.retentionMs;
     while (this.head < this.order.length) {
-      const oldest = this.order[this.head] as { id: string; outcome: Outcome };
+      const oldest = this.order[this.head] as Row;
       // An id evicted and recorded again later has a newer slot; its old one is dead.
-      if (this.byId.get(oldest.id) === oldest.outcome) {
-        if (this.byId.size <= this.retention.countMax && hlcWallMs(oldest.outcome.hlc) >= horizonMs) break;
+      if (this.byId.get(oldest.id) === oldest) {
+        if (this.byId.size <= this.retention.countMax && oldest.wallMs >= horizonMs) break;
         this.byId.delete(oldest.id);
       }
       this.head += 1;
@@ -72,8 +80,8 @@ export class OutcomeTable {
   toRows(): OutcomeRows {
     const rows: OutcomeRows = [];
     for (let i = this.head; i < this.order.length; i++) {
-      const { id, outcome } = this.order[i] as { id: string; outcome: Outcome };
-      if (this.byId.get(id) === outcome) rows.push([id, outcome.index, outcome.hlc, outcome.result]);
+      const row = this.order[i] as Row;
+      if (this.byId.get(row.id) === row) rows.push([row.id, row.index, row.hlc, row.result]);
     }
     return rows;
   }
@@ -85,9 +93,9 @@ export class OutcomeTable {
       if (!Array.isArray(row) || row.length !== 4 || typeof row[0] !== "string" || typeof row[1] !== "number" || typeof row[2] !== "string") {
         throw new Error("malformed outcome row");
       }
-      const outcome: Outcome = { index: row[1], hlc: row[2], result: row[3] as JsonValue };
-      table.byId.set(row[0], outcome);
-      table.order.push({ id: row[0], outcome });
+      const restored: Row = { id: row[0], index: row[1], hlc: row[2], result: row[3] as JsonValue, wallMs: hlcWallMs(row[2]) };
+      table.byId.set(restored.id, restored);
+      table.order.push(restored);
     }
     return table;
   }
