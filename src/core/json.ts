@@ -122,7 +122,11 @@ function checkValue(value: unknown, path: string, depth: number, depthMax: numbe
  */
 export function canonicalJSON(value: unknown): string {
   try {
-    return serialize(value);
+    if (typeof value !== "object" || value === null) return serialize(value);
+    if (inCanonicalOrder(value, 1, Number.MAX_SAFE_INTEGER, false)) return JSON.stringify(value);
+    // Out of order somewhere: a sorted copy and one native JSON.stringify beat
+    // assembling the text in JS (about twice as fast on a large state).
+    return sortedText(sortedCopy(value, 1, Number.MAX_SAFE_INTEGER));
   } catch (error) {
     if (error === NOT_JSON) {
       // The fast path carries no location; walk again to name it.
@@ -291,11 +295,8 @@ export function ownedCanonicalJSON(value: unknown, depthMax: number, handedOver:
       return { text, value: value === 0 ? 0 : (value as JsonPrimitive) };
     }
     if (handedOver && inCanonicalOrder(value, 1, depthMax, true)) return { text: JSON.stringify(value), value: value as JsonValue };
-    digitKeySeen = false;
     const copy = sortedCopy(value, 1, depthMax);
-    // An object whose keys look like array indexes lists them first, in numeric
-    // order, whatever order they were added in: only serialize sorts those right.
-    return { text: digitKeySeen ? serialize(copy) : JSON.stringify(copy), value: copy };
+    return { text: sortedText(copy), value: copy };
   } catch (error) {
     if (error === NOT_JSON || error === TOO_DEEP) assertJsonValue(value, depthMax);
     throw error;
@@ -305,11 +306,19 @@ export function ownedCanonicalJSON(value: unknown, depthMax: number, handedOver:
 /** Set by `sortedCopy` when some key starts with a digit (possibly an array index). */
 let digitKeySeen = false;
 
+/** The canonical text of what `sortedCopy` just returned. */
+function sortedText(copy: JsonValue): string {
+  // An object whose keys look like array indexes lists them first, in numeric
+  // order, whatever order they were added in: only serialize sorts those right.
+  return digitKeySeen ? serialize(copy) : JSON.stringify(copy);
+}
+
 /**
  * A copy of `value` with every object's keys added in canonical order, as
  * JSON.parse of its canonical text would build it. Throws NOT_JSON or TOO_DEEP.
  */
 function sortedCopy(value: object, level: number, depthMax: number): JsonValue {
+  if (level === 1) digitKeySeen = false;
   if (level > depthMax) throw TOO_DEEP;
   if (Array.isArray(value)) {
     const out = new Array<JsonValue>(value.length);
