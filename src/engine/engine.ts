@@ -228,7 +228,7 @@ export class Engine<Model> {
     // passed), built as replay builds it from the WAL's canonical text.
     const { text: payloadText, value: ownPayload } = canonicalPayload(payload, payloadOwned);
     const index = this.appliedIndex + 1;
-    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs: hlcWallMs(hlc) });
+    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs: hlcWallMs(hlc), payloadIsJson: true });
     if (!outcome.ok) {
       // The refusal was judged against state that may not be durable yet.
       const error = new SwooshError(outcome.error.code, outcome.error.message, outcome.error.details);
