@@ -64,11 +64,12 @@ export class OutcomeTable {
     const horizonMs = row.wallMs - this.retention.retentionMs;
     while (this.head < this.order.length) {
       const oldest = this.order[this.head] as Row;
+      // Nothing to evict: rows behind the head are no older (HLC order), and
+      // the size does not depend on dead rows. Checked first, so that the
+      // common case costs no map lookup.
+      if (this.byId.size <= this.retention.countMax && oldest.wallMs >= horizonMs) break;
       // An id evicted and recorded again later has a newer slot; its old one is dead.
-      if (this.byId.get(oldest.id) === oldest) {
-        if (this.byId.size <= this.retention.countMax && oldest.wallMs >= horizonMs) break;
-        this.byId.delete(oldest.id);
-      }
+      if (this.byId.get(oldest.id) === oldest) this.byId.delete(oldest.id);
       this.head += 1;
     }
     if (this.head > 1024 && this.head * 2 > this.order.length) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { encodeHlc } from "../../src/core/hlc.ts";
 import { OutcomeTable } from "../../src/engine/outcomes.ts";
 
@@ -27,6 +28,36 @@ describe("OutcomeTable (idempotency retention)", () => {
       table.toRows().map((row) => row[0]),
       ["e"],
       "everything older than retentionMs before the newest is gone",
+    );
+  });
+
+  it("keeps exactly what a naive reference keeps, for any sequence of ids and times", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 30 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 10 })), { maxLength: 60 }),
+        (countMax, retentionMs, steps) => {
+          const table = new OutcomeTable({ countMax, retentionMs });
+          // Reference: rows in log order; an id recorded again replaces its row; evict oldest first.
+          let reference: Array<{ id: string; index: number; wallMs: number }> = [];
+          let wallMs = 1_000_000;
+          steps.forEach(([idNumber, advance], i) => {
+            wallMs += advance;
+            const id = `id-${idNumber}`;
+            table.record(id, ...at(i + 1, wallMs));
+            reference = reference.filter((row) => row.id !== id);
+            reference.push({ id, index: i + 1, wallMs });
+            while (reference.length > 0 && (reference.length > countMax || (reference[0] as { wallMs: number }).wallMs < wallMs - retentionMs)) reference.shift();
+            assert.deepEqual(
+              table.toRows().map((row) => [row[0], row[1]]),
+              reference.map((row) => [row.id, row.index]),
+            );
+            assert.equal(table.size, reference.length);
+          });
+        },
+      ),
+      { numRuns: 1000 },
     );
   });
 });
