@@ -31,6 +31,8 @@ export const HLC_WALL_MAX = 10 ** HLC_WALL_DIGITS - 1;
 export const HLC_COUNTER_MAX = 10 ** HLC_COUNTER_DIGITS - 1;
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const HLC_PATTERN = /^(\d{15})-(\d{10})-([A-Za-z0-9_.-]{1,64})$/;
+/** ZEROS[n] is n zeros: left padding for the counter without padStart's intermediate strings. */
+const ZEROS: readonly string[] = Array.from({ length: HLC_COUNTER_DIGITS + 1 }, (_, n) => "0".repeat(n));
 
 /** Raised for a malformed timestamp, or a remote one too far ahead of local time. */
 export class HlcError extends Error {
@@ -62,7 +64,27 @@ export function decodeHlc(text: string): HlcTimestamp {
 
 /** Wall-ms part of an encoded timestamp: "now" inside the reducer. */
 export function hlcWallMs(text: string): number {
-  return Number(text.slice(0, HLC_WALL_DIGITS));
+  return digitsAt(text, 0, HLC_WALL_DIGITS);
+}
+
+/** Counter part of an encoded timestamp. */
+export function hlcCounter(text: string): number {
+  return digitsAt(text, HLC_WALL_DIGITS + 1, HLC_COUNTER_DIGITS);
+}
+
+/**
+ * `Number(text.slice(start, start + count))` for a run of decimal digits,
+ * without the intermediate string (this runs several times per command).
+ * NaN when a character is not a digit, as Number would give for the slice.
+ */
+function digitsAt(text: string, start: number, count: number): number {
+  let value = 0;
+  for (let i = start; i < start + count; i++) {
+    const digit = text.charCodeAt(i) - 0x30;
+    if (!(digit >= 0 && digit <= 9)) return Number(text.slice(start, start + count));
+    value = value * 10 + digit;
+  }
+  return value;
 }
 
 export function isHlc(text: unknown): text is string {
@@ -78,6 +100,10 @@ export function isHlc(text: unknown): text is string {
 export class HybridClock {
   private wallMs = 0;
   private counter = 0;
+  /** `wallMs` encoded with its dash, kept while the millisecond lasts: most stamps only change the counter. */
+  private wallPrefix = "";
+  private wallPrefixMs = -1;
+  private readonly nodeSuffix: string;
 
   constructor(
     private readonly clock: Clock,
@@ -85,11 +111,20 @@ export class HybridClock {
     readonly maxDriftMs = 60_000,
   ) {
     if (!NODE_ID_PATTERN.test(nodeId)) throw new HlcError("bad_hlc", `node id ${JSON.stringify(nodeId)} is invalid`);
+    this.nodeSuffix = `-${nodeId}`;
   }
 
-  /** The latest timestamp issued or observed, encoded. */
+  /** The latest timestamp issued or observed, encoded (encodeHlc, with the parts that rarely change kept). */
   last(): string {
-    return encodeHlc({ wallMs: this.wallMs, counter: this.counter, nodeId: this.nodeId });
+    const { wallMs, counter } = this;
+    if (wallMs !== this.wallPrefixMs) {
+      // encodeHlc checks the ranges; the node id was checked once in the constructor.
+      this.wallPrefix = encodeHlc({ wallMs, counter: 0, nodeId: this.nodeId }).slice(0, HLC_WALL_DIGITS + 1);
+      this.wallPrefixMs = wallMs;
+    }
+    if (!Number.isSafeInteger(counter) || counter < 0 || counter > HLC_COUNTER_MAX) throw new HlcError("bad_hlc", `counter ${counter} out of range`);
+    const digits = String(counter);
+    return this.wallPrefix + (ZEROS[HLC_COUNTER_DIGITS - digits.length] as string) + digits + this.nodeSuffix;
   }
 
   /** Stamps a local or send event. */

@@ -46,17 +46,42 @@ export function sealEntry(entry: UnsealedEntry, prevHash: string): LogRecord {
 
 /**
  * `sealEntry` for a payload already in canonical form (the engine has it from
- * validation). Writes the body's keys in their canonical order
- * (hlc < id < index < payload < prevHash < type) so that no second
- * serialization of the payload is needed; a test holds it equal to
+ * validation). `hlc` must be an encoded HLC and `prevHash` a hex hash (their
+ * characters need no escaping in JSON). Writes the body's keys in their
+ * canonical order (hlc < id < index < payload < prevHash < type) so that no
+ * second serialization of the payload is needed; a test holds it equal to
  * `canonicalJSON` of the entry.
  */
 export function sealEntryText(index: number, hlc: string, type: string, payloadText: string, id: string | undefined, prevHash: string): LogRecord {
-  const body =
-    `{"hlc":${JSON.stringify(hlc)}` +
-    (id === undefined ? "" : `,"id":${JSON.stringify(id)}`) +
-    `,"index":${index},"payload":${payloadText},"prevHash":${JSON.stringify(prevHash)},"type":${JSON.stringify(type)}}`;
-  return { index, hash: sha256Hex(prevHash + body), body };
+  const body = entryBody(index, hlc, type, payloadText, id, prevHash);
+  return { index, hash: chainHash(prevHash, body), body };
+}
+
+/** The body of `sealEntryText` (same preconditions). */
+export function entryBody(index: number, hlc: string, type: string, payloadText: string, id: string | undefined, prevHash: string): string {
+  return (
+    `{"hlc":"${hlc}"` +
+    (id === undefined ? "" : `,"id":${quoteJson(id)}`) +
+    `,"index":${index},"payload":${payloadText},"prevHash":"${prevHash}","type":${quoteJson(type)}}`
+  );
+}
+
+/** A record's hash: SHA-256 of the previous hash followed by its body. */
+export function chainHash(prevHash: string, body: string): string {
+  return sha256Hex(prevHash + body);
+}
+
+/**
+ * JSON.stringify of a well-formed string: quotes around it as it is when no
+ * character needs an escape (the usual id or type; about four times cheaper
+ * than JSON.stringify), JSON.stringify's own answer otherwise.
+ */
+export function quoteJson(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(text);
+  }
+  return `"${text}"`;
 }
 
 export type OpenedRecord = { readonly entry: LogEntry; readonly problem?: undefined } | { readonly entry?: undefined; readonly problem: string };
@@ -67,7 +92,7 @@ export type OpenedRecord = { readonly entry: LogEntry; readonly problem?: undefi
  */
 export function openRecord(record: LogRecord, expectedIndex: number, prevHash: string): OpenedRecord {
   if (record.index !== expectedIndex) return { problem: `expected index ${expectedIndex}, found ${record.index}` };
-  const actual = sha256Hex(prevHash + record.body);
+  const actual = chainHash(prevHash, record.body);
   if (actual !== record.hash) return { problem: `hash mismatch: stored ${record.hash}, computed ${actual}` };
   let entry: LogEntry;
   try {

@@ -35,6 +35,13 @@ export interface ApplyContext {
   readonly index: number;
   /** Wall milliseconds of `hlc`: the only notion of time the reducer has. */
   readonly nowMs: number;
+  /**
+   * Set when the caller vouches that `command.payload` is a JSON value nested
+   * at most JSON_DEPTH_MAX deep (the engine built it from its canonical text):
+   * a machine may skip its own check. Absent means check. It never changes an
+   * outcome, only whether a check that would pass is run.
+   */
+  readonly payloadIsJson?: true;
 }
 
 export type ApplyOutcome = { readonly ok: true; readonly result: JsonValue } | { readonly ok: false; readonly error: ErrorBody };

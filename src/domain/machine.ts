@@ -47,7 +47,7 @@ function apply(m: OrchestratorModel, command: Command, ctx: ApplyContext): Apply
   if (typeof type !== "string" || !isCommandType(type)) {
     return refuse("unknown_command", `unknown command type ${JSON.stringify(type)}`, { type: typeof type === "string" ? type : null });
   }
-  const checked = validatePayload(type, command.payload);
+  const checked = validatePayload(type, command.payload, ctx.payloadIsJson === true);
   if (!checked.ok) return checked;
   // Halted: only orchestrator.* runs (see commands/orchestrator.ts for why ticks stop too).
   if (m.state.phase === "halted" && !type.startsWith("orchestrator.")) {

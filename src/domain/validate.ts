@@ -33,10 +33,14 @@ export function isCommandType(type: string): type is CommandType {
   return compiled.has(type);
 }
 
-/** The typed payload, or the refusal naming the first offending path. */
-export function validatePayload<T extends CommandType>(type: T, payload: unknown): { ok: true; payload: CommandPayload<T> } | Refusal {
+/**
+ * The typed payload, or the refusal naming the first offending path.
+ * `knownJson`: the caller vouches the payload is JSON within the depth bound
+ * (ApplyContext.payloadIsJson), so only the schema is checked.
+ */
+export function validatePayload<T extends CommandType>(type: T, payload: unknown, knownJson = false): { ok: true; payload: CommandPayload<T> } | Refusal {
   try {
-    assertJsonValue(payload);
+    if (!knownJson) assertJsonValue(payload);
   } catch (error) {
     if (error instanceof JsonValueError) {
       return refuse("bad_request", `${type}: ${error.path || "payload"}: ${error.reason}`, { path: error.path, message: error.reason });

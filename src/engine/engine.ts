@@ -16,10 +16,11 @@
  */
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
-import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, canonicalJSON, nestingDepth } from "../core/json.ts";
+import { JSON_DEPTH_MAX, JsonValueError, ownedCanonicalJSON } from "../core/json.ts";
+import type { OwnedJson } from "../core/json.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
-import { openRecord, parseRecord, sealEntryText } from "../core/log-record.ts";
+import { chainHash, entryBody, openRecord, parseRecord } from "../core/log-record.ts";
 import type { LogEntry, LogRecord } from "../core/log-record.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
@@ -37,6 +38,18 @@ export interface CommandInput {
   readonly payload?: unknown;
   readonly id?: string;
   readonly hlc?: string;
+}
+
+/** How `submit` may treat its input. */
+export interface SubmitOptions {
+  /**
+   * The caller hands `input.payload` over: it was freshly parsed (JSON.parse
+   * or the like: plain objects and arrays, data properties only) and nobody
+   * else holds or will touch it. When it already is what replay builds from
+   * the WAL (keys in canonical order, no -0), the model keeps it instead of a
+   * copy; otherwise the engine copies it as usual. Default false.
+   */
+  readonly payloadOwned?: boolean;
 }
 
 /** The answer to an accepted command: SPEC §7 `{index, hlc, result}`. */
@@ -83,8 +96,34 @@ export interface RecoveredPosition<Model> {
 
 interface Waiter {
   readonly index: number;
-  readonly resolve: () => void;
+  /** What the promise resolves with: a command's answer, or nothing for a bare wait. */
+  readonly answer: CommandOutcome | undefined;
+  readonly resolve: (answer: CommandOutcome | undefined) => void;
   readonly reject: (error: Error) => void;
+}
+
+/**
+ * A sealed command waiting for its flush: the record the log gets (index, hash,
+ * body) and what its `AppliedEvent` will say, in one object per command. The
+ * event itself is built only if someone listens when the flush returns.
+ */
+class SealedCommand implements LogRecord {
+  constructor(
+    readonly index: number,
+    readonly hash: string,
+    readonly body: string,
+    readonly hlc: string,
+    readonly type: string,
+    readonly payload: JsonValue,
+    readonly id: string | undefined,
+    readonly prevHash: string,
+    readonly result: JsonValue,
+  ) {}
+
+  event(): AppliedEvent {
+    const { index, hlc, type, payload, id, prevHash, hash, result } = this;
+    return id === undefined ? { index, hlc, type, payload, prevHash, hash, result } : { index, hlc, type, payload, id, prevHash, hash, result };
+  }
 }
 
 /** Longest idempotency `id` a command may carry (the HTTP schema uses the same bound). */
@@ -110,9 +149,8 @@ export class Engine<Model> {
   private readonly texts = new RecordTextCache();
   private hashAt: { index: number; hash: string } | null = null;
 
-  /** Sealed records not yet handed to the log, in index order. */
-  private pending: LogRecord[] = [];
-  private pendingEvents: AppliedEvent[] = [];
+  /** Sealed commands not yet handed to the log, in index order. */
+  private pending: SealedCommand[] = [];
   /** Callers waiting for durableIndex to reach an index, in index order. */
   private waiters: Waiter[] = [];
   private flushScheduled = false;
@@ -157,17 +195,19 @@ export class Engine<Model> {
    * Submits one command. Resolves once it is durable, with its index, HLC and
    * result; rejects with a `SwooshError` (and logs nothing) when it is refused.
    */
-  submit(input: CommandInput): Promise<CommandOutcome> {
+  submit(input: CommandInput, options?: SubmitOptions): Promise<CommandOutcome> {
     try {
-      return this.submitChecked(input);
+      return this.submitChecked(input, options?.payloadOwned === true);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
-  private submitChecked(input: CommandInput): Promise<CommandOutcome> {
+  private submitChecked(input: CommandInput, payloadOwned: boolean): Promise<CommandOutcome> {
     this.assertWritable();
-    const { type, payload, id } = checkEnvelope(input);
+    checkEnvelope(input);
+    const { type, id } = input;
+    const payload = (input.payload === undefined ? {} : input.payload) as JsonValue;
 
     if (id !== undefined) {
       const seen = this.outcomes.get(id);
@@ -184,11 +224,11 @@ export class Engine<Model> {
       throw error;
     }
 
-    const payloadText = canonicalPayload(payload);
-    // The model keeps its own copy: a library caller may reuse the object it passed.
-    const ownPayload = JSON.parse(payloadText) as JsonValue;
+    // The model keeps its own copy (a library caller may reuse the object it
+    // passed), built as replay builds it from the WAL's canonical text.
+    const { text: payloadText, value: ownPayload } = canonicalPayload(payload, payloadOwned);
     const index = this.appliedIndex + 1;
-    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs: hlcWallMs(hlc) });
+    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs: hlcWallMs(hlc), payloadIsJson: true });
     if (!outcome.ok) {
       // The refusal was judged against state that may not be durable yet.
       const error = new SwooshError(outcome.error.code, outcome.error.message, outcome.error.details);
@@ -196,21 +236,17 @@ export class Engine<Model> {
     }
 
     const prevHash = this.chainHead;
-    const record = sealEntryText(index, hlc, type, payloadText, id, prevHash);
-    this.chainHead = record.hash;
+    const result = outcome.result;
+    const body = entryBody(index, hlc, type, payloadText, id, prevHash);
+    const hash = chainHash(prevHash, body);
+    this.chainHead = hash;
     this.appliedIndex = index;
     this.appliedHlc = hlc;
-    if (id !== undefined) this.outcomes.record(id, { index, hlc, result: outcome.result });
-    this.pending.push(record);
-    const { hash } = record;
-    this.pendingEvents.push(
-      id === undefined
-        ? { index, hlc, type, payload: ownPayload, prevHash, hash, result: outcome.result }
-        : { index, hlc, type, payload: ownPayload, id, prevHash, hash, result: outcome.result },
-    );
-    const answer: CommandOutcome = { index, hlc, result: outcome.result };
+    if (id !== undefined) this.outcomes.record(id, index, hlc, result);
+    this.pending.push(new SealedCommand(index, hash, body, hlc, type, ownPayload, id, prevHash, result));
+    const answer: CommandOutcome = { index, hlc, result };
     const done = new Promise<CommandOutcome>((resolve, reject) => {
-      this.waiters.push({ index, resolve: () => resolve(answer), reject });
+      this.waiters.push({ index, answer, resolve: resolve as (answer: CommandOutcome | undefined) => void, reject });
     });
     this.scheduleFlush();
     return done;
@@ -409,7 +445,8 @@ export class Engine<Model> {
     if (this.poisonedBy) return Promise.reject(this.unavailable());
     if (index <= this.durableIndex) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ index, resolve, reject });
+      // A bare wait resolves with the waiter's answer, undefined.
+      this.waiters.push({ index, answer: undefined, resolve: resolve as (answer: CommandOutcome | undefined) => void, reject });
     });
   }
 
@@ -433,34 +470,32 @@ export class Engine<Model> {
     const max = this.settings.batchSizeMax;
     while (this.pending.length > 0 && this.appendsInFlight < this.settings.appendsInFlightMax && !this.poisonedBy) {
       const batch = this.pending.length <= max ? this.pending : this.pending.slice(0, max);
-      const events = this.pendingEvents.length <= max ? this.pendingEvents : this.pendingEvents.slice(0, max);
-      if (batch === this.pending) {
-        this.pending = [];
-        this.pendingEvents = [];
-      } else {
-        this.pending = this.pending.slice(batch.length);
-        this.pendingEvents = this.pendingEvents.slice(events.length);
-      }
+      this.pending = batch === this.pending ? [] : this.pending.slice(batch.length);
       this.appendsInFlight += 1;
       const startedMs = performance.now();
       this.log.append(batch).then(
-        () => this.appended(batch, events, startedMs),
+        () => this.appended(batch, startedMs),
         (error: unknown) => this.poison(error instanceof Error ? error : new Error(String(error))),
       );
     }
   }
 
-  private appended(batch: LogRecord[], events: AppliedEvent[], startedMs: number): void {
+  private appended(batch: SealedCommand[], startedMs: number): void {
     this.appendsInFlight -= 1;
     if (this.poisonedBy) return;
-    const last = batch[batch.length - 1] as LogRecord;
+    const last = batch[batch.length - 1] as SealedCommand;
     this.durableIndex = last.index;
     this.flushes += 1;
     this.lastBatchSize = batch.length;
     this.releaseWaiters();
     const durationMs = performance.now() - startedMs;
     for (const listener of this.flushListeners) listener({ batchSize: batch.length, durationMs });
-    for (const event of events) for (const listener of this.listeners) listener(event);
+    if (this.listeners.size > 0) {
+      for (const sealed of batch) {
+        const event = sealed.event();
+        for (const listener of this.listeners) listener(event);
+      }
+    }
     this.maybeSnapshot();
     this.startAppends();
   }
@@ -468,7 +503,8 @@ export class Engine<Model> {
   private releaseWaiters(): void {
     let released = 0;
     while (released < this.waiters.length && (this.waiters[released] as Waiter).index <= this.durableIndex) {
-      (this.waiters[released] as Waiter).resolve();
+      const waiter = this.waiters[released] as Waiter;
+      waiter.resolve(waiter.answer);
       released += 1;
     }
     if (released > 0) this.waiters = this.waiters.slice(released);
@@ -478,7 +514,6 @@ export class Engine<Model> {
     if (this.poisonedBy) return;
     this.poisonedBy = error;
     this.pending = [];
-    this.pendingEvents = [];
     const unavailable = this.unavailable();
     for (const waiter of this.waiters) waiter.reject(unavailable);
     this.waiters = [];
@@ -558,16 +593,13 @@ async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }):
 }
 
 /**
- * The payload's canonical text, which also validates it (canonicalJSON refuses
- * anything that is not JSON). Only a payload nested past the bound is walked a
- * second time, to name the place, so the common case costs one pass.
+ * The payload's canonical text and the model's copy of it, which also
+ * validates it: anything that is not JSON, or nested past JSON_DEPTH_MAX, is
+ * refused naming the place. `owned`: see `SubmitOptions.payloadOwned`.
  */
-function canonicalPayload(payload: JsonValue): string {
+function canonicalPayload(payload: JsonValue, owned: boolean): OwnedJson {
   try {
-    const text = canonicalJSON(payload);
-    // A text shorter than two brackets per level cannot be nested past the bound.
-    if (text.length > 2 * JSON_DEPTH_MAX && nestingDepth(text, JSON_DEPTH_MAX) > JSON_DEPTH_MAX) assertJsonValue(payload);
-    return text;
+    return ownedCanonicalJSON(payload, JSON_DEPTH_MAX, owned);
   } catch (error) {
     if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { field: `payload${error.path}` });
     if (error instanceof RangeError) throw new SwooshError("bad_request", `payload is nested too deeply (max ${JSON_DEPTH_MAX})`, { field: "payload" });
@@ -575,7 +607,8 @@ function canonicalPayload(payload: JsonValue): string {
   }
 }
 
-function checkEnvelope(input: CommandInput): { type: string; payload: JsonValue; id: string | undefined } {
+/** Throws `bad_request` unless `input` is a well-formed command envelope. */
+function checkEnvelope(input: CommandInput): void {
   if (typeof input !== "object" || input === null) throw new SwooshError("bad_request", "a command is a JSON object");
   const { type, id } = input;
   if (typeof type !== "string" || type.length === 0 || type.length > COMMAND_TYPE_LENGTH_MAX || !type.isWellFormed()) {
@@ -587,6 +620,4 @@ function checkEnvelope(input: CommandInput): { type: string; payload: JsonValue;
   if (input.hlc !== undefined && !isHlc(input.hlc)) {
     throw new SwooshError("bad_request", "hlc must be an HLC timestamp (see API_INTEGRATION.md)", { field: "hlc" });
   }
-  const payload = (input.payload === undefined ? {} : input.payload) as JsonValue;
-  return { type, payload, id };
 }

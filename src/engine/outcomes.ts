@@ -19,6 +19,12 @@ export interface Outcome {
   readonly result: JsonValue;
 }
 
+/** What the table holds per id: the outcome, its id and its HLC's wall ms (read on every eviction check). */
+interface Row extends Outcome {
+  readonly id: string;
+  readonly wallMs: number;
+}
+
 export interface OutcomeRetention {
   /** Most ids remembered. */
   readonly countMax: number;
@@ -32,13 +38,13 @@ export const DEFAULT_OUTCOME_RETENTION: OutcomeRetention = { countMax: 100_000, 
 export type OutcomeRows = Array<[string, number, string, JsonValue]>;
 
 export class OutcomeTable {
-  private readonly byId = new Map<string, Outcome>();
+  private readonly byId = new Map<string, Row>();
   /**
    * Recorded ids in log order, oldest at `head`: eviction looks only at the
    * head (no iteration per command), and snapshots list rows in this order,
    * so a restore from rows reproduces the same eviction order.
    */
-  private order: Array<{ readonly id: string; readonly outcome: Outcome }> = [];
+  private order: Row[] = [];
   private head = 0;
   /**
    * Slots in [head, order.length) whose id was recorded again later (only a
@@ -57,20 +63,22 @@ export class OutcomeTable {
     return this.byId.get(id);
   }
 
-  record(id: string, outcome: Outcome): void {
+  /** Remembers the outcome of the command at `index` that carried `id`, and evicts what retention no longer covers. */
+  record(id: string, index: number, hlc: string, result: JsonValue): void {
     if (this.byId.has(id)) this.deadSlots += 1;
-    this.byId.set(id, outcome);
-    this.order.push({ id, outcome });
-    const horizonMs = hlcWallMs(outcome.hlc) - this.retention.retentionMs;
+    const row: Row = { id, index, hlc, result, wallMs: hlcWallMs(hlc) };
+    this.byId.set(id, row);
+    this.order.push(row);
+    const horizonMs = row.wallMs - this.retention.retentionMs;
     while (this.head < this.order.length) {
-      const oldest = this.order[this.head] as { id: string; outcome: Outcome };
+      const oldest = this.order[this.head] as Row;
+      // Nothing to evict: rows behind the head are no older (HLC order), and
+      // the size does not depend on dead rows. Checked first, so that the
+      // common case costs no map lookup.
+      if (this.byId.size <= this.retention.countMax && oldest.wallMs >= horizonMs) break;
       // An id evicted and recorded again later has a newer slot; its old one is dead.
-      if (this.byId.get(oldest.id) === oldest.outcome) {
-        if (this.byId.size <= this.retention.countMax && hlcWallMs(oldest.outcome.hlc) >= horizonMs) break;
-        this.byId.delete(oldest.id);
-      } else {
-        this.deadSlots -= 1;
-      }
+      if (this.byId.get(oldest.id) === oldest) this.byId.delete(oldest.id);
+      else this.deadSlots -= 1;
       this.head += 1;
     }
     if (this.head > 1024 && this.head * 2 > this.order.length) {
@@ -82,8 +90,8 @@ export class OutcomeTable {
   toRows(): OutcomeRows {
     const rows: OutcomeRows = [];
     for (let i = this.head; i < this.order.length; i++) {
-      const { id, outcome } = this.order[i] as { id: string; outcome: Outcome };
-      if (this.byId.get(id) === outcome) rows.push([id, outcome.index, outcome.hlc, outcome.result]);
+      const row = this.order[i] as Row;
+      if (this.byId.get(row.id) === row) rows.push([row.id, row.index, row.hlc, row.result]);
     }
     return rows;
   }
@@ -103,8 +111,8 @@ export class OutcomeTable {
     return {
       length: order.length - start,
       row: (i) => {
-        const { id, outcome } = order[start + i] as { id: string; outcome: Outcome };
-        return [id, outcome.index, outcome.hlc, outcome.result];
+        const row = order[start + i] as Row;
+        return [row.id, row.index, row.hlc, row.result];
       },
     };
   }
@@ -116,10 +124,10 @@ export class OutcomeTable {
       if (!Array.isArray(row) || row.length !== 4 || typeof row[0] !== "string" || typeof row[1] !== "number" || typeof row[2] !== "string") {
         throw new Error("malformed outcome row");
       }
-      const outcome: Outcome = { index: row[1], hlc: row[2], result: row[3] as JsonValue };
-      if (table.byId.has(row[0])) table.deadSlots += 1;
-      table.byId.set(row[0], outcome);
-      table.order.push({ id: row[0], outcome });
+      const restored: Row = { id: row[0], index: row[1], hlc: row[2], result: row[3] as JsonValue, wallMs: hlcWallMs(row[2]) };
+      if (table.byId.has(restored.id)) table.deadSlots += 1;
+      table.byId.set(restored.id, restored);
+      table.order.push(restored);
     }
     return table;
   }

@@ -52,7 +52,7 @@ export async function replayInto<Model>(machine: StateMachine<Model>, model: Mod
       if (!(entry.hlc > hlc)) throw new WalChainError(expected, `HLC ${entry.hlc} does not follow ${hlc || "genesis"}`, file);
       const outcome = machine.apply(model, { type: entry.type, payload: entry.payload }, { hlc: entry.hlc, index: expected, nowMs: hlcWallMs(entry.hlc) });
       if (!outcome.ok) throw new ReplayDivergenceError(expected, `${entry.type} refused: ${outcome.error.code}: ${outcome.error.message}`);
-      if (entry.id !== undefined && from.outcomes) from.outcomes.record(entry.id, { index: expected, hlc: entry.hlc, result: outcome.result });
+      if (entry.id !== undefined && from.outcomes) from.outcomes.record(entry.id, expected, entry.hlc, outcome.result);
       index = expected;
       hash = record.hash;
       hlc = entry.hlc;

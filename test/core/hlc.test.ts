@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { HybridClock, HlcError, decodeHlc, encodeHlc, hlcWallMs } from "../../src/core/hlc.ts";
+import { HybridClock, HlcError, decodeHlc, encodeHlc, hlcCounter, hlcWallMs } from "../../src/core/hlc.ts";
 import type { Clock, HlcTimestamp } from "../../src/core/hlc.ts";
 
 /** A clock the test moves by hand, backwards too. */
@@ -34,9 +34,23 @@ describe("HLC encoding", () => {
         assert.equal(lexical, compareTimestamps(a, b));
         assert.deepEqual(decodeHlc(ea), { ...a });
         assert.equal(hlcWallMs(ea), a.wallMs);
+        assert.equal(hlcCounter(ea), a.counter);
       }),
       { numRuns: 5000 },
     );
+  });
+
+  it("stamps exactly what encodeHlc gives, across milliseconds and counters", () => {
+    const clock = new ManualClock(1_000);
+    const hlc = new HybridClock(clock, "node-7");
+    for (const ms of [1_000, 1_000, 999, 1_001, 1_001, 10 ** 12, 10 ** 12]) {
+      clock.ms = ms;
+      const stamped = hlc.now();
+      const decoded = decodeHlc(stamped);
+      assert.equal(stamped, encodeHlc(decoded));
+      assert.equal(decoded.nodeId, "node-7");
+    }
+    assert.equal(hlc.now(), encodeHlc({ wallMs: 10 ** 12, counter: 2, nodeId: "node-7" }));
   });
 
   it("has the documented fixed-width form", () => {

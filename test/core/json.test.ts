@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import canonicalize from "canonicalize";
 import fc from "fast-check";
-import { canonicalJSON, assertJsonValue, JsonValueError } from "../../src/core/json.ts";
+import { canonicalJSON, assertJsonValue, JsonValueError, ownedCanonicalJSON } from "../../src/core/json.ts";
 import { computeStateHash } from "../../src/core/hash.ts";
 
 describe("canonicalJSON (RFC 8785)", () => {
@@ -122,6 +122,69 @@ describe("canonicalJSON (RFC 8785)", () => {
     assert.throws(() => assertJsonValue(deep), /nesting deeper than 64/);
   });
 
+});
+
+/** Keys of every object in `value`, depth first, in their own order: what key order a model shows. */
+function keyOrders(value: unknown): string[][] {
+  if (typeof value !== "object" || value === null) return [];
+  if (Array.isArray(value)) return value.flatMap(keyOrders);
+  return [Object.keys(value), ...Object.values(value).flatMap(keyOrders)];
+}
+
+describe("ownedCanonicalJSON", () => {
+  it("gives canonicalJSON's text and a fresh value built exactly as JSON.parse of it", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), fc.boolean(), (value, handedOver) => {
+        const owned = ownedCanonicalJSON(value, 64, handedOver);
+        assert.equal(owned.text, canonicalJSON(value));
+        const parsed = JSON.parse(owned.text) as unknown;
+        assert.deepEqual(owned.value, parsed);
+        assert.deepEqual(keyOrders(owned.value), keyOrders(parsed));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("keeps a handed-over value only when it already is what the parse builds", () => {
+    const ordered = { a: 1, b: [{ c: "x", d: null }], e: { f: true } };
+    assert.equal(ownedCanonicalJSON(ordered, 64, true).value, ordered);
+    assert.notEqual(ownedCanonicalJSON(ordered, 64, false).value, ordered);
+    for (const value of [{ b: 1, a: 2 }, { a: { d: 1, c: 2 } }, { a: [-0] }, { a: -0 }, { "10": 1, "9": 2 }]) {
+      const owned = ownedCanonicalJSON(value, 64, true);
+      assert.notEqual(owned.value, value);
+      assert.deepEqual(owned.value, JSON.parse(owned.text));
+    }
+    assert.ok(Object.is((ownedCanonicalJSON({ a: -0 }, 64, true).value as { a: number }).a, 0));
+    assert.ok(Object.is(ownedCanonicalJSON(-0, 64, true).value, 0));
+  });
+
+  it("sorts index-like keys by code units in the text and keeps __proto__ an own key", () => {
+    const owned = ownedCanonicalJSON({ z: 0, "10": 1, "9": 2, __proto__x: 3 }, 64, false);
+    assert.equal(owned.text, '{"10":1,"9":2,"__proto__x":3,"z":0}');
+    const parsed = JSON.parse('{"b": 1, "__proto__": {"polluted": 1}, "a": [2]}') as object;
+    const copy = ownedCanonicalJSON(parsed, 64, false);
+    assert.equal(copy.text, '{"__proto__":{"polluted":1},"a":[2],"b":1}');
+    assert.deepEqual(Object.keys(copy.value as object), ["__proto__", "a", "b"]);
+    assert.equal(Object.getPrototypeOf(copy.value), Object.prototype);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  it("refuses what is not JSON and nesting past the bound, naming where", () => {
+    for (const handedOver of [false, true]) {
+      assert.throws(() => ownedCanonicalJSON({ a: [1, Number.NaN] }, 64, handedOver), (e: unknown) => e instanceof JsonValueError && e.path === "/a/1");
+      assert.throws(() => ownedCanonicalJSON({ b: 1, a: { s: "\ud800" } }, 64, handedOver), (e: unknown) => e instanceof JsonValueError && e.path === "/a/s");
+      const holey = [1, 2, 2];
+      delete holey[1];
+      assert.throws(() => ownedCanonicalJSON(holey, 64, handedOver), (e: unknown) => e instanceof JsonValueError && e.path === "/1");
+      assert.throws(() => ownedCanonicalJSON({ d: new Date(0) }, 64, handedOver), (e: unknown) => e instanceof JsonValueError && e.path === "/d");
+      let deep: unknown = 1;
+      for (let i = 0; i < 64; i++) deep = [deep];
+      assert.equal(ownedCanonicalJSON(deep, 64, handedOver).text.length, 64 * 2 + 1);
+      assert.throws(() => ownedCanonicalJSON([deep], 64, handedOver), /nesting deeper than 64/);
+      for (let i = 0; i < 100_000; i++) deep = { k: deep };
+      assert.throws(() => ownedCanonicalJSON(deep, 64, handedOver), /nesting deeper than 64/);
+    }
+  });
 });
 
 describe("computeStateHash", () => {

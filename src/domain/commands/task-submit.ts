@@ -40,8 +40,9 @@ function sameSpec(t: Task, kind: string, payload: JsonValue, priority: number, d
 
 export function submit(m: OrchestratorModel, p: CommandPayload<"task.submit">, ctx: ApplyContext): ApplyOutcome {
   const dependsOn = p.dependsOn === undefined || p.dependsOn.length === 0 ? NO_IDS : p.dependsOn;
-  const seen = new Set<string>();
-  for (let i = 0; i < dependsOn.length; i++) {
+  // One dependency (or none) cannot repeat: no Set to allocate for the common case.
+  const seen = dependsOn.length > 1 ? new Set<string>() : null;
+  for (let i = 0; seen !== null && i < dependsOn.length; i++) {
     const id = dependsOn[i] as string;
     if (seen.has(id)) {
       return refuse("bad_request", `task.submit: /dependsOn/${i}: duplicate dependency ${JSON.stringify(id)}`, {
@@ -51,8 +52,7 @@ export function submit(m: OrchestratorModel, p: CommandPayload<"task.submit">, c
     }
     seen.add(id);
   }
-  const requiresGiven = normalizeLabels(p.requires);
-  const requires = requiresGiven.length === 0 ? NO_IDS : requiresGiven;
+  const requires = p.requires === undefined || p.requires.length === 0 ? NO_IDS : normalizeLabels(p.requires);
   const payload = p.payload ?? null;
   const priority = p.priority ?? 0;
   const maxAttempts = p.maxAttempts ?? m.state.config.maxAttempts;

@@ -19,7 +19,7 @@
  * that very entry. Groups whose heap runs empty are dropped, so a stream of
  * one-off `requires` sets does not leak.
  */
-import { HLC_COUNTER_DIGITS, HLC_WALL_DIGITS } from "../../core/hlc.ts";
+import { hlcCounter, hlcWallMs } from "../../core/hlc.ts";
 import { BinaryHeap } from "./heap.ts";
 
 /** The part of a task slot this index reads and writes. */
@@ -85,8 +85,8 @@ function isLive(entry: QueueEntry): boolean {
 }
 
 function makeEntry(owner: Queueable, id: string, priority: number, createdAt: string, requires: readonly string[], notBefore: number): QueueEntry {
-  const createdMs = Number(createdAt.slice(0, HLC_WALL_DIGITS));
-  const createdCounter = Number(createdAt.slice(HLC_WALL_DIGITS + 1, HLC_WALL_DIGITS + 1 + HLC_COUNTER_DIGITS));
+  const createdMs = hlcWallMs(createdAt);
+  const createdCounter = hlcCounter(createdAt);
   return { owner, id, priority, createdAt, createdMs, createdCounter, requires, notBefore };
 }
 

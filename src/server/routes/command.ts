@@ -18,12 +18,10 @@ import { checkCommandEnvelope } from "../schemas.ts";
 /**
  * Submits a command whose payload came straight from this request's
  * `JSON.parse`: nobody else holds it, so the engine may keep it instead of
- * copying it. The option is new in the engine (another branch); until that
- * lands, the engine ignores the extra argument. The lead simplifies this
- * cast after the merge.
+ * copying it (when it is already in canonical form).
  */
 export function submitParsed(engine: Engine<OrchestratorModel>, envelope: CommandInput): Promise<CommandOutcome> {
-  return (engine.submit as (input: CommandInput, options?: { payloadOwned?: boolean }) => Promise<CommandOutcome>).call(engine, envelope, { payloadOwned: true });
+  return engine.submit(envelope, { payloadOwned: true });
 }
 
 /** Counts a refusal by its SPEC code (an unknown failure is not a refusal). */
