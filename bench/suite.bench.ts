@@ -49,7 +49,7 @@ import { REDIS_INSTALL_HINT, findRedis, startRedis } from "./peers/redis.ts";
 import { round } from "./peers/stats.ts";
 import { swooshServerAvailable } from "./peers/swoosh-server.ts";
 import { createTempDir } from "./peers/temp-dir.ts";
-import { taskPayload, taskSubmitBody } from "./peers/workload.ts";
+import { taskPayload, taskSubmitBody, taskSubmitCommand } from "./peers/workload.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -122,9 +122,8 @@ async function guarded(name: string, body: () => Promise<void>): Promise<void> {
   }
 }
 
-function submitCommand(tag: string, seq: number): { type: string; payload: Record<string, unknown>; id: string } {
-  return JSON.parse(taskSubmitBody(tag, seq).json) as { type: string; payload: Record<string, unknown>; id: string };
-}
+/** In process, a command is built as a library caller builds it (no JSON text to parse: that is the HTTP peers' work). */
+const submitCommand = taskSubmitCommand;
 
 function pushJobs(row: JobsRow): void {
   jobs.push(row);

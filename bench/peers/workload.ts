@@ -26,16 +26,19 @@ export function taskPayload(seq: number): Record<string, unknown> {
   };
 }
 
+/** The `task.submit` command of operation `seq` in a measurement tagged `runTag`, as a library caller builds it. */
+export function taskSubmitCommand(runTag: string, seq: number): { type: string; payload: Record<string, unknown>; id: string } {
+  return {
+    type: "task.submit",
+    payload: { taskId: `${runTag}-t${seq}`, kind: "bench", payload: taskPayload(seq) },
+    id: `${runTag}-c${seq}`,
+  };
+}
+
 /**
  * The command body for operation `seq` of a measurement tagged `runTag`
  * (tags keep ids distinct across measurements against the same server).
  */
 export function taskSubmitBody(runTag: string, seq: number): TaskSubmitBody {
-  const taskId = `${runTag}-t${seq}`;
-  const json = JSON.stringify({
-    type: "task.submit",
-    payload: { taskId, kind: "bench", payload: taskPayload(seq) },
-    id: `${runTag}-c${seq}`,
-  });
-  return { key: taskId, json };
+  return { key: `${runTag}-t${seq}`, json: JSON.stringify(taskSubmitCommand(runTag, seq)) };
 }
