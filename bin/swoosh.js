@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --v8-pool-size=1
 // The `swoosh` command: runs the TypeScript CLI through tsx's loader.
 import { register } from "tsx/esm/api";
 

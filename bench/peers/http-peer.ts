@@ -1,11 +1,14 @@
 /**
  * Starting an HTTP peer whose server is one of our child entries
  * (do-nothing-server.ts, swoosh-server.ts) in its own Node process, so it never
- * shares the load generator's event loop. With `cpuProfileDir` the child runs
+ * shares the load generator's event loop. Every such server runs with the
+ * Node flags `npm start` gives Swoosh's server (src/server/node-flags.ts), so
+ * the Node peers share one runtime setup. With `cpuProfileDir` the child runs
  * under `--cpu-prof` and writes a .cpuprofile there when stopped.
  */
 import { fileURLToPath } from "node:url";
 import { spawnPeer } from "./child-process.ts";
+import { SERVER_NODE_FLAGS } from "../../src/server/node-flags.ts";
 import type { PeerProcess } from "./child-process.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -31,7 +34,7 @@ export async function startHttpPeer(options: StartHttpPeerOptions): Promise<Runn
   const child = await spawnPeer({
     name: options.name,
     command: process.execPath,
-    args: [...profiling, "--import", "tsx", options.entry, ...(options.args ?? [])],
+    args: [...SERVER_NODE_FLAGS, ...profiling, "--import", "tsx", options.entry, ...(options.args ?? [])],
     cwd: REPO_ROOT,
     readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
   });

@@ -581,16 +581,27 @@ const SNAPSHOT_PIECE_CHARS = 1 << 17;
  * Hands the snapshot's pieces on, letting the event loop run between them
  * (commands keep being served while a large state is written). Empty pieces
  * are only pause points (RecordTextCache.capturedPieces).
+ *
+ * After each step the snapshot pauses about as long as the step took, so it
+ * uses at most about half of the main thread: back to back, its steps held
+ * every flush completion and request behind one another and commands waited
+ * 10–15 ms while a snapshot ran; paced, they wait about one step.
  */
 async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }): AsyncGenerator<string> {
+  let stepStartedMs = performance.now();
   for (const piece of pieces) {
     if (piece.length > 0) {
       size.chars += piece.length;
       yield piece;
     }
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    const stepMs = performance.now() - stepStartedMs;
+    await new Promise<void>((resolve) => (stepMs < SNAPSHOT_STEP_FREE_MS ? setImmediate(resolve) : setTimeout(resolve, stepMs)));
+    stepStartedMs = performance.now();
   }
 }
+
+/** Snapshot steps shorter than this are followed by no pause (only a turn of the event loop). */
+const SNAPSHOT_STEP_FREE_MS = 0.5;
 
 /**
  * The payload's canonical text and the model's copy of it, which also

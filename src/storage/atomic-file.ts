@@ -33,18 +33,25 @@ export function tempPathFor(path: string): string {
   return `${path}${TEMP_MARKER}${process.pid}-${tempCounter}`;
 }
 
-export async function writeFileAtomic(
-  fs: FileSystem,
-  path: string,
-  pieces: FilePieces,
-  options: { bufferBytesMax?: number } = {},
-): Promise<void> {
+export interface WriteFileAtomicOptions {
+  /** Pieces gathered per write (default WRITE_BUFFER_BYTES_MAX). */
+  readonly bufferBytesMax?: number;
+  /**
+   * fsync the temp file each time about this many bytes were written since the
+   * last one (default: only at the end). A large file's dirty pages then never
+   * pile up: flushed all at once, they hold every other fsync on the disk (the
+   * WAL's) behind them for tens of milliseconds.
+   */
+  readonly syncEveryBytes?: number;
+}
+
+export async function writeFileAtomic(fs: FileSystem, path: string, pieces: FilePieces, options: WriteFileAtomicOptions = {}): Promise<void> {
   const bufferBytesMax = options.bufferBytesMax ?? WRITE_BUFFER_BYTES_MAX;
   const dir = posix.dirname(path);
   const temp = tempPathFor(path);
   const handle = await fs.create(temp);
   try {
-    await writeBuffered(handle, pieces, bufferBytesMax);
+    await writeBuffered(handle, pieces, bufferBytesMax, options.syncEveryBytes ?? Number.POSITIVE_INFINITY);
     await handle.sync();
   } catch (error) {
     await handle.close().catch(ignore);
@@ -64,11 +71,13 @@ export async function writeFileAtomic(
 }
 
 async function writeBuffered(
-  handle: { write(data: string | Uint8Array): Promise<void> },
+  handle: { write(data: string | Uint8Array): Promise<void>; sync(): Promise<void> },
   pieces: FilePieces,
   bufferBytesMax: number,
+  syncEveryBytes: number,
 ): Promise<void> {
   let chunks: FilePiece[] = [];
+  let unsyncedSize = 0;
   // Counted in UTF-16 units for strings: a lower bound on bytes, good enough to bound syscalls.
   let pendingSize = 0;
   const flush = async (): Promise<void> => {
@@ -77,8 +86,13 @@ async function writeBuffered(
       ? chunks.join("")
       : Buffer.concat(chunks.map((chunk) => (typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk)));
     chunks = [];
+    unsyncedSize += pendingSize;
     pendingSize = 0;
     await handle.write(out);
+    if (unsyncedSize >= syncEveryBytes) {
+      unsyncedSize = 0;
+      await handle.sync();
+    }
   };
   for await (const piece of pieces) {
     chunks.push(piece);

@@ -164,6 +164,20 @@ describe("writeFileAtomic", () => {
     });
   }
 
+  it("with syncEveryBytes, fsyncs the temp file as it goes (a large file's dirty pages never pile up), and the result is the same", async () => {
+    const fs = new StrictMemFileSystem();
+    await fs.mkdirp(DIR);
+    const steps: string[] = [];
+    fs.onStep = (step) => {
+      if (step.phase === "after" && (step.op === "write" || step.op === "sync")) steps.push(step.op);
+    };
+    const pieces = Array.from({ length: 10 }, (_, i) => `${i}`.repeat(16));
+    await writeFileAtomic(fs, TARGET, pieces, { bufferBytesMax: 16, syncEveryBytes: 48 });
+    assert.equal((await fs.readFile(TARGET)).toString(), pieces.join(""));
+    // 10 writes of 16 bytes; a sync after every third, and the final one.
+    assert.deepEqual(steps, ["write", "write", "write", "sync", "write", "write", "write", "sync", "write", "write", "write", "sync", "write", "sync"]);
+  });
+
   it("writes through the real file system with few write calls", async () => {
     const dir = await mkdtemp(join(tmpdir(), "swoosh-atomic-"));
     try {
