@@ -462,9 +462,9 @@ export class Engine<Model> {
 
   /**
    * Hands pending records to the log, up to `appendsInFlightMax` batches at a
-   * time. The log completes appends in order; while one flushes, the next
-   * batch is already queued behind it and the event loop keeps applying
-   * commands, so CPU and fdatasync overlap.
+   * time (settings.ts says why one). The log completes appends in order; while
+   * one flushes, the event loop keeps applying commands into the next batch,
+   * so CPU and fdatasync overlap.
    */
   private startAppends(): void {
     const max = this.settings.batchSizeMax;

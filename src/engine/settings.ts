@@ -22,7 +22,14 @@ export interface EngineSettings {
   readonly snapshotsKept: number;
   /** Most records handed to one append (one flush). */
   readonly batchSizeMax: number;
-  /** Appends handed to the log before the first of them completed (pipelining; the log completes them in order). */
+  /**
+   * Appends handed to the log before the first of them completed (the log
+   * completes them in order, one transaction at a time). 1 by default: a batch
+   * handed over early waits in the log's queue anyway and can no longer grow,
+   * while commands kept pending until the flush returns all go in the next
+   * one — measured over HTTP at 64 connections: batches of ~29 instead of ~20
+   * and 10–17% more commands/s.
+   */
   readonly appendsInFlightMax: number;
   readonly outcomeRetention: OutcomeRetention;
   /** A flush failed: the engine is poisoned; the embedding process should exit non-zero. */
@@ -49,7 +56,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     snapshotEvery: input.snapshotEvery ?? 10_000,
     snapshotsKept: input.snapshotsKept ?? 3,
     batchSizeMax: input.batchSizeMax ?? 4096,
-    appendsInFlightMax: input.appendsInFlightMax ?? 2,
+    appendsInFlightMax: input.appendsInFlightMax ?? 1,
     outcomeRetention: input.outcomeRetention ?? DEFAULT_OUTCOME_RETENTION,
     onFatal: input.onFatal ?? defaultOnFatal,
     onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
