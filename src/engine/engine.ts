@@ -549,7 +549,7 @@ export class Engine<Model> {
       await this.whenDurable(index);
       const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
       const size = { chars: 0 };
-      await this.snapshots.save(header, slicedPieces(pieces, size));
+      await this.snapshots.save(header, slicedPieces(pieces, size, () => !this.closing));
       this.lastSnapshotIndex = index;
       this.lastSnapshotChars = size.chars;
     } finally {
@@ -587,7 +587,7 @@ const SNAPSHOT_PIECE_CHARS = 1 << 17;
  * every flush completion and request behind one another and commands waited
  * 10–15 ms while a snapshot ran; paced, they wait about one step.
  */
-async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }): AsyncGenerator<string> {
+async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }, paced: () => boolean): AsyncGenerator<string> {
   let stepStartedMs = performance.now();
   for (const piece of pieces) {
     if (piece.length > 0) {
@@ -595,7 +595,8 @@ async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }):
       yield piece;
     }
     const stepMs = performance.now() - stepStartedMs;
-    await new Promise<void>((resolve) => (stepMs < SNAPSHOT_STEP_FREE_MS ? setImmediate(resolve) : setTimeout(resolve, stepMs)));
+    // Unpaced once the engine is closing: no command waits any more, and the final snapshot holds up the exit.
+    await new Promise<void>((resolve) => (stepMs < SNAPSHOT_STEP_FREE_MS || !paced() ? setImmediate(resolve) : setTimeout(resolve, stepMs)));
     stepStartedMs = performance.now();
   }
 }
