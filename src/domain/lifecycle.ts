@@ -223,5 +223,5 @@ export function removeTask(m: OrchestratorModel, slot: TaskSlot): void {
   const id = slot.task.id;
   if (!isTerminal(slot.task.status) || slot.dependents !== null) throw new Error(`task ${JSON.stringify(id)} is not prunable`);
   slot.pruneEntry = null;
-  m.deleteTask(id);
+  m.deleteTask(slot);
 }

@@ -34,6 +34,12 @@ export class TaskSlot {
   pendingDeps = 0;
   /** Ids of the non-terminal tasks that list this one in `dependsOn`. */
   dependents: Set<string> | null = null;
+  /**
+   * When the slot was made, counted from the model's construction (0 for a
+   * restored task): an open capture taken before it never saw this task, so
+   * writes to it need no journal entry.
+   */
+  born = 0;
 
   constructor(public task: Task) {}
 }
@@ -59,18 +65,28 @@ export class OrchestratorModel {
   readonly prunable = new PruneIndex();
 
   /** Open captures (snapshots being written); each hears of every record write first. */
-  private captures: Array<{ readonly tasks: DictionaryCapture; readonly agents: DictionaryCapture }> = [];
+  private captures: Array<{ readonly tasks: DictionaryCapture; readonly agents: DictionaryCapture; readonly born: number }> = [];
+  /** Task slots made so far (see TaskSlot.born). */
+  private births = 0;
 
   constructor(readonly state: OrchestratorState) {}
 
+  /** A new task: its slot and record (task.submit). */
+  addTask(slot: TaskSlot): void {
+    slot.born = ++this.births;
+    this.tasks.set(slot.task.id, slot);
+    this.state.tasks[slot.task.id] = slot.task;
+  }
+
   putTask(slot: TaskSlot, task: Task): void {
-    for (const capture of this.captures) capture.tasks.beforeWrite(task.id);
+    for (const capture of this.captures) if (slot.born <= capture.born) capture.tasks.beforeWrite(task.id);
     slot.task = task;
     this.state.tasks[task.id] = task;
   }
 
-  deleteTask(id: string): void {
-    for (const capture of this.captures) capture.tasks.beforeWrite(id);
+  deleteTask(slot: TaskSlot): void {
+    const id = slot.task.id;
+    for (const capture of this.captures) if (slot.born <= capture.born) capture.tasks.beforeWrite(id);
     this.tasks.delete(id);
     delete this.state.tasks[id];
   }
@@ -94,13 +110,15 @@ export class OrchestratorModel {
   /**
    * The state as of now, in O(1): the top-level fields are copied (they are
    * few, and replaced rather than mutated), the two collections are captured
-   * (state-capture.ts). Every write to them goes through the four methods
-   * above, which is what keeps a capture exact.
+   * (state-capture.ts). Every write to them goes through the methods above,
+   * which is what keeps a capture exact; a task made after the capture is
+   * left out of it by its slot's birth, with no journal entry.
    */
   capture(): StateCapture {
-    const tasks = new DictionaryCapture(this.state.tasks as unknown as { [id: string]: JsonValue }, () => this.tasks.keys());
+    const born = this.births;
+    const tasks = new DictionaryCapture(this.state.tasks as unknown as { [id: string]: JsonValue }, () => this.taskIdsBornBy(born));
     const agents = new DictionaryCapture(this.state.agents as unknown as { [id: string]: JsonValue }, () => this.agents.keys());
-    const entry = { tasks, agents };
+    const entry = { tasks, agents, born };
     this.captures = [...this.captures, entry];
     return {
       top: { ...(this.state as unknown as { [key: string]: JsonValue }), tasks, agents },
@@ -108,6 +126,11 @@ export class OrchestratorModel {
         this.captures = this.captures.filter((open) => open !== entry);
       },
     };
+  }
+
+  /** Live task ids whose slot was made by birth `born` (a Map lists ids added later too, at its end). */
+  private *taskIdsBornBy(born: number): Generator<string> {
+    for (const [id, slot] of this.tasks) if (slot.born <= born) yield id;
   }
 }
 

@@ -109,8 +109,7 @@ export function submit(m: OrchestratorModel, p: CommandPayload<"task.submit">, c
   });
   const slot = new TaskSlot(task);
   slot.pendingDeps = status === "blocked" ? pendingDeps : 0;
-  m.tasks.set(task.id, slot);
-  m.putTask(slot, task);
+  m.addTask(slot);
   if (status === "cancelled") {
     trackIfPrunable(m, slot);
   } else {
