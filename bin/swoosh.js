@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --v8-pool-size=1
+#!/usr/bin/env node
 // The `swoosh` command: runs the TypeScript CLI through tsx's loader.
 import { register } from "tsx/esm/api";
 

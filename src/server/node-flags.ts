@@ -1,6 +1,8 @@
 /**
- * The Node.js flags the server is started with (`npm start`, the `swoosh`
- * command's shebang, the benchmarks' server processes).
+ * The Node.js flags the server is started with (`npm start`, the benchmarks'
+ * server processes). The installed `swoosh` command keeps a plain
+ * `#!/usr/bin/env node` (an `env -S` shebang breaks on BusyBox systems); run it
+ * as `NODE_OPTIONS=--v8-pool-size=1 swoosh serve` for the same effect.
  *
  * `--v8-pool-size=1`: V8 runs its garbage collector's helper work on a pool of
  * platform threads (4 by default). On a small machine they compete for the
@@ -11,7 +13,7 @@
  * in parallel with the main thread.
  *
  * Flags are read at process start, so they cannot be set from here; this list
- * is the one definition that package.json, bin/swoosh.js and the benchmarks are
- * held to (test/server/node-flags.test.ts).
+ * is the one definition that package.json and the benchmarks are held to
+ * (test/server/node-flags.test.ts).
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ["--v8-pool-size=1"];
