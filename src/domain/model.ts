@@ -21,7 +21,7 @@ import { PruneIndex } from "./indexes/prune-index.ts";
 import type { PruneEntry } from "./indexes/prune-index.ts";
 import { ReadyQueue } from "./indexes/ready-queue.ts";
 import type { MatchCache, QueueEntry } from "./indexes/ready-queue.ts";
-import type { Agent, Lease, OrchestratorState, Task, TaskStatus } from "./types.ts";
+import type { Agent, Lease, OrchestratorConfig, OrchestratorState, Task, TaskStatus } from "./types.ts";
 
 export class TaskSlot {
   /** Live entry in the ready queue (queued tasks only). */
@@ -132,6 +132,21 @@ export class OrchestratorModel {
   private *taskIdsBornBy(born: number): Generator<string> {
     for (const [id, slot] of this.tasks) if (slot.born <= born) yield id;
   }
+}
+
+/**
+ * The config with its keys in canonical (sorted) order — the order a state
+ * read back from a snapshot or the genesis file has — so a fresh model and a
+ * restored one list them alike (GET /state, JSON.stringify of the state).
+ */
+export function canonicalConfig(c: OrchestratorConfig): OrchestratorConfig {
+  return {
+    backoffBaseMs: c.backoffBaseMs,
+    backoffMaxMs: c.backoffMaxMs,
+    heartbeatTimeoutMs: c.heartbeatTimeoutMs,
+    leaseTtlMs: c.leaseTtlMs,
+    maxAttempts: c.maxAttempts,
+  };
 }
 
 /** A dictionary that treats every string, `__proto__` included, as an ordinary key. */

@@ -15,7 +15,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { hlcWallMs } from "../core/hlc.ts";
 import type { JsonObject } from "../core/json.ts";
 import { enqueue, linkDependencies, trackIfPrunable } from "./lifecycle.ts";
-import { AgentSlot, createDictionary, OrchestratorModel, TaskSlot } from "./model.ts";
+import { AgentSlot, canonicalConfig, createDictionary, OrchestratorModel, TaskSlot } from "./model.ts";
 import { OrchestratorStateSchema } from "./schemas.ts";
 import type { Agent, OrchestratorState, Task } from "./types.ts";
 import { isTerminal } from "./types.ts";
@@ -46,7 +46,7 @@ export function restoreModel(input: JsonObject): OrchestratorModel {
     schemaVersion: 1,
     clusterId: source.clusterId,
     phase: source.phase,
-    config: { ...source.config },
+    config: canonicalConfig(source.config),
     leaseTokenSeq: source.leaseTokenSeq,
     agents: createDictionary<Agent>(),
     tasks: createDictionary<Task>(),

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { SwooshError } from "../../src/core/errors.ts";
+import { canonicalJSON } from "../../src/core/json.ts";
 import type { JsonObject } from "../../src/core/json.ts";
 import {
   CAPACITY_MAX,
@@ -55,6 +56,21 @@ describe("genesis", () => {
     assert.throws(() => createGenesisState({ clusterId: "c", config: { leaseTtlMs: 0 } }), SwooshError);
     assert.throws(() => createGenesisState({ clusterId: "c", config: { backoffBaseMs: 10, backoffMaxMs: 5 } }), /backoffBaseMs/);
     assert.throws(() => createGenesisState({ clusterId: "" }), SwooshError);
+  });
+});
+
+describe("key order", () => {
+  test("a fresh model and one restored from canonical JSON list the state's keys alike (config included)", () => {
+    const d = Driver.create({ leaseTtlMs: 1000 });
+    const restoredText = (): string => JSON.stringify(machine.state(machine.restore(JSON.parse(canonicalJSON(machine.state(d.model))) as JsonObject)));
+    assert.equal(JSON.stringify(machine.state(d.model)), restoredText(), "fresh from genesis");
+    // Payloads as the engine hands them over: in canonical form.
+    d.ok("agent.register", { agentId: "a", capacity: 2, labels: ["x"] });
+    d.ok("task.submit", { kind: "k", payload: { a: 2, z: 1 }, requires: ["x"], taskId: "t1" });
+    d.ok("task.claim", { agentId: "a", limit: 1 });
+    d.ok("agent.heartbeat", { agentId: "a" });
+    d.ok("orchestrator.configure", { maxAttempts: 5 });
+    assert.equal(JSON.stringify(machine.state(d.model)), restoredText(), "after commands");
   });
 });
 

@@ -16,6 +16,7 @@
  * existing tasks keep their maxAttempts; heartbeatTimeoutMs applies at once.
  */
 import type { ApplyContext, ApplyOutcome } from "../../core/state-machine.ts";
+import { canonicalConfig } from "../model.ts";
 import type { OrchestratorModel } from "../model.ts";
 import type { CommandPayload, CommandResult } from "../schemas.ts";
 import type { OrchestratorConfig } from "../types.ts";
@@ -36,7 +37,7 @@ export function setPhase(m: OrchestratorModel, p: CommandPayload<"orchestrator.s
 }
 
 export function configure(m: OrchestratorModel, p: CommandPayload<"orchestrator.configure">): ApplyOutcome {
-  const config: OrchestratorConfig = { ...m.state.config, ...p };
+  const config: OrchestratorConfig = canonicalConfig({ ...m.state.config, ...p });
   if (config.backoffBaseMs > config.backoffMaxMs) {
     const path = p.backoffBaseMs !== undefined ? "/backoffBaseMs" : "/backoffMaxMs";
     return refuse("bad_request", `orchestrator.configure: backoffBaseMs ${config.backoffBaseMs} exceeds backoffMaxMs ${config.backoffMaxMs}`, {
