@@ -32,51 +32,45 @@ export class RecordTextCache {
   }
 
   /**
-   * `canonicalJSON(state)` as a sequence of fragments (punctuation, keys,
-   * cached `"id":record` members) whose concatenation is the canonical text.
-   * Collections (plain objects at the first level) are written member by
-   * member in sorted key order.
+   * `canonicalJSON` of a state's top level as a sequence of fragments
+   * (punctuation, keys, `"id":record` members) whose concatenation is the
+   * canonical text. A value `readerOf` gives a reader for is a collection,
+   * written member by member in sorted id order; any other is written whole.
+   * An empty fragment is only a pause point (a reader listing ids a step at a
+   * time); `remember` says whether new member texts join the cache.
    */
-  private *fragments(state: object): Generator<string> {
-    if (!isCollection(state)) {
-      yield canonicalJSON(state);
-      return;
-    }
-    const keys = Object.keys(state).sort();
+  private *fragments(top: { readonly [key: string]: unknown }, readerOf: (value: unknown) => CollectionReader | null, remember: boolean): Generator<string> {
+    const keys = Object.keys(top).sort();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string;
       yield (i > 0 ? "," : "{") + canonicalJSON(key) + ":";
-      const value = state[key];
-      if (!isCollection(value)) {
+      const value = top[key];
+      const reader = readerOf(value);
+      if (reader === null) {
         yield canonicalAt(value, [key]);
         continue;
       }
-      const ids = Object.keys(value).sort();
-      if (ids.length === 0) yield "{";
+      const ids = yield* reader.sortedIds();
+      yield "{";
       for (let j = 0; j < ids.length; j++) {
         const id = ids[j] as string;
-        yield j > 0 ? "," : "{";
-        yield this.memberText(key, id, value[id]);
+        if (j > 0) yield ",";
+        yield this.memberText(key, id, reader.get(id), remember);
       }
       yield "}";
     }
     yield keys.length === 0 ? "{}" : "}";
   }
 
+  /** The fragments of a live (plain) state: collections are the plain objects at its first level. */
+  private *plainFragments(state: object): Generator<string> {
+    if (isCollection(state)) yield* this.fragments(state, plainReader, true);
+    else yield canonicalJSON(state);
+  }
+
   /** `canonicalJSON(state)` as pieces of roughly `pieceChars` (for writing a snapshot a slice at a time). */
-  *pieces(state: object, pieceChars = PIECE_CHARS): Generator<string> {
-    const parts: string[] = [];
-    let partChars = 0;
-    for (const fragment of this.fragments(state)) {
-      parts.push(fragment);
-      partChars += fragment.length;
-      if (partChars >= pieceChars) {
-        yield parts.join("");
-        parts.length = 0;
-        partChars = 0;
-      }
-    }
-    if (parts.length > 0) yield parts.join("");
+  pieces(state: object, pieceChars = PIECE_CHARS): Generator<string> {
+    return joinFragments(this.plainFragments(state), pieceChars);
   }
 
   /**
@@ -85,34 +79,11 @@ export class RecordTextCache {
    * step of work ends in a piece, possibly empty: the caller may let the event
    * loop run after each one (the capture stays exact meanwhile), so no single
    * step — listing ids, sorting them, serializing records — takes long.
+   * Member texts are read from the cache but not added to it (a snapshot of
+   * new records would keep them all alive through young-generation GCs).
    */
-  *capturedPieces(capture: StateCapture, pieceChars = PIECE_CHARS, idsPerStep = IDS_PER_STEP): Generator<string> {
-    let part = "";
-    const keys = Object.keys(capture.top).sort();
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as string;
-      part += (i > 0 ? "," : "{") + canonicalJSON(key) + ":";
-      const value = capture.top[key];
-      if (!(value instanceof DictionaryCapture)) {
-        part += canonicalAt(value, [key]);
-        continue;
-      }
-      yield part;
-      const ids: string[] = [];
-      for (const step of sortedUnique(value.ids(), ids, idsPerStep)) yield step;
-      part = "{";
-      for (let j = 0; j < ids.length; j++) {
-        const id = ids[j] as string;
-        if (j > 0) part += ",";
-        part += this.memberText(key, id, value.get(id), false);
-        if (part.length >= pieceChars) {
-          yield part;
-          part = "";
-        }
-      }
-      part += "}";
-    }
-    yield part + (keys.length === 0 ? "{}" : "}");
+  capturedPieces(capture: StateCapture, pieceChars = PIECE_CHARS, idsPerStep = IDS_PER_STEP): Generator<string> {
+    return joinFragments(this.fragments(capture.top, (value) => capturedReader(value, idsPerStep), false), pieceChars);
   }
 
   canonicalJSON(state: object): string {
@@ -122,12 +93,12 @@ export class RecordTextCache {
   /** `computeStateHash(state)`, reusing record texts; fragments go to the hash as they are (no join). */
   stateHash(state: object): string {
     const hash = createHash("sha256");
-    for (const fragment of this.fragments(state)) hash.update(fragment, "utf8");
+    for (const fragment of this.plainFragments(state)) hash.update(fragment, "utf8");
     return hash.digest("hex");
   }
 
   /** `"id":<record text>`, cached per record object. */
-  private memberText(collectionKey: string, id: string, record: unknown, remember = true): string {
+  private memberText(collectionKey: string, id: string, record: unknown, remember: boolean): string {
     if (this.members === null || typeof record !== "object" || record === null) return canonicalJSON(id) + ":" + canonicalAt(record, [collectionKey, id]);
     const cached = this.members.get(record);
     if (cached !== undefined && cached.id === id) return cached.member;
@@ -135,6 +106,55 @@ export class RecordTextCache {
     if (remember) this.members.set(record, { id, member });
     return member;
   }
+}
+
+/** How `fragments` reads one collection: its ids in sorted order (yielding "" between steps), and the record under each. */
+interface CollectionReader {
+  sortedIds(): Generator<string, string[]>;
+  get(id: string): unknown;
+}
+
+/** A plain collection, read and sorted in one go. */
+function plainReader(value: unknown): CollectionReader | null {
+  if (!isCollection(value)) return null;
+  return {
+    // eslint-disable-next-line require-yield -- one step: nothing to pause between
+    *sortedIds() {
+      return Object.keys(value).sort();
+    },
+    get: (id) => value[id],
+  };
+}
+
+/** A captured collection, its ids listed and sorted `idsPerStep` at a time. */
+function capturedReader(value: unknown, idsPerStep: number): CollectionReader | null {
+  if (!(value instanceof DictionaryCapture)) return null;
+  return {
+    *sortedIds() {
+      const ids: string[] = [];
+      yield* sortedUnique(value.ids(), ids, idsPerStep);
+      return ids;
+    },
+    get: (id) => value.get(id),
+  };
+}
+
+/** Fragments gathered into pieces of about `pieceChars`; an empty fragment (a pause point) hands over what is gathered, possibly nothing. */
+function* joinFragments(fragments: Iterable<string>, pieceChars: number): Generator<string> {
+  let part = "";
+  for (const fragment of fragments) {
+    if (fragment.length === 0) {
+      yield part;
+      part = "";
+      continue;
+    }
+    part += fragment;
+    if (part.length >= pieceChars) {
+      yield part;
+      part = "";
+    }
+  }
+  if (part.length > 0) yield part;
 }
 
 /** canonicalJSON of a value found at `path` in the state; errors name the full path. */
