@@ -22,9 +22,21 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
+/** SIGKILLs every child started through this module (or handed to `trackChild`) that is still running. */
 export function killAll(): void {
   for (const child of running) child.kill("SIGKILL");
   running.clear();
+}
+
+/** Counts `child` among those `killAll` stops; resolves with its exit once it has closed. */
+export function trackChild(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  running.add(child);
+  return new Promise((resolve) => {
+    child.on("close", (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
 }
 
 export interface CliRun {
@@ -38,16 +50,14 @@ export interface CliRun {
 export function runCli(args: readonly string[], options: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { env: cleanEnv(options.env), stdio: ["pipe", "pipe", "pipe"] });
-    running.add(child);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     const guard = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
     child.on("error", reject);
-    child.on("close", (status, signal) => {
+    void trackChild(child).then(({ code: status, signal }) => {
       clearTimeout(guard);
-      running.delete(child);
       resolve({ status, signal, stdout, stderr });
     });
     child.stdin.end(options.input ?? "");
@@ -68,7 +78,7 @@ export interface ServeProcess {
 }
 
 /** Fields of the startup block, `  key: value` per line. */
-function blockFields(block: string): Map<string, string> {
+export function blockFields(block: string): Map<string, string> {
   const fields = new Map<string, string>();
   for (const line of block.split("\n")) {
     const match = /^\s+([a-z ]+):\s+(.*)$/.exec(line);
@@ -87,15 +97,9 @@ export function startServe(args: readonly string[], options: { env?: Record<stri
     env: cleanEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
   });
-  running.add(child);
+  const exited = trackChild(child);
   let stdout = "";
   let stderr = "";
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on("close", (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   return new Promise((resolve, reject) => {
     const guard = setTimeout(() => {

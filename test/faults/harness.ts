@@ -17,7 +17,7 @@ import path from "node:path";
 import { createGenesisState } from "../../src/domain/index.ts";
 import { createGenesis } from "../../src/engine/genesis.ts";
 import type { GenesisDocument } from "../../src/engine/genesis.ts";
-import { bin, cleanEnv, runCli } from "../e2e/processes.ts";
+import { bin, blockFields, cleanEnv, killAll, runCli, trackChild } from "../e2e/processes.ts";
 
 export { runCli };
 
@@ -50,13 +50,8 @@ export function seedFromEnv(): number {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-const running = new Set<ChildProcess>();
-
 /** SIGKILLs every child this module started that is still running. */
-export function killChildren(): void {
-  for (const child of running) child.kill("SIGKILL");
-  running.clear();
-}
+export const killChildren = killAll;
 
 export interface Exit {
   readonly code: number | null;
@@ -81,16 +76,6 @@ export interface ServerInfo {
   readonly startupMs: number;
 }
 
-/** Fields of a startup block, `  key: value` per line. */
-function blockFields(block: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of block.split("\n")) {
-    const match = /^\s+([a-z ]+):\s+(.*)$/.exec(line);
-    if (match) fields.set(match[1] as string, match[2] as string);
-  }
-  return fields;
-}
-
 export interface SpawnOptions {
   /** A fixture script (run with tsx) printing the same startup block; default: `bin/swoosh.js serve --port 0`. */
   readonly fixture?: string;
@@ -107,15 +92,9 @@ export function spawnServer(args: readonly string[], options: SpawnOptions = {})
       : ["--import", "tsx", options.fixture, ...args];
   const startedAt = Date.now();
   const child = spawn(process.execPath, argv, { env: cleanEnv(options.env), stdio: ["ignore", "pipe", "pipe"] });
-  running.add(child);
+  const exited: Promise<Exit> = trackChild(child);
   let stdout = "";
   let stderr = "";
-  const exited = new Promise<Exit>((resolve) => {
-    child.on("close", (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
     // Bounded: a chatty child must not grow the test's memory without end.
     stderr = (stderr + chunk).slice(-200_000);
