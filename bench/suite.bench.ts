@@ -223,50 +223,55 @@ async function withEngine(run: (engine: Engine<OrchestratorModel>) => Promise<vo
 
 const noClose = async (): Promise<void> => undefined;
 
-async function startInProcess(): Promise<Started> {
-  const dir = await createTempDir("swoosh-suite");
+/**
+ * A peer that lives in a fresh temp dir: `start` brings it up there, and the
+ * dir is removed after the peer's own `stop` (or at once if `start` fails).
+ */
+async function inTempDir(prefix: string, start: (dir: string) => Promise<Started>): Promise<Started> {
+  const dir = await createTempDir(prefix);
+  let started: Started;
   try {
-    const engine = await openSwoosh({ dataDir: dir.path });
-    return {
-      name: "swoosh-inproc",
-      driver: (_c, tag) => ({ op: (seq) => engine.submit(submitCommand(tag, seq)), close: noClose }),
-      stop: async () => {
-        try {
-          await engine.close();
-        } finally {
-          await dir.remove();
-        }
-      },
-    };
+    started = await start(dir.path);
   } catch (error) {
     await dir.remove();
     throw error;
   }
+  return {
+    ...started,
+    stop: async () => {
+      try {
+        await started.stop();
+      } finally {
+        await dir.remove();
+      }
+    },
+  };
+}
+
+function startInProcess(): Promise<Started> {
+  return inTempDir("swoosh-suite", async (dir) => {
+    const engine = await openSwoosh({ dataDir: dir });
+    return {
+      name: "swoosh-inproc",
+      driver: (_c, tag) => ({ op: (seq) => engine.submit(submitCommand(tag, seq)), close: noClose }),
+      stop: () => engine.close(),
+    };
+  });
 }
 
 /** An HTTP child server: a fresh undici pool per concurrency. */
-async function startHttp(name: string, entry: string, args: (dir: string) => string[]): Promise<Started> {
-  const dir = await createTempDir(`${name}-suite`);
-  try {
-    const server = await startHttpPeer({ name, entry, args: args(dir.path) });
+function startHttp(name: string, entry: string, args: (dir: string) => string[]): Promise<Started> {
+  return inTempDir(`${name}-suite`, async (dir) => {
+    const server = await startHttpPeer({ name, entry, args: args(dir) });
     return {
       name,
       driver: (connections, tag) => {
         const client = createHttpClient(server.url, { connections });
         return { op: (seq) => client.postJson("/command", taskSubmitBody(tag, seq).json), close: () => client.close() };
       },
-      stop: async () => {
-        try {
-          await server.stop();
-        } finally {
-          await dir.remove();
-        }
-      },
+      stop: () => server.stop(),
     };
-  } catch (error) {
-    await dir.remove();
-    throw error;
-  }
+  });
 }
 
 async function startEtcdPeer(): Promise<Started | undefined> {
@@ -275,9 +280,8 @@ async function startEtcdPeer(): Promise<Started | undefined> {
     skipped.etcd = `etcd is not installed: ${ETCD_INSTALL_HINT}`;
     return undefined;
   }
-  const dir = await createTempDir("etcd-suite");
-  try {
-    const server = await startEtcd(binary, dir.path);
+  return inTempDir("etcd-suite", async (dir) => {
+    const server = await startEtcd(binary, dir);
     const client = createEtcdClient(server.endpoint);
     return {
       name: "etcd",
@@ -289,18 +293,11 @@ async function startEtcdPeer(): Promise<Started | undefined> {
         close: noClose,
       }),
       stop: async () => {
-        try {
-          client.close();
-          await server.stop();
-        } finally {
-          await dir.remove();
-        }
+        client.close();
+        await server.stop();
       },
     };
-  } catch (error) {
-    await dir.remove();
-    throw error;
-  }
+  });
 }
 
 type Connection = { host: string; port: number; maxRetriesPerRequest: null };
