@@ -4,6 +4,7 @@
  * written) on SIGTERM/SIGINT or when the parent goes away (stdin closes).
  * Shutdown is bounded: the process exits within `graceMs` whatever `close` does.
  */
+import type { Server } from "node:http";
 
 export function announceReady(fields: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify({ ready: true, ...fields }) + "\n");
@@ -26,4 +27,26 @@ export function exitWhenTold(close: () => Promise<void>, graceMs = 4000): void {
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);
   process.stdin.on("end", shutdown).on("close", shutdown).resume();
+}
+
+/**
+ * Listens on `host`:`port` (0: a free one), announces the URL, and on shutdown
+ * drops every connection, closes, and runs `afterClose` (a store to flush).
+ */
+export function serveUntilTold(server: Server, host: string, port: number, afterClose: () => void = () => undefined): void {
+  server.listen(port, host, () => {
+    const address = server.address();
+    const bound = typeof address === "object" && address ? address.port : 0;
+    announceReady({ url: `http://${host}:${bound}`, port: bound });
+  });
+  exitWhenTold(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          afterClose();
+          resolve();
+        });
+      }),
+  );
 }

@@ -8,7 +8,7 @@
  */
 import http from "node:http";
 import { parseArgs } from "node:util";
-import { announceReady, exitWhenTold } from "./child-entry.ts";
+import { serveUntilTold } from "./child-entry.ts";
 import { LOOPBACK_HOST } from "./ports.ts";
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -45,15 +45,4 @@ const server = http.createServer((request, response) => {
 });
 server.keepAliveTimeout = 60_000;
 
-server.listen(Number(flags.port), LOOPBACK_HOST, () => {
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  announceReady({ url: `http://${LOOPBACK_HOST}:${port}`, port });
-});
-exitWhenTold(
-  () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-);
+serveUntilTold(server, LOOPBACK_HOST, Number(flags.port));

@@ -15,7 +15,7 @@
 import http from "node:http";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
-import { announceReady, exitWhenTold } from "./child-entry.ts";
+import { serveUntilTold } from "./child-entry.ts";
 import { LOOPBACK_HOST } from "./ports.ts";
 
 const { values: flags } = parseArgs({ options: { db: { type: "string" }, mode: { type: "string", default: "txn" } } });
@@ -81,19 +81,7 @@ const server = http.createServer((request, response) => {
   });
 });
 server.keepAliveTimeout = 60_000;
-server.listen(0, LOOPBACK_HOST, () => {
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  announceReady({ url: `http://${LOOPBACK_HOST}:${port}`, port });
+serveUntilTold(server, LOOPBACK_HOST, 0, () => {
+  if (queue.length) flush();
+  db.close();
 });
-exitWhenTold(
-  () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => {
-        if (queue.length) flush();
-        db.close();
-        resolve();
-      });
-    }),
-);
