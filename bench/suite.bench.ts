@@ -48,7 +48,7 @@ import { machineState, waitForQuiet } from "./peers/machine.ts";
 import { REDIS_INSTALL_HINT, findRedis, startRedis } from "./peers/redis.ts";
 import { round } from "./peers/stats.ts";
 import { swooshServerAvailable } from "./peers/swoosh-server.ts";
-import { createTempDir } from "./peers/temp-dir.ts";
+import { createTempDir, inTempDir } from "./peers/temp-dir.ts";
 import { taskPayload, taskSubmitBody, taskSubmitCommand } from "./peers/workload.ts";
 
 const { values: flags } = parseArgs({
@@ -223,33 +223,8 @@ async function withEngine(run: (engine: Engine<OrchestratorModel>) => Promise<vo
 
 const noClose = async (): Promise<void> => undefined;
 
-/**
- * A peer that lives in a fresh temp dir: `start` brings it up there, and the
- * dir is removed after the peer's own `stop` (or at once if `start` fails).
- */
-async function inTempDir(prefix: string, start: (dir: string) => Promise<Started>): Promise<Started> {
-  const dir = await createTempDir(prefix);
-  let started: Started;
-  try {
-    started = await start(dir.path);
-  } catch (error) {
-    await dir.remove();
-    throw error;
-  }
-  return {
-    ...started,
-    stop: async () => {
-      try {
-        await started.stop();
-      } finally {
-        await dir.remove();
-      }
-    },
-  };
-}
-
 function startInProcess(): Promise<Started> {
-  return inTempDir("swoosh-suite", async (dir) => {
+  return inTempDir<Started>("swoosh-suite", async (dir) => {
     const engine = await openSwoosh({ dataDir: dir });
     return {
       name: "swoosh-inproc",
@@ -261,7 +236,7 @@ function startInProcess(): Promise<Started> {
 
 /** An HTTP child server: a fresh undici pool per concurrency. */
 function startHttp(name: string, entry: string, args: (dir: string) => string[]): Promise<Started> {
-  return inTempDir(`${name}-suite`, async (dir) => {
+  return inTempDir<Started>(`${name}-suite`, async (dir) => {
     const server = await startHttpPeer({ name, entry, args: args(dir) });
     return {
       name,
@@ -280,7 +255,7 @@ async function startEtcdPeer(): Promise<Started | undefined> {
     skipped.etcd = `etcd is not installed: ${ETCD_INSTALL_HINT}`;
     return undefined;
   }
-  return inTempDir("etcd-suite", async (dir) => {
+  return inTempDir<Started>("etcd-suite", async (dir) => {
     const server = await startEtcd(binary, dir);
     const client = createEtcdClient(server.endpoint);
     return {

@@ -9,7 +9,7 @@ import { startEtcd } from "./etcd.ts";
 import type { EtcdBinary } from "./etcd.ts";
 import { createHttpClient } from "./http-client.ts";
 import type { Peer } from "./peer.ts";
-import { createTempDir } from "./temp-dir.ts";
+import { inTempDir } from "./temp-dir.ts";
 import { taskSubmitBody } from "./workload.ts";
 
 function putBody(key: string, value: string): string {
@@ -21,9 +21,8 @@ export function etcdGatewayPeer(binary: EtcdBinary, options: { connections: numb
     name: "etcd-gateway",
     description: `etcd ${binary.version}, one member, default fsync; HTTP/JSON gateway /v3/kv/put through the undici pool`,
     async start() {
-      const dataDir = await createTempDir("etcd-bench");
-      try {
-        const etcd = await startEtcd(binary, dataDir.path);
+      return inTempDir("etcd-bench", async (dataDirPath) => {
+        const etcd = await startEtcd(binary, dataDirPath);
         const client = createHttpClient(etcd.endpoint, { connections: options.connections });
         return {
           pids: [etcd.process.pid],
@@ -41,18 +40,11 @@ export function etcdGatewayPeer(binary: EtcdBinary, options: { connections: numb
             return client.postJson("/v3/kv/put", putBody(key, json));
           },
           async stop() {
-            try {
-              await client.close().catch(() => undefined);
-              await etcd.stop();
-            } finally {
-              await dataDir.remove();
-            }
+            await client.close().catch(() => undefined);
+            await etcd.stop();
           },
         };
-      } catch (error) {
-        await dataDir.remove();
-        throw error;
-      }
+      });
     },
   };
 }

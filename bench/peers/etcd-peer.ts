@@ -9,7 +9,7 @@ import { createEtcdClient } from "./etcd-client.ts";
 import { startEtcd } from "./etcd.ts";
 import type { EtcdBinary } from "./etcd.ts";
 import type { Peer } from "./peer.ts";
-import { createTempDir } from "./temp-dir.ts";
+import { inTempDir } from "./temp-dir.ts";
 import { taskSubmitBody } from "./workload.ts";
 
 export function etcdPeer(binary: EtcdBinary): Peer {
@@ -17,9 +17,8 @@ export function etcdPeer(binary: EtcdBinary): Peer {
     name: "etcd",
     description: `etcd ${binary.version}, one member on 127.0.0.1, temp data dir, default fsync; etcd3 npm client (one gRPC channel)`,
     async start() {
-      const dataDir = await createTempDir("etcd-bench");
-      try {
-        const etcd = await startEtcd(binary, dataDir.path);
+      return inTempDir("etcd-bench", async (dataDirPath) => {
+        const etcd = await startEtcd(binary, dataDirPath);
         const client = createEtcdClient(etcd.endpoint);
         return {
           pids: [etcd.process.pid],
@@ -34,18 +33,11 @@ export function etcdPeer(binary: EtcdBinary): Peer {
             return client.put(key, json);
           },
           async stop() {
-            try {
-              client.close();
-              await etcd.stop();
-            } finally {
-              await dataDir.remove();
-            }
+            client.close();
+            await etcd.stop();
           },
         };
-      } catch (error) {
-        await dataDir.remove();
-        throw error;
-      }
+      });
     },
   };
 }

@@ -12,7 +12,7 @@ import { createHttpClient } from "./http-client.ts";
 import { delta, histogramQuantileBetween, parsePrometheusText } from "./prometheus-text.ts";
 import type { MetricSamples } from "./prometheus-text.ts";
 import type { Peer } from "./peer.ts";
-import { createTempDir } from "./temp-dir.ts";
+import { inTempDir } from "./temp-dir.ts";
 import { taskSubmitBody } from "./workload.ts";
 
 export interface SwooshPeerOptions {
@@ -50,12 +50,11 @@ export function swooshPeer(options: SwooshPeerOptions): Peer {
     name: "swoosh",
     description: "startServer in a child process, temp data dir, default durable settings (flush before 200), request logging off",
     async start() {
-      const dataDir = await createTempDir("swoosh-http-bench");
-      try {
+      return inTempDir("swoosh-http-bench", async (dataDirPath) => {
         const server = await startHttpPeer({
           name: "swoosh server",
           entry: "bench/peers/swoosh-server.ts",
-          args: ["--data-dir", dataDir.path, ...(options.snapshotEvery === undefined ? [] : ["--snapshot-every", String(options.snapshotEvery)])],
+          args: ["--data-dir", dataDirPath, ...(options.snapshotEvery === undefined ? [] : ["--snapshot-every", String(options.snapshotEvery)])],
           ...(options.cpuProfileDir ? { cpuProfileDir: options.cpuProfileDir } : {}),
         });
         const client = createHttpClient(server.url, { connections: options.connections });
@@ -77,18 +76,11 @@ export function swooshPeer(options: SwooshPeerOptions): Peer {
             diagnose: (before, after) => diagnose(before as MetricSamples, after as MetricSamples),
           },
           async stop() {
-            try {
-              await client.close().catch(() => undefined);
-              await server.stop();
-            } finally {
-              await dataDir.remove();
-            }
+            await client.close().catch(() => undefined);
+            await server.stop();
           },
         };
-      } catch (error) {
-        await dataDir.remove();
-        throw error;
-      }
+      });
     },
   };
 }

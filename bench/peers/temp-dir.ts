@@ -34,3 +34,28 @@ export async function createTempDir(prefix: string): Promise<TempDir> {
     },
   };
 }
+
+/**
+ * Something started in a fresh temp dir: `start` brings it up there, and the
+ * dir is removed after its own `stop` (or at once if `start` fails).
+ */
+export async function inTempDir<T extends { stop(): Promise<void> }>(prefix: string, start: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await createTempDir(prefix);
+  let started: T;
+  try {
+    started = await start(dir.path);
+  } catch (error) {
+    await dir.remove();
+    throw error;
+  }
+  return {
+    ...started,
+    stop: async () => {
+      try {
+        await started.stop();
+      } finally {
+        await dir.remove();
+      }
+    },
+  };
+}
