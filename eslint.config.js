@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "data/**", "dist/**", "bench/results/**", ".scratch-*/**"] },
+  { ignores: ["node_modules/**", "data/**", "dist/**", "bench/results/**", ".scratch-*/**", ".tmp/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

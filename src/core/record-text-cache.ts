@@ -79,11 +79,15 @@ export class RecordTextCache {
    * step of work ends in a piece, possibly empty: the caller may let the event
    * loop run after each one (the capture stays exact meanwhile), so no single
    * step — listing ids, sorting them, serializing records — takes long.
-   * Member texts are read from the cache but not added to it (a snapshot of
-   * new records would keep them all alive through young-generation GCs).
+   * Member texts are read from the cache; `remember` adds new ones to it, as
+   * reading the live state does (off for snapshots: a snapshot of new records
+   * would keep them all alive through young-generation GCs, for one use).
+   * Remembering is sound for a capture too: the cache is keyed by record
+   * object, and a captured record that was replaced since is an object no
+   * live state holds any more.
    */
-  capturedPieces(capture: StateCapture, pieceChars = PIECE_CHARS, idsPerStep = IDS_PER_STEP): Generator<string> {
-    return joinFragments(this.fragments(capture.top, (value) => capturedReader(value, idsPerStep), false), pieceChars);
+  capturedPieces(capture: StateCapture, pieceChars = PIECE_CHARS, idsPerStep = IDS_PER_STEP, remember = false): Generator<string> {
+    return joinFragments(this.fragments(capture.top, (value) => capturedReader(value, idsPerStep), remember), pieceChars);
   }
 
   canonicalJSON(state: object): string {

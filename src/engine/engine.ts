@@ -14,6 +14,7 @@
  * one are refused with `unavailable`, nothing is retried, and `onFatal` tells the
  * embedding process to exit; a restart recovers from disk.
  */
+import { createHash } from "node:crypto";
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
 import { JSON_DEPTH_MAX, JsonValueError, ownedCanonicalJSON } from "../core/json.ts";
@@ -72,6 +73,20 @@ export interface StateRead<Model> {
   readonly hlc: string;
   readonly logHash: string;
   readonly model: Model;
+}
+
+/**
+ * The durable state as its canonical JSON text (the pieces, concatenated),
+ * with that text's SHA-256 (the state hash) and the position it is as of.
+ */
+export interface StateText {
+  readonly index: number;
+  readonly hlc: string;
+  readonly logHash: string;
+  readonly stateHash: string;
+  readonly pieces: readonly string[];
+  /** UTF-8 bytes of the pieces together. */
+  readonly byteLength: number;
 }
 
 export interface EngineStats {
@@ -148,6 +163,8 @@ export class Engine<Model> {
   /** Canonical texts of unchanged records, reused by hashing and snapshots (reducer rule 2). */
   private readonly texts = new RecordTextCache();
   private hashAt: { index: number; hash: string } | null = null;
+  /** The `stateText` being read, shared by callers at the same index and dropped once read (its text is large). */
+  private stateTextAt: { index: number; text: Promise<StateText> } | null = null;
 
   /** Sealed commands not yet handed to the log, in index order. */
   private pending: SealedCommand[] = [];
@@ -281,17 +298,67 @@ export class Engine<Model> {
 
   /** `computeStateHash` of the current durable state (remembered until the next command). */
   async stateHash(): Promise<string> {
-    return this.read(({ index, model }) => this.hashOf(index, model));
+    const index = this.appliedIndex;
+    if (this.hashAt?.index === index) {
+      const { hash } = this.hashAt;
+      return this.read(() => hash);
+    }
+    return (await this.stateText()).stateHash;
   }
 
-  /** `readState` and `stateHash` taken at one index (a command between two separate reads could split them). */
-  async readStateWithHash(): Promise<{ index: number; hlc: string; logHash: string; stateHash: string; state: JsonObject }> {
-    return this.read(({ index, hlc, logHash, model }) => ({ index, hlc, logHash, stateHash: this.hashOf(index, model), state: this.machine.view(model) }));
+  /**
+   * The durable state as canonical text with its hash (what GET /state
+   * sends). On a machine that can capture its state, the text is read from a
+   * capture a slice at a time, paced as a snapshot is: a large state never
+   * holds the event loop for long, commands go on meanwhile, and the text
+   * stays that of the index it was asked at. Callers at one index share the
+   * work.
+   */
+  stateText(): Promise<StateText> {
+    if (this.poisonedBy) return Promise.reject(this.unavailable());
+    const index = this.appliedIndex;
+    if (this.stateTextAt?.index !== index) {
+      const text = this.readStateText();
+      const at = { index, text };
+      this.stateTextAt = at;
+      const forget = (): void => {
+        if (this.stateTextAt === at) this.stateTextAt = null;
+      };
+      text.then(forget, forget);
+    }
+    return (this.stateTextAt as { text: Promise<StateText> }).text;
   }
 
-  private hashOf(index: number, model: Model): string {
-    if (this.hashAt?.index !== index) this.hashAt = { index, hash: this.texts.stateHash(this.machine.state(model)) };
-    return this.hashAt.hash;
+  private async readStateText(): Promise<StateText> {
+    const index = this.appliedIndex;
+    const hlc = this.appliedHlc;
+    const logHash = this.chainHead;
+    const hash = createHash("sha256");
+    const pieces: string[] = [];
+    let byteLength = 0;
+    const add = (piece: string): void => {
+      hash.update(piece, "utf8");
+      byteLength += Buffer.byteLength(piece, "utf8");
+      pieces.push(piece);
+    };
+    const capture = this.machine.capture?.(this.model) ?? null;
+    if (capture === null) {
+      // No capture: the live state is read in one go, before any command can change it.
+      for (const piece of this.texts.pieces(this.machine.state(this.model))) add(piece);
+    } else {
+      try {
+        // Texts are remembered, as a hash of the live state did: the next read (a client polling with If-None-Match) reuses them.
+        const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, true);
+        for await (const piece of slicedPieces(pieces, { chars: 0 }, () => !this.closing)) add(piece);
+      } finally {
+        capture.release();
+      }
+    }
+    await this.whenDurable(index);
+    if (this.poisonedBy) throw this.unavailable();
+    const stateHash = hash.digest("hex");
+    if (this.hashAt === null || this.hashAt.index < index) this.hashAt = { index, hash: stateHash };
+    return { index, hlc, logHash, stateHash, pieces, byteLength };
   }
 
   /**
@@ -348,11 +415,15 @@ export class Engine<Model> {
     if (count <= 0) return [];
     const anchored = start > firstIndex;
     let records = await this.log.read(anchored ? start - 1 : start, anchored ? count + 1 : count);
-    let prevHash: string | undefined = start === 1 ? this.genesis.stateHash : undefined;
-    // A truncation may have run since firstIndex was read: then the page starts later, unanchored.
+    // A truncation may have run since firstIndex was read: then the page starts
+    // later than asked, and its first entry has nothing before it to be
+    // checked against (it is checked against its own prevHash).
+    let prevHash: string | undefined;
     if (anchored && records[0]?.index === start - 1) {
       prevHash = records[0].hash;
       records = records.slice(1);
+    } else if (records[0]?.index === 1) {
+      prevHash = this.genesis.stateHash;
     }
     const file = (this.log as { readonly file?: string }).file ?? "wal";
     const entries: LogEntry[] = [];

@@ -421,4 +421,38 @@ describe("engine: genesis (SPEC §4)", () => {
     assert.equal((await same.readState()).state.count, 1);
     await same.close();
   });
+  it("reads the log from its start while a snapshot truncates it, never reporting a healthy chain as broken", async () => {
+    const dir = await dataDir();
+    // The truncation is held after its removal is durable (and visible to
+    // reads), before the log's first index moves: the moment a reader can
+    // take the old first index and then read a log that starts later.
+    let releaseTruncation = (): void => undefined;
+    let truncationHeld = (): void => undefined;
+    const held = new Promise<void>((resolve) => (truncationHeld = resolve));
+    await initializeDataDir(new NodeFileSystem(), dir, counterGenesis());
+    const log = await LmdbCommandLog.open(path.join(dir, "wal"), {
+      failpoints: {
+        afterFlush: (write) => {
+          if (write.kind !== "truncate") return;
+          truncationHeld();
+          return new Promise<void>((resolve) => (releaseTruncation = resolve));
+        },
+      },
+    });
+    const engine = await open(dir, { log, snapshotsKept: 1 });
+    await Promise.all(Array.from({ length: 5 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
+    const snapshot = engine.snapshot();
+    await held;
+    assert.equal(engine.firstLogIndex, 1);
+    const page = await engine.readLog(1, 100);
+    assert.deepEqual(
+      page.map((entry) => entry.index),
+      [5],
+    );
+    releaseTruncation();
+    await snapshot;
+    assert.equal(engine.firstLogIndex, 5);
+    assert.deepEqual((await engine.readLog(1, 100)).map((entry) => entry.index), [5]);
+    await engine.close();
+  });
 });

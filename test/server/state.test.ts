@@ -8,6 +8,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
+import { canonicalJSON } from "../../src/core/json.ts";
 import { defaultGenesis } from "../../src/index.ts";
 import { command, eventually, get, post, startTestServer } from "./helpers.ts";
 
@@ -37,6 +38,43 @@ describe("server: state and genesis", () => {
     assert.equal(changed.body.index, 2);
   });
 
+  it("a large state is sent as its canonical text at one index while commands go on", async (t) => {
+    const { url } = await startTestServer(t);
+    // ~1.5 MB of state: its text is read in many slices, with the event loop free between them.
+    const submit = (from: number, count: number) =>
+      post(
+        url,
+        "/commands",
+        { commands: Array.from({ length: count }, (_, i) => ({ type: "task.submit", payload: { taskId: `t${from + i}`, kind: "k", payload: { n: from + i, pad: "x".repeat(200) } } })) },
+      );
+    for (let from = 0; from < 6000; from += 500) assert.equal((await submit(from, 500)).status, 200);
+
+    // Commands sent after the GET are applied while its text is being read:
+    // new tasks, and changes to tasks whose text comes last (ids sort as strings).
+    const cancel = (from: number) =>
+      post(url, "/commands", { commands: Array.from({ length: 10 }, (_, i) => ({ type: "task.cancel", payload: { taskId: `t${from + i}` } })) });
+    const reading = get(url, "/state");
+    const writes = Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? submit(10_000 + i * 10, 10) : cancel(900 + i * 10))));
+    const [read, written] = await Promise.all([reading, writes]);
+    for (const answer of written) assert.equal(answer.status, 200);
+
+    assert.equal(read.status, 200);
+    assert.equal(read.headers.get("content-length"), String(Buffer.byteLength(read.text)));
+    assert.deepEqual(Object.keys(read.body), ["index", "hlc", "stateHash", "logHash", "state"]);
+    const stateText = read.text.slice(read.text.indexOf('"state":') + '"state":'.length, -1);
+    assert.equal(stateText, canonicalJSON(read.body.state), "the state member is its canonical text");
+    assert.equal(read.body.stateHash, computeStateHash(read.body.state));
+    assert.equal(read.headers.get("etag"), `"${read.body.stateHash}"`);
+    // It is the state of the index it names, which ?at rebuilds from the log.
+    const rebuilt = await get(url, `/state?at=${read.body.index}`);
+    assert.equal(rebuilt.body.stateHash, read.body.stateHash);
+    assert.equal(rebuilt.body.logHash, read.body.logHash);
+    const now = await get(url, "/state");
+    assert.equal(now.body.index, 6000 + 200, "every command is in the state read afterwards");
+    assert.equal(Object.keys(now.body.state.tasks).length, 6000 + 100);
+    assert.equal(now.body.state.tasks.t999.status, "cancelled");
+  });
+
   it("serves ?at=INDEX, with 404 past the end, 400 for a bad index and 410 once history is pruned", async (t) => {
     const { url } = await startTestServer(t, { snapshotEvery: 2 });
     const hashes = new Map<number, string>([[0, (await get(url, "/state")).body.stateHash]]);
@@ -46,7 +84,9 @@ describe("server: state and genesis", () => {
       assert.equal((await command(url, "agent.register", { agentId: `a${i}` })).status, 200);
       const state = await get(url, "/state");
       hashes.set(state.body.index, state.body.stateHash);
-      firstIndex = (await get(url, "/log?limit=1")).body.firstIndex;
+      const log = await get(url, "/log?limit=1");
+      assert.equal(log.status, 200, log.text);
+      firstIndex = log.body.firstIndex;
     }
     assert.ok(firstIndex >= 4, `the WAL was truncated (first index ${firstIndex})`);
     const lastIndex = Math.max(...hashes.keys());

@@ -34,6 +34,9 @@ export function registerLogRoute(app: FastifyInstance, runtime: ServerRuntime): 
     if (fromText !== undefined && entries.length > 0 && (entries[0]?.index ?? from) !== from) {
       throw new SwooshError("history_pruned", `the log starts at index ${engine.firstLogIndex}`, { index: from, firstIndex: engine.firstLogIndex });
     }
-    return { firstIndex: engine.firstLogIndex, lastIndex, entries: entries.map(toWireEntry) };
+    // Without `from` the page starts at the oldest entry held: later than
+    // firstLogIndex while a truncation is visible to reads but not yet counted.
+    const oldest = fromText === undefined ? entries[0]?.index : undefined;
+    return { firstIndex: Math.max(engine.firstLogIndex, oldest ?? 0), lastIndex, entries: entries.map(toWireEntry) };
   });
 }

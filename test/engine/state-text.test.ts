@@ -1,0 +1,49 @@
+/**
+ * `engine.stateText()` (what GET /state sends): the canonical text of the
+ * durable state at one index, read from a capture a slice at a time while
+ * commands go on; callers at one index share one read.
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { computeStateHash } from "../../src/core/hash.ts";
+import { canonicalJSON } from "../../src/core/json.ts";
+import { openSwoosh } from "../../src/index.ts";
+import { tempDir } from "../support/engine-fixtures.ts";
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+describe("engine: stateText", () => {
+  it("is the state of the index it was asked at, whatever is applied while it is read", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const engine = await openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined });
+    const big = "y".repeat(300);
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k", payload: { i, big } } })));
+    const before = await engine.readState();
+
+    const first = engine.stateText();
+    const second = engine.stateText();
+    assert.equal(first, second, "two callers at one index share the read");
+    // Applied while the text is read: tasks whose text comes last are replaced, new ones added.
+    const later = Array.from({ length: 50 }, (_, i) => engine.submit({ type: "task.cancel", payload: { taskId: `t${999 - i}` } }));
+    later.push(...Array.from({ length: 50 }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `u${i}`, kind: "k" } })));
+    const [text] = await Promise.all([first, Promise.all(later)]);
+
+    assert.equal(text.index, before.index);
+    assert.ok(text.pieces.length > 1, "read in more than one piece");
+    const joined = text.pieces.join("");
+    assert.equal(joined, canonicalJSON(before.state));
+    assert.equal(text.byteLength, Buffer.byteLength(joined));
+    assert.equal(text.stateHash, computeStateHash(before.state));
+    assert.equal(text.logHash, before.logHash);
+
+    const now = await engine.stateText();
+    assert.equal(now.index, before.index + 100);
+    assert.equal(now.stateHash, await engine.stateHash());
+    assert.equal(now.stateHash, computeStateHash((await engine.readState()).state));
+    await engine.close();
+  });
+});
