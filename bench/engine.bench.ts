@@ -6,7 +6,9 @@
  *     LMDB puts of the same records (target ≥ 0.35×);
  *  2. replay on open (target ≥ 200,000 commands/s);
  *  3. computeStateHash of 100,000 task-sized entries (target < 150 ms), beside
- *     the reference `canonicalize` package;
+ *     the reference `canonicalize` package, and the engine's own state hash
+ *     after 1% changed: read from a capture in paced slices (as GET /state
+ *     reads it), so its time and its longest event-loop stall are both shown;
  *  4. the longest event-loop stall while a snapshot of a 100,000-task state
  *     (and 100,000 idempotency outcomes) is written with commands arriving.
  *
@@ -131,8 +133,10 @@ async function longestStallMs(work: () => Promise<void>): Promise<number> {
 interface LargeStateFigures {
   /** computeStateHash of the domain's state, nothing cached. */
   coldHashMs: number;
-  /** engine.stateHash() after 1% of the tasks changed (record texts reused). */
+  /** engine.stateHash() after 1% of the tasks changed (record texts reused), from call to answer: read from a capture in paced slices. */
   warmHashMs: number;
+  /** The longest event-loop stall during those. */
+  warmHashStallMs: number;
   snapshotStallMs: number;
   snapshotMs: number;
   canonicalBytes: number;
@@ -166,12 +170,14 @@ async function largeState(taskCount: number): Promise<LargeStateFigures> {
     const coldHashMs = median(Array.from({ length: 3 }, () => timeMs(() => computeStateHash(state))));
     await engine.stateHash(); // fills the record-text cache
     const warm: number[] = [];
+    let warmHashStallMs = 0;
     for (let round = 0; round < 3; round++) {
       // Lease 1% of the tasks, so 1% of the records are new objects.
       await engine.submit({ type: "task.claim", payload: { agentId: "worker", limit: Math.min(1000, Math.floor(taskCount / 100)) } });
       const started = performance.now();
-      await engine.stateHash();
+      const stallMs = await longestStallMs(async () => void (await engine.stateHash()));
       warm.push(performance.now() - started);
+      warmHashStallMs = Math.max(warmHashStallMs, stallMs);
     }
     const started = performance.now();
     // Commands keep arriving while the snapshot is written, as on a live server.
@@ -184,7 +190,7 @@ async function largeState(taskCount: number): Promise<LargeStateFigures> {
     await writer;
     const snapshotMs = performance.now() - started;
     await engine.close();
-    return { coldHashMs, warmHashMs: median(warm), snapshotStallMs, snapshotMs, canonicalBytes };
+    return { coldHashMs, warmHashMs: median(warm), warmHashStallMs, snapshotStallMs, snapshotMs, canonicalBytes };
   });
 }
 
@@ -221,6 +227,7 @@ async function main(): Promise<void> {
     medianReplayPerSec: Math.round(median(replayRates)),
     stateBytes100kTasks: large.canonicalBytes,
     engineStateHashWarm100kTasksMs: +large.warmHashMs.toFixed(1),
+    engineStateHashWarm100kTasksLongestStallMs: +large.warmHashStallMs.toFixed(1),
     computeStateHashCold100kTasksMs: +large.coldHashMs.toFixed(1),
     genericStateHash100kMs: +genericHashMs.toFixed(1),
     genericCanonicalJSON100kMs: +ownMs.toFixed(1),
@@ -233,7 +240,7 @@ async function main(): Promise<void> {
     [
       `durable throughput: ${summary.medianEngineCommandsPerSec}/s = ${summary.medianRatio}× raw batched LMDB puts (${summary.medianRawLmdbPutsPerSec}/s); target ≥ 0.35×`,
       `replay on open: ${summary.medianReplayPerSec}/s; target ≥ 200,000/s`,
-      `state hash of 100k tasks (${(summary.stateBytes100kTasks / 1e6).toFixed(1)} MB canonical): engine (1% changed) ${summary.engineStateHashWarm100kTasksMs} ms, cold computeStateHash ${summary.computeStateHashCold100kTasksMs} ms; target < 150 ms`,
+      `state hash of 100k tasks (${(summary.stateBytes100kTasks / 1e6).toFixed(1)} MB canonical): engine (1% changed) ${summary.engineStateHashWarm100kTasksMs} ms in paced slices (longest event-loop stall ${summary.engineStateHashWarm100kTasksLongestStallMs} ms), cold computeStateHash ${summary.computeStateHashCold100kTasksMs} ms (in one go); target < 150 ms — the engine now holds the event loop at most the stall shown`,
       `generic 100k records with unsorted keys: computeStateHash ${summary.genericStateHash100kMs} ms, canonicalJSON ${summary.genericCanonicalJSON100kMs} ms vs canonicalize package ${summary.referenceCanonicalize100kMs} ms`,
       `snapshot of 100k tasks: longest event-loop stall ${summary.snapshot100kTasksLongestStallMs} ms over ${summary.snapshot100kTasksTotalMs} ms`,
     ].join("\n"),

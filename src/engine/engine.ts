@@ -298,12 +298,13 @@ export class Engine<Model> {
 
   /** `computeStateHash` of the current durable state (remembered until the next command). */
   async stateHash(): Promise<string> {
-    const index = this.appliedIndex;
-    if (this.hashAt?.index === index) {
-      const { hash } = this.hashAt;
-      return this.read(() => hash);
-    }
-    return (await this.stateText()).stateHash;
+    return (await this.rememberedStateHash()) ?? (await this.stateText()).stateHash;
+  }
+
+  /** The current durable state's hash if it is remembered (nothing applied since it was computed), else undefined: free to ask. */
+  async rememberedStateHash(): Promise<string | undefined> {
+    const hash = this.hashAt?.index === this.appliedIndex ? this.hashAt.hash : undefined;
+    return this.read(() => hash);
   }
 
   /**

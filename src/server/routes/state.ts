@@ -55,16 +55,17 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
       return { index: read.index, hlc: read.hlc, stateHash, logHash: read.logHash, state: read.state };
     }
     if (ifNoneMatch !== undefined) {
-      // Only the hash is needed to answer 304 (remembered until the next command).
-      const stateHash = await engine.stateHash();
-      if (etagMatches(ifNoneMatch, stateHash)) return reply.code(304).header("etag", `"${stateHash}"`).send();
+      // Polling: while nothing was applied, the remembered hash answers 304 without reading the state.
+      const remembered = await engine.rememberedStateHash();
+      if (remembered !== undefined && etagMatches(ifNoneMatch, remembered)) return reply.code(304).header("etag", `"${remembered}"`).send();
     }
     // The state's canonical text, read a slice at a time and sent as it is:
     // no copy of the state, and no one long serialization on the event loop.
     const read = await engine.stateText();
+    reply.header("etag", `"${read.stateHash}"`);
+    if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
     const head = stateHead(read);
     return reply
-      .header("etag", `"${read.stateHash}"`)
       .type("application/json; charset=utf-8")
       .header("content-length", Buffer.byteLength(head) + read.byteLength + 1)
       .send(Readable.from(stateBody(head, read.pieces)));
