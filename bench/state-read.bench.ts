@@ -1,14 +1,15 @@
 /**
- * `npm run bench:state`: what a `GET /state` of a large state costs the
- * writers. The server (its own process, `npm start`'s Node flags) is filled
- * with `--tasks` tasks (default 100,000, ~36 MB of state), then takes
- * `POST /command` at an open-loop `--rate` (default 500/s) while `curl`, a
- * separate process, fetches `GET /state` three times (the first with no
- * record text cached yet). Reported: the writes' latency over the window
- * (p50/p99/max, from their scheduled send time) and each GET's size and time.
- * A write that waits behind the GET shows in its max.
+ * `npm run bench:state`: what reading a large state costs the writers. The
+ * server (its own process, `npm start`'s Node flags) is filled with `--tasks`
+ * tasks (default 100,000, ~36 MB of state), then takes `POST /command` at an
+ * open-loop `--rate` (default 500/s) while `curl`, a separate process, GETs
+ * `--read` (default `/state`; e.g. `/tasks?status=queued`) `--reads` times
+ * spread over the window (for /state, the first with no record text cached
+ * yet). Reported: the writes' latency over the window (p50/p99/max, from
+ * their scheduled send time) and each GET's size and time. A write that
+ * waits behind a GET shows in its max.
  *
- * Run: node --import tsx bench/state-read.bench.ts [--tasks 100000] [--rate 500] [--seconds 7]
+ * Run: node --import tsx bench/state-read.bench.ts [--tasks 100000] [--rate 500] [--seconds 7] [--read /state] [--reads 3]
  */
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
@@ -25,17 +26,21 @@ const { values: flags } = parseArgs({
     tasks: { type: "string", default: "100000" },
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "7" },
+    read: { type: "string", default: "/state" },
+    reads: { type: "string", default: "3" },
   },
 });
 const taskCount = Number(flags.tasks);
 const ratePerSec = Number(flags.rate);
 const durationMs = Number(flags.seconds) * 1000;
+const readPath = flags.read;
+const readCount = Number(flags.reads);
 const FILL_BATCH = 1000;
 
-/** One GET /state by curl: status, bytes, milliseconds (curl's own figures). */
-function curlState(url: string): Promise<{ status: number; bytes: number; ms: number }> {
+/** One GET by curl: status, bytes, milliseconds (curl's own figures). */
+function curlGet(url: string): Promise<{ status: number; bytes: number; ms: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("curl", ["-s", "-o", "/dev/null", "--max-time", "60", "-w", "%{http_code} %{size_download} %{time_total}", `${url}/state`]);
+    const child = spawn("curl", ["-s", "-o", "/dev/null", "--max-time", "60", "-w", "%{http_code} %{size_download} %{time_total}", url]);
     let out = "";
     child.stdout.on("data", (data: Buffer) => (out += data.toString()));
     child.on("error", reject);
@@ -57,16 +62,16 @@ try {
   }
   const reads: Array<{ status: number; bytes: number; ms: number }> = [];
   const reading = (async () => {
-    for (let i = 0; i < 3; i++) {
-      await sleep(durationMs / 4);
-      reads.push(await curlState(server.url));
+    for (let i = 0; i < readCount; i++) {
+      await sleep(durationMs / (readCount + 1));
+      reads.push(await curlGet(server.url + readPath));
     }
   })();
   const writes = await openLoop({ op: (seq) => client.postJson("/command", taskSubmitBody("w", seq).json), ratePerSec, warmupMs: 500, durationMs });
   await reading;
-  console.log(`state of ${taskCount} tasks; writes at ${ratePerSec}/s while GET /state runs 3 times:`);
+  console.log(`state of ${taskCount} tasks; writes at ${ratePerSec}/s while GET ${readPath} runs ${readCount} times:`);
   console.log(`  writes: p50 ${round(writes.latency.p50Ms, 2)} ms, p99 ${round(writes.latency.p99Ms, 2)} ms, max ${round(writes.latency.maxMs, 1)} ms, errors ${writes.errors}`);
-  for (const [i, read] of reads.entries()) console.log(`  GET /state #${i + 1}: ${read.status}, ${round(read.bytes / 1e6, 1)} MB in ${read.ms} ms`);
+  for (const [i, read] of reads.entries()) console.log(`  GET ${readPath} #${i + 1}: ${read.status}, ${round(read.bytes / 1e6, 2)} MB in ${read.ms} ms`);
 } finally {
   await client.close();
   await server.stop();

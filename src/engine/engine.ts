@@ -23,6 +23,7 @@ import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
 import { chainHash, entryBody, openRecord, parseRecord } from "../core/log-record.ts";
 import type { LogEntry, LogRecord } from "../core/log-record.ts";
+import type { StateCapture } from "../core/state-capture.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
@@ -363,6 +364,30 @@ export class Engine<Model> {
   }
 
   /**
+   * Runs `scan` over a capture of the state (state-capture.ts) a step at a
+   * time — every `yield` in it is a point where the event loop may run, paced
+   * as snapshots are — and hands out what it returns once everything it saw
+   * is durable, with the index it saw. For reads too large for one turn of
+   * the event loop (GET /tasks over 100,000 tasks); `scan` must copy nothing
+   * it returns out of the live state but records (never mutated, rule 2).
+   */
+  async scanCaptured<T>(scan: (capture: StateCapture) => Generator<void, T>): Promise<{ index: number; value: T }> {
+    if (this.poisonedBy) throw this.unavailable();
+    const capture = this.machine.capture?.(this.model);
+    if (capture === undefined) throw new Error("this state machine cannot capture its state");
+    const index = this.appliedIndex;
+    let value: T;
+    try {
+      value = await runPaced(scan(capture), () => !this.closing);
+    } finally {
+      capture.release();
+    }
+    await this.whenDurable(index);
+    if (this.poisonedBy) throw this.unavailable();
+    return { index, value };
+  }
+
+  /**
    * The state as of log index `index` (0 = genesis): the newest snapshot at or
    * before it plus a replay. `history_pruned` when the log no longer reaches back.
    */
@@ -666,11 +691,32 @@ async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }, 
       size.chars += piece.length;
       yield piece;
     }
-    const stepMs = performance.now() - stepStartedMs;
-    // Unpaced once the engine is closing: no command waits any more, and the final snapshot holds up the exit.
-    await new Promise<void>((resolve) => (stepMs < SNAPSHOT_STEP_FREE_MS || !paced() ? setImmediate(resolve) : setTimeout(resolve, stepMs)));
+    await pauseAfterStep(performance.now() - stepStartedMs, paced());
     stepStartedMs = performance.now();
   }
+}
+
+/**
+ * Runs `steps` to its end, a step (up to each `yield`) at a time, pausing
+ * after each as a snapshot does; resolves with what it returns.
+ */
+async function runPaced<T>(steps: Generator<void, T>, paced: () => boolean): Promise<T> {
+  for (;;) {
+    const stepStartedMs = performance.now();
+    const next = steps.next();
+    if (next.done === true) return next.value;
+    await pauseAfterStep(performance.now() - stepStartedMs, paced());
+  }
+}
+
+/**
+ * Lets the event loop run after a step of background work: a pause about as
+ * long as the step (so the work takes at most about half the main thread), or
+ * only a turn for a short step or when not `paced` (once the engine is
+ * closing, no command waits any more, and the final snapshot holds up the exit).
+ */
+function pauseAfterStep(stepMs: number, paced: boolean): Promise<void> {
+  return new Promise<void>((resolve) => (stepMs < SNAPSHOT_STEP_FREE_MS || !paced ? setImmediate(resolve) : setTimeout(resolve, stepMs)));
 }
 
 /** Snapshot steps shorter than this are followed by no pause (only a turn of the event loop). */

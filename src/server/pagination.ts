@@ -49,22 +49,46 @@ export function parseLimit(text: string | undefined, fallback = PAGE_LIMIT_DEFAU
  * and whether more matched.
  */
 export function firstIds(ids: Iterable<string>, limit: number, after: string | undefined): { ids: string[]; more: boolean } {
-  // Max-heap of the limit + 1 smallest seen so far: the root is the largest kept.
-  const heap: string[] = [];
-  const keep = limit + 1;
-  for (const id of ids) {
-    if (after !== undefined && !(id > after)) continue;
-    if (heap.length < keep) {
+  const page = new PageCollector(limit, after);
+  for (const id of ids) page.offer(id);
+  return page.result();
+}
+
+/**
+ * `firstIds` fed one id at a time (a scan that pauses between steps). An id
+ * offered twice counts once: a captured collection may list an id twice.
+ */
+export class PageCollector {
+  /** Max-heap of the limit + 1 smallest seen so far: the root is the largest kept. */
+  private readonly heap: string[] = [];
+  private readonly kept = new Set<string>();
+
+  constructor(
+    private readonly limit: number,
+    private readonly after: string | undefined,
+  ) {}
+
+  offer(id: string): void {
+    const { heap, kept } = this;
+    if (this.after !== undefined && !(id > this.after)) return;
+    if (kept.has(id)) return;
+    if (heap.length <= this.limit) {
       heap.push(id);
+      kept.add(id);
       siftUp(heap, heap.length - 1);
     } else if (id < (heap[0] as string)) {
+      kept.delete(heap[0] as string);
+      kept.add(id);
       heap[0] = id;
       siftDown(heap, 0);
     }
   }
-  heap.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const more = heap.length > limit;
-  return { ids: more ? heap.slice(0, limit) : heap, more };
+
+  result(): { ids: string[]; more: boolean } {
+    const sorted = [...this.heap].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const more = sorted.length > this.limit;
+    return { ids: more ? sorted.slice(0, this.limit) : sorted, more };
+  }
 }
 
 function siftUp(heap: string[], i: number): void {

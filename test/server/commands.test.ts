@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { command, get, startTestServer } from "./helpers.ts";
+import { command, get, post, startTestServer } from "./helpers.ts";
 
 function assertCode(answer: { status: number; body: { error?: { code: string } }; text: string }, status: number, code: string): void {
   assert.equal(answer.status, status, answer.text);
@@ -86,6 +86,36 @@ describe("server: commands and reads", () => {
 
     for (const bad of ["status=done", "limit=0", "limit=1001", "limit=x", "cursor=!!", "cursor=e30", "limit=1&limit=2"]) {
       assertCode(await get(url, `/tasks?${bad}`), 400, "bad_request");
+    }
+  });
+
+  it("a page over many tasks is the state of the index it names, while commands change them", async (t) => {
+    const { url } = await startTestServer(t);
+    // More tasks than one step of the scan reads: the page is read across turns of the event loop.
+    const submits = (from: number, count: number) =>
+      post(url, "/commands", { commands: Array.from({ length: count }, (_, i) => ({ type: "task.submit", payload: { taskId: `t${String(from + i).padStart(5, "0")}`, kind: "k" } })) });
+    // The smallest ids last: a scan (in insertion order) reaches them last, after the commands below may have changed them.
+    for (const from of [5000, 6000, 7000, 8000, 9000, 0, 1000, 2000, 3000, 4000]) assert.equal((await submits(from, 1000)).status, 200);
+
+    // While the pages are read: the first queued tasks (by id) are cancelled, new ones come in.
+    const cancels = (from: number) =>
+      post(url, "/commands", { commands: Array.from({ length: 50 }, (_, i) => ({ type: "task.cancel", payload: { taskId: `t${String(from + i).padStart(5, "0")}` } })) });
+    const pages = Array.from({ length: 6 }, () => get(url, "/tasks?status=queued&limit=20"));
+    const writes = Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? cancels(i * 50) : submits(20_000 + i * 100, 100)));
+    const [read, written] = await Promise.all([Promise.all(pages), Promise.all(writes)]);
+    for (const answer of written) assert.equal(answer.status, 200);
+
+    for (const page of read) {
+      assert.equal(page.status, 200, page.text);
+      assert.equal(page.headers.get("swoosh-index"), String(page.body.index));
+      // What the state held at that index (rebuilt from the log), filtered and paged the same way.
+      const then = (await get(url, `/state?at=${page.body.index}`)).body.state.tasks as Record<string, { id: string; status: string }>;
+      const expected = Object.keys(then)
+        .filter((id) => then[id]?.status === "queued")
+        .sort()
+        .slice(0, 20);
+      assert.deepEqual(page.body.tasks.map((task: { id: string }) => task.id), expected, `page at index ${page.body.index}`);
+      assert.deepEqual(page.body.tasks, expected.map((id) => then[id]));
     }
   });
 

@@ -10,7 +10,9 @@
 import type { FastifyInstance } from "fastify";
 import { SwooshError } from "../../core/errors.ts";
 import type { Task, TaskStatus } from "../../domain/index.ts";
-import { decodeCursor, encodeCursor, firstIds, parseLimit } from "../pagination.ts";
+import { IDS_PER_STEP } from "../../core/sliced-sort.ts";
+import { DictionaryCapture } from "../../core/state-capture.ts";
+import { PageCollector, decodeCursor, encodeCursor, parseLimit } from "../pagination.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { queryParam } from "./common.ts";
 
@@ -36,23 +38,30 @@ export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime)
     const cursor = queryParam(query, "cursor");
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
 
-    const page = await engine.read(({ index, model }) => {
-      const tasks = model.state.tasks;
-      function* matching(): Generator<string> {
-        for (const id in tasks) {
-          const task = tasks[id] as Task;
-          if (statuses !== null && !statuses.has(task.status)) continue;
-          if (kind !== undefined && task.kind !== kind) continue;
-          if (agentId !== undefined && task.lease?.agentId !== agentId) continue;
-          yield id;
+    // Read from a capture of the state a step at a time: a page over 100,000
+    // tasks is a scan of all of them, which in one go would hold every write
+    // behind it for tens of milliseconds.
+    const { index, value: page } = await engine.scanCaptured(function* (capture) {
+      const tasks = capture.top.tasks;
+      if (!(tasks instanceof DictionaryCapture)) throw new Error("the state's tasks were not captured");
+      const collector = new PageCollector(limit, after);
+      let sinceStep = 0;
+      for (const id of tasks.ids()) {
+        const task = tasks.get(id) as unknown as Task;
+        if ((statuses === null || statuses.has(task.status)) && (kind === undefined || task.kind === kind) && (agentId === undefined || task.lease?.agentId === agentId)) {
+          collector.offer(id);
+        }
+        if (++sinceStep === IDS_PER_STEP) {
+          sinceStep = 0;
+          yield;
         }
       }
-      const { ids, more } = firstIds(matching(), limit, after);
-      return { index, tasks: ids.map((id) => tasks[id] as Task), more };
+      const { ids, more } = collector.result();
+      return { tasks: ids.map((id) => tasks.get(id) as unknown as Task), more };
     });
     const last = page.tasks.at(-1);
-    reply.header("swoosh-index", String(page.index));
-    return { index: page.index, tasks: page.tasks, nextCursor: page.more && last !== undefined ? encodeCursor(last.id) : null };
+    reply.header("swoosh-index", String(index));
+    return { index, tasks: page.tasks, nextCursor: page.more && last !== undefined ? encodeCursor(last.id) : null };
   });
 
   app.get<{ Params: { id: string } }>("/tasks/:id", async (request, reply) => {
