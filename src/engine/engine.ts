@@ -165,7 +165,7 @@ export class Engine<Model> {
   private readonly texts = new RecordTextCache();
   private hashAt: { index: number; hash: string } | null = null;
   /** The `stateText` being read, shared by callers at the same index and dropped once read (its text is large). */
-  private stateTextAt: { index: number; text: Promise<StateText> } | null = null;
+  private stateTextReading: { index: number; text: Promise<StateText> } | null = null;
 
   /** Sealed commands not yet handed to the log, in index order. */
   private pending: SealedCommand[] = [];
@@ -319,48 +319,55 @@ export class Engine<Model> {
   stateText(): Promise<StateText> {
     if (this.poisonedBy) return Promise.reject(this.unavailable());
     const index = this.appliedIndex;
-    if (this.stateTextAt?.index !== index) {
+    if (this.stateTextReading?.index !== index) {
       const text = this.readStateText();
-      const at = { index, text };
-      this.stateTextAt = at;
+      const reading = { index, text };
+      this.stateTextReading = reading;
       const forget = (): void => {
-        if (this.stateTextAt === at) this.stateTextAt = null;
+        if (this.stateTextReading === reading) this.stateTextReading = null;
       };
       text.then(forget, forget);
     }
-    return (this.stateTextAt as { text: Promise<StateText> }).text;
+    return (this.stateTextReading as { text: Promise<StateText> }).text;
   }
 
   private async readStateText(): Promise<StateText> {
     const index = this.appliedIndex;
     const hlc = this.appliedHlc;
     const logHash = this.chainHead;
-    const hash = createHash("sha256");
-    const pieces: string[] = [];
-    let byteLength = 0;
-    const add = (piece: string): void => {
-      hash.update(piece, "utf8");
-      byteLength += Buffer.byteLength(piece, "utf8");
-      pieces.push(piece);
-    };
     const capture = this.machine.capture?.(this.model) ?? null;
+    let text: CollectedText;
     if (capture === null) {
       // No capture: the live state is read in one go, before any command can change it.
-      for (const piece of this.texts.pieces(this.machine.state(this.model))) add(piece);
+      text = await collectText(this.texts.pieces(this.machine.state(this.model)));
     } else {
       try {
         // Texts are remembered, as a hash of the live state did: the next read (a client polling with If-None-Match) reuses them.
         const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, true);
-        for await (const piece of slicedPieces(pieces, { chars: 0 }, () => !this.closing)) add(piece);
+        text = await collectText(slicedPieces(pieces, { chars: 0 }, () => !this.closing));
       } finally {
         capture.release();
       }
     }
     await this.whenDurable(index);
     if (this.poisonedBy) throw this.unavailable();
-    const stateHash = hash.digest("hex");
-    if (this.hashAt === null || this.hashAt.index < index) this.hashAt = { index, hash: stateHash };
-    return { index, hlc, logHash, stateHash, pieces, byteLength };
+    if (this.hashAt === null || this.hashAt.index < index) this.hashAt = { index, hash: text.stateHash };
+    return { index, hlc, logHash, ...text };
+  }
+
+  /**
+   * `stateAt(index)` as `stateText` gives it: the replay and the text are
+   * done a step at a time, letting the event loop run between steps (loading
+   * the snapshot it starts from is still one step).
+   */
+  async stateTextAt(index: number): Promise<StateText> {
+    const at = await this.modelAt(index, true);
+    if (at === null) return this.stateText();
+    // A model nobody else holds: it does not change between steps, and its record texts are not worth remembering.
+    const capture = this.machine.capture?.(at.model) ?? null;
+    const pieces = capture === null ? this.texts.pieces(this.machine.state(at.model)) : new RecordTextCache({ remember: false }).capturedPieces(capture, SNAPSHOT_PIECE_CHARS);
+    const text = await collectText(slicedPieces(pieces, { chars: 0 }, () => !this.closing));
+    return { index, hlc: at.hlc, logHash: at.logHash, ...text };
   }
 
   /**
@@ -392,11 +399,23 @@ export class Engine<Model> {
    * before it plus a replay. `history_pruned` when the log no longer reaches back.
    */
   async stateAt(index: number): Promise<{ index: number; hlc: string; logHash: string; state: JsonObject }> {
+    const at = await this.modelAt(index, false);
+    if (at === null) return this.readState();
+    return { index, hlc: at.hlc, logHash: at.logHash, state: this.machine.state(at.model) };
+  }
+
+  /**
+   * A model rebuilt at `index` (see stateAt), or null when the live model is
+   * exactly there. `paced`: the replay lets the event loop run between its
+   * reads of the log.
+   */
+  private async modelAt(index: number, paced: boolean): Promise<{ model: Model; hlc: string; logHash: string } | null> {
     await this.barrier();
     if (!Number.isSafeInteger(index) || index < 0) throw new SwooshError("bad_request", "index must be a non-negative integer", { field: "at" });
     if (index > this.durableIndex) throw new SwooshError("not_found", `index ${index} is past the newest entry ${this.durableIndex}`, { index });
     // The live model only while it is exactly at `index` (commands applied since are not part of the answer).
-    if (index === this.appliedIndex) return this.readState();
+    if (index === this.appliedIndex) return null;
+    const pause = paced ? pacer(() => !this.closing) : undefined;
     const snapshotIndexes = (await this.snapshots.list()).filter((i) => i <= index);
     const firstLogIndex = this.log.firstIndex();
     for (const snapshotIndex of snapshotIndexes) {
@@ -408,18 +427,13 @@ export class Engine<Model> {
         continue;
       }
       const model = this.machine.restore(doc.state);
-      const position = await replayInto(this.machine, model, this.log, {
-        fromIndex: snapshotIndex,
-        toIndex: index,
-        logHash: doc.logHash,
-        hlc: doc.lastAppliedHlc,
-      });
-      return { index, hlc: position.hlc, logHash: position.logHash, state: this.machine.state(model) };
+      const position = await replayInto(this.machine, model, this.log, { fromIndex: snapshotIndex, toIndex: index, logHash: doc.logHash, hlc: doc.lastAppliedHlc, pause });
+      return { model, hlc: position.hlc, logHash: position.logHash };
     }
     if (firstLogIndex <= 1) {
       const model = this.machine.restore(genesisStateCopy(this.genesis));
-      const position = await replayInto(this.machine, model, this.log, { fromIndex: 0, toIndex: index, logHash: this.genesis.stateHash, hlc: "" });
-      return { index, hlc: position.hlc, logHash: position.logHash, state: this.machine.state(model) };
+      const position = await replayInto(this.machine, model, this.log, { fromIndex: 0, toIndex: index, logHash: this.genesis.stateHash, hlc: "", pause });
+      return { model, hlc: position.hlc, logHash: position.logHash };
     }
     throw new SwooshError("history_pruned", `the log starts at index ${firstLogIndex} and no snapshot at or before ${index} is kept`, {
       index,
@@ -685,15 +699,29 @@ const SNAPSHOT_PIECE_CHARS = 1 << 17;
  * 10–15 ms while a snapshot ran; paced, they wait about one step.
  */
 async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }, paced: () => boolean): AsyncGenerator<string> {
-  let stepStartedMs = performance.now();
+  const pause = pacer(paced);
   for (const piece of pieces) {
     if (piece.length > 0) {
       size.chars += piece.length;
       yield piece;
     }
-    await pauseAfterStep(performance.now() - stepStartedMs, paced());
-    stepStartedMs = performance.now();
+    await pause();
   }
+}
+
+/** A state's canonical text, gathered: its pieces, their SHA-256 (the state hash) and UTF-8 length. */
+type CollectedText = Pick<StateText, "stateHash" | "pieces" | "byteLength">;
+
+async function collectText(pieces: Iterable<string> | AsyncIterable<string>): Promise<CollectedText> {
+  const hash = createHash("sha256");
+  const kept: string[] = [];
+  let byteLength = 0;
+  for await (const piece of pieces) {
+    hash.update(piece, "utf8");
+    byteLength += Buffer.byteLength(piece, "utf8");
+    kept.push(piece);
+  }
+  return { stateHash: hash.digest("hex"), pieces: kept, byteLength };
 }
 
 /**
@@ -701,12 +729,21 @@ async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }, 
  * after each as a snapshot does; resolves with what it returns.
  */
 async function runPaced<T>(steps: Generator<void, T>, paced: () => boolean): Promise<T> {
+  const pause = pacer(paced);
   for (;;) {
-    const stepStartedMs = performance.now();
     const next = steps.next();
     if (next.done === true) return next.value;
-    await pauseAfterStep(performance.now() - stepStartedMs, paced());
+    await pause();
   }
+}
+
+/** A pause to await after each step of work, timing the step itself (the time since the last pause ended). */
+function pacer(paced: () => boolean): () => Promise<void> {
+  let stepStartedMs = performance.now();
+  return async () => {
+    await pauseAfterStep(performance.now() - stepStartedMs, paced());
+    stepStartedMs = performance.now();
+  };
 }
 
 /**

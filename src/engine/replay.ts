@@ -26,6 +26,8 @@ export interface ReplayFrom {
   readonly afterEntry?: (index: number) => void;
   /** Label for errors (the WAL's path). */
   readonly file?: string;
+  /** Awaited every PAUSE_EVERY entries: lets the event loop run during a replay on a live server (time travel). */
+  readonly pause?: () => Promise<void>;
 }
 
 export interface ReplayPosition {
@@ -35,12 +37,15 @@ export interface ReplayPosition {
 }
 
 const READ_BATCH = 4096;
+/** Entries applied between two pauses (a millisecond or two of work). */
+const PAUSE_EVERY = 1024;
 
 export async function replayInto<Model>(machine: StateMachine<Model>, model: Model, log: CommandLog, from: ReplayFrom): Promise<ReplayPosition> {
   let index = from.fromIndex;
   let hash = from.logHash;
   let hlc = from.hlc;
   const file = from.file ?? "wal";
+  let sincePause = 0;
   while (index < from.toIndex) {
     const records = await log.read(index + 1, Math.min(READ_BATCH, from.toIndex - index));
     if (records.length === 0) throw new WalChainError(index + 1, "entry missing", file);
@@ -57,6 +62,10 @@ export async function replayInto<Model>(machine: StateMachine<Model>, model: Mod
       hash = record.hash;
       hlc = entry.hlc;
       from.afterEntry?.(index);
+      if (from.pause !== undefined && ++sincePause === PAUSE_EVERY) {
+        sincePause = 0;
+        await from.pause();
+      }
     }
     from.onProgress?.(index);
   }

@@ -46,4 +46,23 @@ describe("engine: stateText", () => {
     assert.equal(now.stateHash, computeStateHash((await engine.readState()).state));
     await engine.close();
   });
+  it("stateTextAt is the text of stateAt, from a snapshot plus a replay or from genesis", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const engine = await openSwoosh({ dataDir: dir, snapshotEvery: 1000, onFatal: () => undefined });
+    for (let i = 0; i < 3000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => engine.submit({ type: "task.submit", payload: { taskId: `t${i + j}`, kind: "k", payload: { n: i + j } } })));
+    }
+    const last = engine.stats().appliedIndex;
+    for (const index of [0, 1, 999, 1000, 1001, 2500, last - 1, last]) {
+      const text = await engine.stateTextAt(index);
+      const at = await engine.stateAt(index);
+      assert.equal(text.index, index);
+      assert.equal(text.pieces.join(""), canonicalJSON(at.state), `at ${index}`);
+      assert.equal(text.stateHash, computeStateHash(at.state));
+      assert.equal(text.logHash, at.logHash);
+      assert.equal(text.hlc, at.hlc);
+    }
+    await engine.close();
+  });
 });
