@@ -154,6 +154,22 @@ describe("FileSnapshotStore", () => {
     assert.match(error.actualHash ?? "", /^[0-9a-f]{64}$/);
   });
 
+  it("accepts the same snapshot laid out another way (re-indented), and still refuses one whose state changed", async () => {
+    // load hashes the state's bytes where save put them; any other layout is checked by serializing the parsed state.
+    const { fs, store } = await strictStore({ clusterId: "c1" });
+    await saveAt(store, 7);
+    const path = store.pathFor(7);
+    const original = (await fs.readFile(path)).toString("utf8");
+    await overwrite(fs, path, JSON.stringify(JSON.parse(original), null, 2));
+    const reloaded = await store.load(7);
+    assert.equal(canonicalJSON(reloaded.state), canonicalJSON(stateAt(7)));
+    assert.equal(reloaded.stateHash, computeStateHash(stateAt(7)));
+
+    // Re-indented and changed: the serializing path refuses it as the byte path would.
+    await overwrite(fs, path, JSON.stringify(JSON.parse(original.replace('"queued"', '"qveued"')), null, 2));
+    assertCorrupt(await store.load(7).then(() => undefined, (error: unknown) => error), /stateHash does not match/);
+  });
+
   it("detects a flipped byte that breaks the JSON", async () => {
     assertCorrupt(await loadAfterEdit((text) => text.replace('"tasks":{', '"tasks":[')), /not valid JSON/);
   });
