@@ -181,7 +181,7 @@ export function cancelDependents(m: OrchestratorModel, root: TaskSlot, hlc: stri
  * depends on it.
  */
 export function becameTerminal(m: OrchestratorModel, slot: TaskSlot): void {
-  slot.queueEntry = null;
+  m.queue.dequeue(slot);
   slot.expiryEntry = null;
   const task = slot.task;
   for (const depId of task.dependsOn) {

@@ -545,6 +545,23 @@ describe("system.tick", () => {
   });
 });
 
+describe("claim index memory", () => {
+  test("a requires-group no agent claims from is dropped, dead entries and all, once its last queued task is cancelled", () => {
+    const d = Driver.create();
+    // One group per label set; nobody has these labels, so nothing ever pops their heaps.
+    for (let i = 0; i < 3000; i++) d.ok("task.submit", { taskId: `t${i}`, kind: "k", requires: [`host-${i % 300}`] });
+    d.ok("task.submit", { taskId: "free", kind: "k" });
+    assert.equal(d.model.queue.groupCount, 301);
+    for (let i = 0; i < 3000; i++) d.ok("task.cancel", { taskId: `t${i}` });
+    assert.equal(d.model.queue.groupCount, 1, "only the group that still holds a queued task is left");
+    // Claims still see what is queued, and a group comes back with its next task.
+    d.ok("agent.register", { agentId: "a", labels: ["host-7"], capacity: 10 });
+    d.ok("task.submit", { taskId: "again", kind: "k", requires: ["host-7"] });
+    assert.deepEqual((claim(d, "a", 10)).map((lease) => lease.taskId).sort(), ["again", "free"]);
+    assert.equal(d.model.queue.groupCount, 0);
+  });
+});
+
 describe("determinism of the model", () => {
   test("a view does not change when later commands run", () => {
     const d = withAgent();

@@ -16,8 +16,10 @@
  * next `promote`.
  *
  * Deletion is lazy: an entry is live only while its owner's `queueEntry` is
- * that very entry. Groups whose heap runs empty are dropped, so a stream of
- * one-off `requires` sets does not leak.
+ * that very entry. Each group counts its live entries and is dropped, heap
+ * and all, when the count reaches zero, so a stream of one-off `requires`
+ * sets does not leak — nor do the dead entries of tasks cancelled in a group
+ * no agent ever claims from (nothing would ever pop them).
  */
 import { hlcCounter, hlcWallMs } from "../../core/hlc.ts";
 import { BinaryHeap } from "./heap.ts";
@@ -38,11 +40,15 @@ export interface QueueEntry {
   readonly requires: readonly string[];
   /** -1 in a group heap; the backoff deadline in the delayed heap. */
   readonly notBefore: number;
+  /** The group whose heap holds it; null in the delayed heap. */
+  readonly group: ReadyGroup | null;
 }
 
 export class ReadyGroup {
   readonly heap = new BinaryHeap<QueueEntry>(claimsFirst, isLive);
   attached = true;
+  /** Live entries in `heap`. */
+  live = 0;
   constructor(
     readonly key: string,
     readonly requires: readonly string[],
@@ -84,10 +90,10 @@ function isLive(entry: QueueEntry): boolean {
   return entry.owner.queueEntry === entry;
 }
 
-function makeEntry(owner: Queueable, id: string, priority: number, createdAt: string, requires: readonly string[], notBefore: number): QueueEntry {
+function makeEntry(owner: Queueable, id: string, priority: number, createdAt: string, requires: readonly string[], notBefore: number, group: ReadyGroup | null): QueueEntry {
   const createdMs = hlcWallMs(createdAt);
   const createdCounter = hlcCounter(createdAt);
-  return { owner, id, priority, createdAt, createdMs, createdCounter, requires, notBefore };
+  return { owner, id, priority, createdAt, createdMs, createdCounter, requires, notBefore, group };
 }
 
 /** The group key of a sorted, unique `requires` list. */
@@ -103,15 +109,44 @@ export class ReadyQueue {
 
   /** Makes `owner` claimable (now, or from `notBefore` on). Replaces any earlier entry. */
   enqueue(owner: Queueable, id: string, priority: number, createdAt: string, requires: readonly string[], notBefore?: number): void {
+    this.dequeue(owner);
     if (notBefore !== undefined) {
-      const entry = makeEntry(owner, id, priority, createdAt, requires, notBefore);
+      const entry = makeEntry(owner, id, priority, createdAt, requires, notBefore, null);
       owner.queueEntry = entry;
       this.delayed.push(entry);
       return;
     }
-    const entry = makeEntry(owner, id, priority, createdAt, requires, -1);
+    const group = this.groupFor(requires);
+    const entry = makeEntry(owner, id, priority, createdAt, requires, -1, group);
     owner.queueEntry = entry;
-    this.groupFor(requires).heap.push(entry);
+    group.live += 1;
+    group.heap.push(entry);
+  }
+
+  /** `owner` is no longer claimable (its entry, if any, is dead from now on). */
+  dequeue(owner: Queueable): void {
+    const entry = owner.queueEntry;
+    if (entry === null) return;
+    owner.queueEntry = null;
+    if (entry.group !== null) this.left(entry.group);
+  }
+
+  /** Groups with a live entry (for tests and diagnostics). */
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
+  /** A live entry of `group` went: the group goes too once none is left. */
+  private left(group: ReadyGroup): void {
+    group.live -= 1;
+    if (group.live === 0) this.detach(group);
+  }
+
+  private detach(group: ReadyGroup): void {
+    if (!group.attached) return;
+    group.attached = false;
+    this.groups.delete(group.key);
+    this.version++;
   }
 
   /** Moves every backoff that ended at or before `nowMs` into its group. Touches no state. */
@@ -157,19 +192,16 @@ export class ReadyQueue {
     }
     if (bestGroup === undefined || best === undefined) return undefined;
     bestGroup.heap.pop();
-    best.owner.queueEntry = null;
+    this.dequeue(best.owner);
     return best;
   }
 
   private liveHead(group: ReadyGroup): QueueEntry | undefined {
     if (!group.attached) return undefined;
     const head = group.heap.peekLive();
-    if (head !== undefined) return head;
-    // Empty: drop the group so that one-off requires sets do not accumulate.
-    group.attached = false;
-    this.groups.delete(group.key);
-    this.version++;
-    return undefined;
+    // No live entry while attached would mean a miscount; detach rather than keep an empty group.
+    if (head === undefined) this.detach(group);
+    return head;
   }
 
   private groupFor(requires: readonly string[]): ReadyGroup {
