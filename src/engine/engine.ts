@@ -164,6 +164,10 @@ export class Engine<Model> {
   /** Canonical texts of unchanged records, reused by hashing and snapshots (reducer rule 2). */
   private readonly texts = new RecordTextCache();
   private hashAt: { index: number; hash: string } | null = null;
+  /** Time-travel replays under way, each with the first log index it still has to read. */
+  private readonly replayHolds = new Set<{ readonly from: number }>();
+  /** The bound of the retention truncation under way (0 when none): entries below it may be going. */
+  private truncatingBefore = 0;
   /** The `stateText` being read, shared by callers at the same index and dropped once read (its text is large). */
   private stateTextReading: { index: number; text: Promise<StateText> } | null = null;
 
@@ -417,28 +421,47 @@ export class Engine<Model> {
     if (index === this.appliedIndex) return null;
     const pause = paced ? pacer(() => !this.closing) : undefined;
     const snapshotIndexes = (await this.snapshots.list()).filter((i) => i <= index);
-    const firstLogIndex = this.log.firstIndex();
     for (const snapshotIndex of snapshotIndexes) {
-      if (snapshotIndex < index && snapshotIndex + 1 < firstLogIndex) continue;
-      let doc;
-      try {
-        doc = await this.snapshots.load(snapshotIndex);
-      } catch {
-        continue;
-      }
-      const model = this.machine.restore(doc.state);
-      const position = await replayInto(this.machine, model, this.log, { fromIndex: snapshotIndex, toIndex: index, logHash: doc.logHash, hlc: doc.lastAppliedHlc, pause });
-      return { model, hlc: position.hlc, logHash: position.logHash };
+      // Checked and held in one turn of the event loop: no truncation can come in between.
+      if (snapshotIndex < index && snapshotIndex + 1 < this.firstReadableIndex()) continue;
+      const at = await this.holdingLogFrom(snapshotIndex + 1, async () => {
+        let doc;
+        try {
+          doc = await this.snapshots.load(snapshotIndex);
+        } catch {
+          return null;
+        }
+        const model = this.machine.restore(doc.state);
+        const position = await replayInto(this.machine, model, this.log, { fromIndex: snapshotIndex, toIndex: index, logHash: doc.logHash, hlc: doc.lastAppliedHlc, pause });
+        return { model, hlc: position.hlc, logHash: position.logHash };
+      });
+      if (at !== null) return at;
     }
-    if (firstLogIndex <= 1) {
-      const model = this.machine.restore(genesisStateCopy(this.genesis));
-      const position = await replayInto(this.machine, model, this.log, { fromIndex: 0, toIndex: index, logHash: this.genesis.stateHash, hlc: "", pause });
-      return { model, hlc: position.hlc, logHash: position.logHash };
+    if (this.firstReadableIndex() <= 1) {
+      return this.holdingLogFrom(1, async () => {
+        const model = this.machine.restore(genesisStateCopy(this.genesis));
+        const position = await replayInto(this.machine, model, this.log, { fromIndex: 0, toIndex: index, logHash: this.genesis.stateHash, hlc: "", pause });
+        return { model, hlc: position.hlc, logHash: position.logHash };
+      });
     }
-    throw new SwooshError("history_pruned", `the log starts at index ${firstLogIndex} and no snapshot at or before ${index} is kept`, {
-      index,
-      firstIndex: firstLogIndex,
-    });
+    const firstIndex = this.log.firstIndex();
+    throw new SwooshError("history_pruned", `the log starts at index ${firstIndex} and no snapshot at or before ${index} is kept`, { index, firstIndex });
+  }
+
+  /** The oldest log index a replay starting now can count on: past a truncation under way, entries may be going. */
+  private firstReadableIndex(): number {
+    return Math.max(this.log.firstIndex(), this.truncatingBefore);
+  }
+
+  /** Runs `read` with the log kept from `from` on: retention truncates no further while it runs (replays that pause). */
+  private async holdingLogFrom<T>(from: number, read: () => Promise<T>): Promise<T> {
+    const hold = { from };
+    this.replayHolds.add(hold);
+    try {
+      return await read();
+    } finally {
+      this.replayHolds.delete(hold);
+    }
   }
 
   /**
@@ -672,7 +695,17 @@ export class Engine<Model> {
     const kept = await this.snapshots.list();
     for (const old of kept.slice(this.settings.snapshotsKept)) await this.snapshots.remove(old);
     const oldestKept = kept.length >= this.settings.snapshotsKept ? kept[this.settings.snapshotsKept - 1] : undefined;
-    if (oldestKept !== undefined && oldestKept > this.log.firstIndex()) await this.log.truncateBefore(oldestKept);
+    if (oldestKept === undefined) return;
+    // Not past what a time-travel replay still has to read.
+    let before = oldestKept;
+    for (const hold of this.replayHolds) before = Math.min(before, hold.from);
+    if (before <= this.log.firstIndex()) return;
+    this.truncatingBefore = before;
+    try {
+      await this.log.truncateBefore(before);
+    } finally {
+      this.truncatingBefore = 0;
+    }
   }
 }
 

@@ -455,4 +455,27 @@ describe("engine: genesis (SPEC §4)", () => {
     assert.deepEqual((await engine.readLog(1, 100)).map((entry) => entry.index), [5]);
     await engine.close();
   });
+  it("keeps the log a time-travel replay still reads while snapshots truncate it", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotsKept: 1 });
+    await Promise.all(Array.from({ length: 10 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
+    await engine.snapshot();
+    for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 1000 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
+    assert.equal(engine.firstLogIndex, 10);
+    const expected = await engine.stateAt(20_000);
+    // A replay from the snapshot at 10 to 20,000, which pauses as it goes, while
+    // a newer snapshot would let retention drop everything below it.
+    const reading = engine.stateTextAt(20_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await engine.snapshot();
+    assert.ok(engine.firstLogIndex <= 11, `truncated to ${engine.firstLogIndex} under a replay that reads from 11`);
+    const text = await reading;
+    assert.equal(JSON.parse(text.pieces.join("")).count, 20_000);
+    assert.equal(text.stateHash, computeStateHash(expected.state));
+    // Once it is done, the next snapshot truncates as usual.
+    await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.snapshot();
+    assert.equal(engine.firstLogIndex, engine.stats().appliedIndex);
+    await engine.close();
+  });
 });
