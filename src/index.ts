@@ -38,7 +38,10 @@ export function defaultGenesis(clusterId = `swoosh-${randomUUID().slice(0, 8)}`)
   return createGenesis(clusterId, createGenesisState({ clusterId }), new Date().toISOString());
 }
 
+/** Where a time-travel worker thread finds the orchestrator's reducer. */
+const ORCHESTRATOR_MACHINE_MODULE = { module: new URL("./domain/machine.ts", import.meta.url).href, exportName: "orchestratorMachine" };
+
 /** Opens (recovering) or initializes an orchestrator in `dataDir`. */
 export function openSwoosh(options: SwooshOptions): Promise<Engine<OrchestratorModel>> {
-  return openEngine<OrchestratorModel>({ defaultGenesis: () => defaultGenesis(), ...options, machine: orchestratorMachine });
+  return openEngine<OrchestratorModel>({ defaultGenesis: () => defaultGenesis(), timeTravelMachine: ORCHESTRATOR_MACHINE_MODULE, ...options, machine: orchestratorMachine });
 }

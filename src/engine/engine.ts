@@ -25,6 +25,7 @@ import { chainHash, entryBody, openRecord, parseRecord } from "../core/log-recor
 import type { LogEntry, LogRecord } from "../core/log-record.ts";
 import type { StateCapture } from "../core/state-capture.ts";
 import type { StateMachine } from "../core/state-machine.ts";
+import { FileSnapshotStore } from "../storage/snapshot-store.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
 import { WalChainError } from "./errors.ts";
@@ -32,6 +33,7 @@ import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
+import { travelInWorker } from "./time-travel.ts";
 import type { EngineSettings } from "./settings.ts";
 
 /** What a client sends: SPEC §6 `{type, payload, id?, hlc?}`. */
@@ -85,7 +87,8 @@ export interface StateText {
   readonly hlc: string;
   readonly logHash: string;
   readonly stateHash: string;
-  readonly pieces: readonly string[];
+  /** Text, or its UTF-8 bytes (as a worker thread hands it over). */
+  readonly pieces: readonly (string | Buffer)[];
   /** UTF-8 bytes of the pieces together. */
   readonly byteLength: number;
 }
@@ -164,8 +167,10 @@ export class Engine<Model> {
   /** Canonical texts of unchanged records, reused by hashing and snapshots (reducer rule 2). */
   private readonly texts = new RecordTextCache();
   private hashAt: { index: number; hash: string } | null = null;
-  /** Time-travel replays under way, each with the first log index it still has to read. */
-  private readonly replayHolds = new Set<{ readonly from: number }>();
+  /** The time travel under way (they run one at a time: each holds a large model). */
+  private travelling: Promise<void> = Promise.resolve();
+  /** Time-travel replays under way, each with the snapshot it starts from (null: genesis) and the first log index it still has to read. */
+  private readonly replayHolds = new Set<{ readonly snapshot: number | null; readonly from: number }>();
   /** The bound of the retention truncation under way (0 when none): entries below it may be going. */
   private truncatingBefore = 0;
   /** The `stateText` being read, shared by callers at the same index and dropped once read (its text is large). */
@@ -360,13 +365,42 @@ export class Engine<Model> {
   }
 
   /**
-   * `stateAt(index)` as `stateText` gives it: the replay and the text are
-   * done a step at a time, letting the event loop run between steps (loading
-   * the snapshot it starts from is still one step).
+   * `stateAt(index)` as `stateText` gives it. With a time-travel machine
+   * module (settings) and snapshot files, a worker thread loads the snapshot,
+   * replays and serializes, and this thread only reads it WAL records;
+   * otherwise the replay and the text are done here a step at a time
+   * (loading the snapshot is then one step). One time travel runs at a time.
    */
-  async stateTextAt(index: number): Promise<StateText> {
-    const at = await this.modelAt(index, true);
-    if (at === null) return this.stateText();
+  stateTextAt(index: number): Promise<StateText> {
+    const run = this.travelling.then(() => this.travelledText(index));
+    this.travelling = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async travelledText(index: number): Promise<StateText> {
+    if (await this.isLiveIndex(index)) return this.stateText();
+    const machine = this.settings.timeTravelMachine;
+    const snapshots = this.snapshots;
+    if (machine !== null && snapshots instanceof FileSnapshotStore) {
+      const walFile = (this.log as { readonly file?: string }).file ?? "wal";
+      return this.fromBase(index, async (base) => {
+        const travelled = await travelInWorker({
+          machine,
+          snapshotDir: snapshots.dir,
+          clusterId: this.genesis.clusterId,
+          log: this.log,
+          walFile,
+          base: base === null ? { kind: "genesis", state: genesisStateCopy(this.genesis), logHash: this.genesis.stateHash } : { kind: "snapshot", index: base },
+          toIndex: index,
+        });
+        if (travelled === null) return null;
+        return { index, hlc: travelled.hlc, logHash: travelled.logHash, stateHash: travelled.stateHash, pieces: [travelled.bytes], byteLength: travelled.bytes.length };
+      });
+    }
+    const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(() => !this.closing)));
     // A model nobody else holds: it does not change between steps, and its record texts are not worth remembering.
     const capture = this.machine.capture?.(at.model) ?? null;
     const pieces = capture === null ? this.texts.pieces(this.machine.state(at.model)) : new RecordTextCache({ remember: false }).capturedPieces(capture, SNAPSHOT_PIECE_CHARS);
@@ -403,49 +437,61 @@ export class Engine<Model> {
    * before it plus a replay. `history_pruned` when the log no longer reaches back.
    */
   async stateAt(index: number): Promise<{ index: number; hlc: string; logHash: string; state: JsonObject }> {
-    const at = await this.modelAt(index, false);
-    if (at === null) return this.readState();
+    if (await this.isLiveIndex(index)) return this.readState();
+    const at = await this.fromBase(index, (base) => this.replayedModel(base, index, undefined));
     return { index, hlc: at.hlc, logHash: at.logHash, state: this.machine.state(at.model) };
   }
 
-  /**
-   * A model rebuilt at `index` (see stateAt), or null when the live model is
-   * exactly there. `paced`: the replay lets the event loop run between its
-   * reads of the log.
-   */
-  private async modelAt(index: number, paced: boolean): Promise<{ model: Model; hlc: string; logHash: string } | null> {
+  /** Checks a time-travel index; true when the live model is exactly there (commands applied since are not part of the answer). */
+  private async isLiveIndex(index: number): Promise<boolean> {
     await this.barrier();
     if (!Number.isSafeInteger(index) || index < 0) throw new SwooshError("bad_request", "index must be a non-negative integer", { field: "at" });
     if (index > this.durableIndex) throw new SwooshError("not_found", `index ${index} is past the newest entry ${this.durableIndex}`, { index });
-    // The live model only while it is exactly at `index` (commands applied since are not part of the answer).
-    if (index === this.appliedIndex) return null;
-    const pause = paced ? pacer(() => !this.closing) : undefined;
+    return index === this.appliedIndex;
+  }
+
+  /**
+   * Builds something as of `index` from the newest usable base — a snapshot
+   * at or before it whose next WAL entries are still held, else genesis while
+   * the log reaches back to 1 (`build` gets null for genesis) — with the log
+   * held from that base on while `build` runs. `build` answering null (its
+   * snapshot could not be loaded) moves on to the next base.
+   */
+  private async fromBase<T>(index: number, build: (snapshotIndex: number | null) => Promise<T | null>): Promise<T> {
     const snapshotIndexes = (await this.snapshots.list()).filter((i) => i <= index);
     for (const snapshotIndex of snapshotIndexes) {
       // Checked and held in one turn of the event loop: no truncation can come in between.
       if (snapshotIndex < index && snapshotIndex + 1 < this.firstReadableIndex()) continue;
-      const at = await this.holdingLogFrom(snapshotIndex + 1, async () => {
-        let doc;
-        try {
-          doc = await this.snapshots.load(snapshotIndex);
-        } catch {
-          return null;
-        }
-        const model = this.machine.restore(doc.state);
-        const position = await replayInto(this.machine, model, this.log, { fromIndex: snapshotIndex, toIndex: index, logHash: doc.logHash, hlc: doc.lastAppliedHlc, pause });
-        return { model, hlc: position.hlc, logHash: position.logHash };
-      });
-      if (at !== null) return at;
+      const built = await this.holding(snapshotIndex, () => build(snapshotIndex));
+      if (built !== null) return built;
     }
     if (this.firstReadableIndex() <= 1) {
-      return this.holdingLogFrom(1, async () => {
-        const model = this.machine.restore(genesisStateCopy(this.genesis));
-        const position = await replayInto(this.machine, model, this.log, { fromIndex: 0, toIndex: index, logHash: this.genesis.stateHash, hlc: "", pause });
-        return { model, hlc: position.hlc, logHash: position.logHash };
-      });
+      const built = await this.holding(null, () => build(null));
+      if (built !== null) return built;
     }
     const firstIndex = this.log.firstIndex();
     throw new SwooshError("history_pruned", `the log starts at index ${firstIndex} and no snapshot at or before ${index} is kept`, { index, firstIndex });
+  }
+
+  /** The model as of `index`, from the snapshot at `snapshotIndex` (null: genesis) and a replay; null when that snapshot cannot be loaded. */
+  private async replayedModel(snapshotIndex: number | null, index: number, pause: (() => Promise<void>) | undefined): Promise<{ model: Model; hlc: string; logHash: string } | null> {
+    let model: Model;
+    let from: { fromIndex: number; logHash: string; hlc: string };
+    if (snapshotIndex === null) {
+      model = this.machine.restore(genesisStateCopy(this.genesis));
+      from = { fromIndex: 0, logHash: this.genesis.stateHash, hlc: "" };
+    } else {
+      let doc;
+      try {
+        doc = await this.snapshots.load(snapshotIndex);
+      } catch {
+        return null;
+      }
+      model = this.machine.restore(doc.state);
+      from = { fromIndex: snapshotIndex, logHash: doc.logHash, hlc: doc.lastAppliedHlc };
+    }
+    const position = await replayInto(this.machine, model, this.log, { ...from, toIndex: index, pause });
+    return { model, hlc: position.hlc, logHash: position.logHash };
   }
 
   /** The oldest log index a replay starting now can count on: past a truncation under way, entries may be going. */
@@ -453,9 +499,13 @@ export class Engine<Model> {
     return Math.max(this.log.firstIndex(), this.truncatingBefore);
   }
 
-  /** Runs `read` with the log kept from `from` on: retention truncates no further while it runs (replays that pause). */
-  private async holdingLogFrom<T>(from: number, read: () => Promise<T>): Promise<T> {
-    const hold = { from };
+  /**
+   * Runs `read` with its base kept: retention removes neither the snapshot
+   * file `snapshot` nor the log entries after it while it runs (time travel
+   * takes many turns of the event loop, in a worker or in paced steps).
+   */
+  private async holding<T>(snapshot: number | null, read: () => Promise<T>): Promise<T> {
+    const hold = { snapshot, from: (snapshot ?? 0) + 1 };
     this.replayHolds.add(hold);
     try {
       return await read();
@@ -693,7 +743,10 @@ export class Engine<Model> {
     // Retention: keep the newest K. The WAL goes below the oldest kept one only
     // once K exist, so a young cluster keeps its whole history (GET /log, ?at=).
     const kept = await this.snapshots.list();
-    for (const old of kept.slice(this.settings.snapshotsKept)) await this.snapshots.remove(old);
+    for (const old of kept.slice(this.settings.snapshotsKept)) {
+      // A time travel starting from it keeps it until it is done (a later snapshot removes it).
+      if (![...this.replayHolds].some((hold) => hold.snapshot === old)) await this.snapshots.remove(old);
+    }
     const oldestKept = kept.length >= this.settings.snapshotsKept ? kept[this.settings.snapshotsKept - 1] : undefined;
     if (oldestKept === undefined) return;
     // Not past what a time-travel replay still has to read.

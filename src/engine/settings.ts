@@ -5,6 +5,7 @@ import type { Clock } from "../core/hlc.ts";
 import { DEFAULT_OUTCOME_RETENTION } from "./outcomes.ts";
 import type { OutcomeRetention } from "./outcomes.ts";
 import { systemClock } from "./system-clock.ts";
+import type { TimeTravelMachine } from "./time-travel.ts";
 
 export interface EngineSettings {
   readonly clock: Clock;
@@ -32,6 +33,12 @@ export interface EngineSettings {
    */
   readonly appendsInFlightMax: number;
   readonly outcomeRetention: OutcomeRetention;
+  /**
+   * Where a worker thread finds the state machine for time travel (its module
+   * URL and export): with it, `stateTextAt` runs in a worker; null: on the
+   * main thread, a step at a time.
+   */
+  readonly timeTravelMachine: TimeTravelMachine | null;
   /** A flush failed: the engine is poisoned; the embedding process should exit non-zero. */
   readonly onFatal: (error: Error) => void;
   readonly onSnapshotError: (error: Error) => void;
@@ -58,6 +65,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     batchSizeMax: input.batchSizeMax ?? 4096,
     appendsInFlightMax: input.appendsInFlightMax ?? 1,
     outcomeRetention: input.outcomeRetention ?? DEFAULT_OUTCOME_RETENTION,
+    timeTravelMachine: input.timeTravelMachine ?? null,
     onFatal: input.onFatal ?? defaultOnFatal,
     onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
   };

@@ -65,4 +65,23 @@ describe("engine: stateText", () => {
     }
     await engine.close();
   });
+  it("time travel in a worker keeps the log it replays while a snapshot would truncate it", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const engine = await openSwoosh({ dataDir: dir, snapshotEvery: 0, snapshotsKept: 1, onFatal: () => undefined });
+    const submit = (from: number, count: number) =>
+      Promise.all(Array.from({ length: count }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${from + i}`, kind: "k" } })));
+    await submit(0, 100);
+    await engine.snapshot();
+    await submit(100, 5000);
+    const expected = await engine.stateAt(4000);
+    const reading = engine.stateTextAt(4000);
+    // The worker is starting (its base is the snapshot at 100); a newer snapshot now would drop the log below it.
+    await engine.snapshot();
+    assert.ok(engine.firstLogIndex <= 101, `truncated to ${engine.firstLogIndex} under a replay that reads from 101`);
+    const text = await reading;
+    assert.equal(text.pieces.join(""), canonicalJSON(expected.state));
+    assert.equal(text.stateHash, computeStateHash(expected.state));
+    await engine.close();
+  });
 });

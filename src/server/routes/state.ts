@@ -34,9 +34,9 @@ function stateHead(read: StateText): string {
   return `{"index":${read.index},"hlc":${JSON.stringify(read.hlc)},"stateHash":"${read.stateHash}","logHash":"${read.logHash}","state":`;
 }
 
-function* stateBody(head: string, pieces: readonly string[]): Generator<Buffer> {
+function* stateBody(head: string, pieces: readonly (string | Buffer)[]): Generator<Buffer> {
   yield Buffer.from(head);
-  for (const piece of pieces) yield Buffer.from(piece);
+  for (const piece of pieces) yield typeof piece === "string" ? Buffer.from(piece) : piece;
   yield Buffer.from("}");
 }
 

@@ -1,0 +1,120 @@
+/**
+ * Time travel in a worker thread (the parent side of time-travel-worker.ts):
+ * one job per worker, which loads the base (a snapshot file, or the genesis
+ * state), asks here for the WAL records after it, and sends back the state's
+ * canonical text as bytes (transferred, not copied) with its hash. The
+ * parent's event loop only reads WAL records, a batch per request.
+ */
+import { Worker } from "node:worker_threads";
+import type { JsonObject } from "../core/json.ts";
+import type { LogRecord } from "../core/log-record.ts";
+import type { CommandLog } from "../storage/types.ts";
+import { ReplayDivergenceError, WalChainError } from "./errors.ts";
+
+/** The module (URL) and export of the state machine a worker replays with. */
+export interface TimeTravelMachine {
+  readonly module: string;
+  readonly exportName: string;
+}
+
+/** What a worker is started with. */
+export interface TimeTravelData {
+  readonly entry: string;
+  readonly machineModule: string;
+  readonly machineExport: string;
+  readonly snapshotDir: string;
+  readonly clusterId: string;
+  /** The WAL's path, named in chain errors. */
+  readonly walFile: string;
+}
+
+export type TravelBase = { readonly kind: "snapshot"; readonly index: number } | { readonly kind: "genesis"; readonly state: JsonObject; readonly logHash: string };
+
+export type TimeTravelRequest = { readonly kind: "start"; readonly base: TravelBase; readonly toIndex: number } | { readonly kind: "records"; readonly records: LogRecord[] };
+
+export type TimeTravelReply =
+  | { readonly kind: "need"; readonly from: number; readonly limit: number }
+  | { readonly kind: "baseUnavailable"; readonly message: string }
+  | { readonly kind: "text"; readonly hlc: string; readonly logHash: string; readonly stateHash: string; readonly bytes: ArrayBuffer }
+  | { readonly kind: "failed"; readonly name: string; readonly message: string; readonly index?: number; readonly detail?: string };
+
+export interface TravelledText {
+  readonly hlc: string;
+  readonly logHash: string;
+  readonly stateHash: string;
+  readonly bytes: Buffer;
+}
+
+/** WAL records handed to a worker per request: a few milliseconds of reading each. */
+const RECORDS_PER_MESSAGE = 1024;
+
+const WORKER_ENTRY = new URL("../../bin/ts-worker.js", import.meta.url);
+const TRAVEL_ENTRY = new URL("./time-travel-worker.ts", import.meta.url).href;
+
+/**
+ * Rebuilds the state as of `toIndex` from `base` in a new worker. Resolves
+ * with its text, or null when the base snapshot could not be loaded (the
+ * caller tries another); rejects with WalChainError / ReplayDivergenceError
+ * as a replay here would.
+ */
+export function travelInWorker(options: {
+  readonly machine: TimeTravelMachine;
+  readonly snapshotDir: string;
+  readonly clusterId: string;
+  readonly log: CommandLog;
+  readonly walFile: string;
+  readonly base: TravelBase;
+  readonly toIndex: number;
+}): Promise<TravelledText | null> {
+  const data: TimeTravelData = {
+    entry: TRAVEL_ENTRY,
+    machineModule: options.machine.module,
+    machineExport: options.machine.exportName,
+    snapshotDir: options.snapshotDir,
+    clusterId: options.clusterId,
+    walFile: options.walFile,
+  };
+  const worker = new Worker(WORKER_ENTRY, { workerData: data });
+  // It never keeps the process alive by itself (a server closing does not wait for a time travel).
+  worker.unref();
+  return new Promise<TravelledText | null>((resolve, reject) => {
+    let settled = false;
+    const finish = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
+      outcome();
+      void worker.terminate();
+    };
+    worker.on("message", (reply: TimeTravelReply) => {
+      switch (reply.kind) {
+        case "need":
+          options.log.read(reply.from, Math.min(reply.limit, RECORDS_PER_MESSAGE)).then(
+            (records) => worker.postMessage({ kind: "records", records } satisfies TimeTravelRequest),
+            (error: unknown) => finish(() => reject(error)),
+          );
+          return;
+        case "baseUnavailable":
+          finish(() => resolve(null));
+          return;
+        case "text":
+          finish(() => resolve({ hlc: reply.hlc, logHash: reply.logHash, stateHash: reply.stateHash, bytes: Buffer.from(reply.bytes) }));
+          return;
+        case "failed":
+          finish(() => reject(rebuiltError(reply, options.walFile)));
+          return;
+      }
+    });
+    worker.on("error", (error) => finish(() => reject(error)));
+    worker.on("exit", (code) => finish(() => reject(new Error(`time-travel worker exited (code ${code}) before answering`))));
+    worker.postMessage({ kind: "start", base: options.base, toIndex: options.toIndex } satisfies TimeTravelRequest);
+  });
+}
+
+/** The worker's failure as the error a replay on this thread would have thrown. */
+function rebuiltError(reply: Extract<TimeTravelReply, { kind: "failed" }>, walFile: string): Error {
+  if (reply.name === "WalChainError" && reply.index !== undefined) return new WalChainError(reply.index, reply.detail ?? reply.message, walFile);
+  if (reply.name === "ReplayDivergenceError" && reply.index !== undefined) return new ReplayDivergenceError(reply.index, reply.detail ?? reply.message);
+  const error = new Error(reply.message);
+  error.name = reply.name;
+  return error;
+}
