@@ -17,9 +17,10 @@
  *
  * Deletion is lazy: an entry is live only while its owner's `queueEntry` is
  * that very entry. Each group counts its live entries and is dropped, heap
- * and all, when the count reaches zero, so a stream of one-off `requires`
- * sets does not leak — nor do the dead entries of tasks cancelled in a group
- * no agent ever claims from (nothing would ever pop them).
+ * and all, when the count reaches zero with dead entries left in it, or when
+ * a claim finds it empty, so a stream of one-off `requires` sets does not
+ * leak — nor do the dead entries of tasks cancelled in a group no agent ever
+ * claims from (nothing would ever pop them).
  */
 import { hlcCounter, hlcWallMs } from "../../core/hlc.ts";
 import { BinaryHeap } from "./heap.ts";
@@ -136,10 +137,16 @@ export class ReadyQueue {
     return this.groups.size;
   }
 
-  /** A live entry of `group` went: the group goes too once none is left. */
+  /**
+   * A live entry of `group` went: once none is left, the group goes too if
+   * its heap still holds dead entries (nothing might ever pop them). An empty
+   * one stays for the next task (a queue drained by claims would otherwise
+   * drop and remake its group, and every agent's match cache, over and over);
+   * a claim that finds it empty drops it (liveHead).
+   */
   private left(group: ReadyGroup): void {
     group.live -= 1;
-    if (group.live === 0) this.detach(group);
+    if (group.live === 0 && group.heap.size > 0) this.detach(group);
   }
 
   private detach(group: ReadyGroup): void {
