@@ -14,7 +14,6 @@
  * one are refused with `unavailable`, nothing is retried, and `onFatal` tells the
  * embedding process to exit; a restart recovers from disk.
  */
-import { createHash } from "node:crypto";
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
 import { JSON_DEPTH_MAX, JsonValueError, ownedCanonicalJSON } from "../core/json.ts";
@@ -33,6 +32,8 @@ import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
+import { collectText, pacer, runPaced, slicedPieces } from "./paced.ts";
+import type { CollectedText } from "./paced.ts";
 import { travelInWorker } from "./time-travel.ts";
 import type { EngineSettings } from "./settings.ts";
 
@@ -773,77 +774,6 @@ function parseRecordOrNull(record: LogRecord): LogEntry | null {
 
 /** Snapshot pieces are about this many characters (a millisecond or so of serializing). */
 const SNAPSHOT_PIECE_CHARS = 1 << 17;
-
-/**
- * Hands the snapshot's pieces on, letting the event loop run between them
- * (commands keep being served while a large state is written). Empty pieces
- * are only pause points (RecordTextCache.capturedPieces).
- *
- * After each step the snapshot pauses about as long as the step took, so it
- * uses at most about half of the main thread: back to back, its steps held
- * every flush completion and request behind one another and commands waited
- * 10–15 ms while a snapshot ran; paced, they wait about one step.
- */
-async function* slicedPieces(pieces: Iterable<string>, size: { chars: number }, paced: () => boolean): AsyncGenerator<string> {
-  const pause = pacer(paced);
-  for (const piece of pieces) {
-    if (piece.length > 0) {
-      size.chars += piece.length;
-      yield piece;
-    }
-    await pause();
-  }
-}
-
-/** A state's canonical text, gathered: its pieces, their SHA-256 (the state hash) and UTF-8 length. */
-type CollectedText = Pick<StateText, "stateHash" | "pieces" | "byteLength">;
-
-async function collectText(pieces: Iterable<string> | AsyncIterable<string>): Promise<CollectedText> {
-  const hash = createHash("sha256");
-  const kept: string[] = [];
-  let byteLength = 0;
-  for await (const piece of pieces) {
-    hash.update(piece, "utf8");
-    byteLength += Buffer.byteLength(piece, "utf8");
-    kept.push(piece);
-  }
-  return { stateHash: hash.digest("hex"), pieces: kept, byteLength };
-}
-
-/**
- * Runs `steps` to its end, a step (up to each `yield`) at a time, pausing
- * after each as a snapshot does; resolves with what it returns.
- */
-async function runPaced<T>(steps: Generator<void, T>, paced: () => boolean): Promise<T> {
-  const pause = pacer(paced);
-  for (;;) {
-    const next = steps.next();
-    if (next.done === true) return next.value;
-    await pause();
-  }
-}
-
-/** A pause to await after each step of work, timing the step itself (the time since the last pause ended). */
-function pacer(paced: () => boolean): () => Promise<void> {
-  let stepStartedMs = performance.now();
-  return async () => {
-    await pauseAfterStep(performance.now() - stepStartedMs, paced());
-    stepStartedMs = performance.now();
-  };
-}
-
-/**
- * Lets the event loop run after a step of background work: a pause about as
- * long as the step (so the work takes at most about half the main thread), or
- * only a turn for a short step or when not `paced` (once the engine is
- * closing, no command waits any more, and the final snapshot holds up the exit).
- */
-function pauseAfterStep(stepMs: number, paced: boolean): Promise<void> {
-  return new Promise<void>((resolve) => (stepMs < SNAPSHOT_STEP_FREE_MS || !paced ? setImmediate(resolve) : setTimeout(resolve, stepMs)));
-}
-
-/** Snapshot steps shorter than this are followed by no pause (only a turn of the event loop). */
-const SNAPSHOT_STEP_FREE_MS = 0.5;
 
 /**
  * The payload's canonical text and the model's copy of it, which also
