@@ -323,22 +323,26 @@ export class Engine<Model> {
    * sends). On a machine that can capture its state, the text is read from a
    * capture a slice at a time, paced as a snapshot is: a large state never
    * holds the event loop for long, commands go on meanwhile, and the text
-   * stays that of the index it was asked at. Callers at one index share the
-   * work.
+   * stays that of the index it was read at. Callers at one index share the
+   * work; one read runs at a time, so a caller that comes while an earlier
+   * index is being read gets the state as it is once that read is done.
    */
   stateText(): Promise<StateText> {
     if (this.poisonedBy) return Promise.reject(this.unavailable());
     const index = this.appliedIndex;
-    if (this.stateTextReading?.index !== index) {
-      const text = this.readStateText();
-      const reading = { index, text };
-      this.stateTextReading = reading;
-      const forget = (): void => {
-        if (this.stateTextReading === reading) this.stateTextReading = null;
-      };
-      text.then(forget, forget);
-    }
-    return (this.stateTextReading as { text: Promise<StateText> }).text;
+    const reading = this.stateTextReading;
+    if (reading?.index === index) return reading.text;
+    // One read at a time (each holds the whole text): a caller at a later
+    // index waits for the one under way, then reads the state as it is then.
+    if (reading !== null) return reading.text.then(() => this.stateText(), () => this.stateText());
+    const text = this.readStateText();
+    const started = { index, text };
+    this.stateTextReading = started;
+    const forget = (): void => {
+      if (this.stateTextReading === started) this.stateTextReading = null;
+    };
+    text.then(forget, forget);
+    return text;
   }
 
   private async readStateText(): Promise<StateText> {

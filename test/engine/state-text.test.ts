@@ -7,7 +7,11 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
 import { canonicalJSON } from "../../src/core/json.ts";
-import { openSwoosh } from "../../src/index.ts";
+import type { StateMachine } from "../../src/core/state-machine.ts";
+import { orchestratorMachine } from "../../src/domain/index.ts";
+import type { OrchestratorModel } from "../../src/domain/index.ts";
+import { openEngine } from "../../src/engine/open.ts";
+import { defaultGenesis, openSwoosh } from "../../src/index.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -82,6 +86,33 @@ describe("engine: stateText", () => {
     const text = await reading;
     assert.equal(text.pieces.join(""), canonicalJSON(expected.state));
     assert.equal(text.stateHash, computeStateHash(expected.state));
+    await engine.close();
+  });
+  it("reads one text at a time: a caller at a later index waits, then gets the state as it is then", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    // The orchestrator, counting the captures open at once (each read of the text holds one).
+    let open = 0;
+    let most = 0;
+    const machine: StateMachine<OrchestratorModel> = {
+      ...orchestratorMachine,
+      capture: (model) => {
+        const capture = (orchestratorMachine.capture as NonNullable<typeof orchestratorMachine.capture>)(model);
+        most = Math.max(most, ++open);
+        return { top: capture.top, release: () => (open--, capture.release()) };
+      },
+    };
+    const engine = await openEngine({ dataDir: dir, machine, defaultGenesis: () => defaultGenesis(), snapshotEvery: 0, onFatal: () => undefined });
+    const big = "z".repeat(300);
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k", payload: { big } } })));
+
+    const first = engine.stateText();
+    const applied = engine.submit({ type: "task.submit", payload: { taskId: "later", kind: "k" } });
+    const second = engine.stateText();
+    const [a, b] = await Promise.all([first, second, applied]);
+    assert.equal(most, 1, "one text read at a time");
+    assert.equal(b.index, a.index + 1);
+    assert.equal(b.pieces.join(""), canonicalJSON((await engine.readState()).state));
     await engine.close();
   });
 });
