@@ -34,7 +34,7 @@ import type { OutcomeTable } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
 import { collectText, pacer, runPaced, slicedPieces } from "./paced.ts";
 import type { CollectedText } from "./paced.ts";
-import { travelInWorker } from "./time-travel.ts";
+import { rebuiltModelPieces, travelInWorker } from "./time-travel.ts";
 import type { EngineSettings } from "./settings.ts";
 
 /** What a client sends: SPEC §6 `{type, payload, id?, hlc?}`. */
@@ -406,10 +406,7 @@ export class Engine<Model> {
       });
     }
     const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(() => !this.closing)));
-    // A model nobody else holds: it does not change between steps, and its record texts are not worth remembering.
-    const capture = this.machine.capture?.(at.model) ?? null;
-    const pieces = capture === null ? this.texts.pieces(this.machine.state(at.model)) : new RecordTextCache({ remember: false }).capturedPieces(capture, SNAPSHOT_PIECE_CHARS);
-    const text = await collectText(slicedPieces(pieces, { chars: 0 }, () => !this.closing));
+    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), { chars: 0 }, () => !this.closing));
     return { index, hlc: at.hlc, logHash: at.logHash, ...text };
   }
 

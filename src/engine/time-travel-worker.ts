@@ -13,18 +13,20 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
-import { createHash } from "node:crypto";
 import type { JsonObject } from "../core/json.ts";
 import type { LogRecord } from "../core/log-record.ts";
-import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore } from "../storage/snapshot-store.ts";
 import type { CommandLog } from "../storage/types.ts";
+import { collectText } from "./paced.ts";
 import { replayInto } from "./replay.ts";
+import { rebuiltModelPieces } from "./time-travel.ts";
 import type { TimeTravelData, TimeTravelReply, TimeTravelRequest } from "./time-travel.ts";
 
 const port = parentPort as MessagePort;
+/** The text is gathered in pieces of about this many characters before it becomes one buffer. */
+const TEXT_PIECE_CHARS = 1 << 20;
 const data = workerData as TimeTravelData;
 
 /** Records answered by the parent, one `need` at a time. */
@@ -75,17 +77,12 @@ async function run(request: Extract<TimeTravelRequest, { kind: "start" }>): Prom
   }
   const model = machine.restore(state);
   const position = await replayInto(machine, model, remoteLog, { ...from, toIndex: request.toIndex, file: data.walFile });
-  // A model nobody else holds: read in one go, not remembered.
-  const texts = new RecordTextCache({ remember: false });
-  const capture = machine.capture?.(model) ?? null;
-  const pieces = capture === null ? [...texts.pieces(machine.state(model))] : [...texts.capturedPieces(capture)];
-  let byteLength = 0;
-  for (const piece of pieces) byteLength += Buffer.byteLength(piece, "utf8");
-  const bytes = Buffer.allocUnsafeSlow(byteLength);
+  // Read in one go (this thread serves nobody else), then handed over as one buffer, transferred rather than copied.
+  const text = await collectText(rebuiltModelPieces(machine, model, TEXT_PIECE_CHARS));
+  const bytes = Buffer.allocUnsafeSlow(text.byteLength);
   let offset = 0;
-  for (const piece of pieces) offset += bytes.write(piece, offset, "utf8");
-  const stateHash = createHash("sha256").update(bytes).digest("hex");
-  send({ kind: "text", hlc: position.hlc, logHash: position.logHash, stateHash, bytes: bytes.buffer }, [bytes.buffer]);
+  for (const piece of text.pieces) offset += bytes.write(piece, offset, "utf8");
+  send({ kind: "text", hlc: position.hlc, logHash: position.logHash, stateHash: text.stateHash, bytes: bytes.buffer }, [bytes.buffer]);
 }
 
 port.on("message", (request: TimeTravelRequest) => {

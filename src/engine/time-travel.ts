@@ -8,6 +8,8 @@
 import { Worker } from "node:worker_threads";
 import type { JsonObject } from "../core/json.ts";
 import type { LogRecord } from "../core/log-record.ts";
+import { RecordTextCache } from "../core/record-text-cache.ts";
+import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError } from "./errors.ts";
 
@@ -117,4 +119,16 @@ function rebuiltError(reply: Extract<TimeTravelReply, { kind: "failed" }>, walFi
   const error = new Error(reply.message);
   error.name = reply.name;
   return error;
+}
+
+/**
+ * The canonical text, in pieces of about `pieceChars`, of a model rebuilt for
+ * time travel: nobody else holds it, so it does not change while it is read
+ * (a capture, when the machine has one, lists its ids a step at a time), and
+ * its record texts are not worth remembering.
+ */
+export function rebuiltModelPieces<Model>(machine: StateMachine<Model>, model: Model, pieceChars: number): Iterable<string> {
+  const texts = new RecordTextCache({ remember: false });
+  const capture = machine.capture?.(model) ?? null;
+  return capture === null ? texts.pieces(machine.state(model), pieceChars) : texts.capturedPieces(capture, pieceChars);
 }
