@@ -79,12 +79,19 @@ function fileTail(stateHash: string, metaHash: string): string {
  * checks the state at a tenth of the cost of serializing the parsed state
  * again; for any other layout `load` serializes (and accepts the same files).
  */
-function stateBytesOf(bytes: Buffer, doc: SnapshotDocument, outcomesText: string): Buffer | null {
-  const head = Buffer.from(fileHead(doc) + outcomesText + `,"state":`, "utf8");
-  const tail = Buffer.from(fileTail(doc.stateHash, doc.metaHash), "utf8");
-  if (bytes.length < head.length + tail.length) return null;
-  if (!bytes.subarray(0, head.length).equals(head) || !bytes.subarray(bytes.length - tail.length).equals(tail)) return null;
-  return bytes.subarray(head.length, bytes.length - tail.length);
+function stateBytesOf(bytes: Buffer, text: string, doc: SnapshotDocument, outcomesText: string): Buffer | null {
+  // Compared on the decoded text, part by part: the outcome rows (megabytes) are neither concatenated nor encoded again.
+  const parts = [fileHead(doc), outcomesText, `,"state":`];
+  let at = 0;
+  let headBytes = 0;
+  for (const part of parts) {
+    if (!text.startsWith(part, at)) return null;
+    at += part.length;
+    headBytes += Buffer.byteLength(part, "utf8");
+  }
+  const tail = fileTail(doc.stateHash, doc.metaHash);
+  if (text.length < at + tail.length || !text.endsWith(tail)) return null;
+  return bytes.subarray(headBytes, bytes.length - Buffer.byteLength(tail, "utf8"));
 }
 
 // The canonical JSON of the meta object, split around `outcomes` so that a
@@ -213,9 +220,10 @@ export class FileSnapshotStore implements SnapshotStore {
       new SnapshotCorruptError(file, lastAppliedIndex, detail, hashes);
     // A missing file is not corruption: its ENOENT propagates as is.
     const bytes = await this.fs.readFile(file);
+    const text = bytes.toString("utf8");
     let parsed: unknown;
     try {
-      parsed = JSON.parse(bytes.toString("utf8"));
+      parsed = JSON.parse(text);
     } catch (error) {
       throw corrupt(`not valid JSON (truncated or damaged): ${(error as Error).message}`);
     }
@@ -234,7 +242,7 @@ export class FileSnapshotStore implements SnapshotStore {
       throw corrupt(`belongs to cluster ${JSON.stringify(doc.clusterId)}, expected ${JSON.stringify(this.clusterId)}`);
     }
     if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
-    const stateBytes = stateBytesOf(bytes, doc, outcomesText);
+    const stateBytes = stateBytesOf(bytes, text, doc, outcomesText);
     let stateHash = stateBytes === null ? "" : createHash("sha256").update(stateBytes).digest("hex");
     try {
       if (stateHash !== doc.stateHash) stateHash = computeStateHash(doc.state);
