@@ -390,7 +390,7 @@ export class Engine<Model> {
     const machine = this.settings.timeTravelMachine;
     const snapshots = this.snapshots;
     if (machine !== null && snapshots instanceof FileSnapshotStore) {
-      const walFile = (this.log as { readonly file?: string }).file ?? "wal";
+      const walFile = this.walFile();
       return this.fromBase(index, async (base) => {
         const travelled = await travelInWorker({
           machine,
@@ -496,6 +496,11 @@ export class Engine<Model> {
     return { model, hlc: position.hlc, logHash: position.logHash };
   }
 
+  /** The WAL's path for errors ("wal" for a log that has none, e.g. in memory). */
+  private walFile(): string {
+    return (this.log as { readonly file?: string }).file ?? "wal";
+  }
+
   /** The oldest log index a replay starting now can count on: past a truncation under way, entries may be going. */
   private firstReadableIndex(): number {
     return Math.max(this.log.firstIndex(), this.truncatingBefore);
@@ -540,7 +545,7 @@ export class Engine<Model> {
     } else if (records[0]?.index === 1) {
       prevHash = this.genesis.stateHash;
     }
-    const file = (this.log as { readonly file?: string }).file ?? "wal";
+    const file = this.walFile();
     const entries: LogEntry[] = [];
     for (const record of records.slice(0, count)) {
       const expectedPrev = prevHash ?? (parseRecordOrNull(record)?.prevHash ?? "");

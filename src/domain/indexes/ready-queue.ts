@@ -132,7 +132,7 @@ export class ReadyQueue {
     if (entry.group !== null) this.left(entry.group);
   }
 
-  /** Groups with a live entry (for tests and diagnostics). */
+  /** Groups held (for tests and diagnostics): those with a live entry, and emptied ones until a claim finds them empty. */
   get groupCount(): number {
     return this.groups.size;
   }
