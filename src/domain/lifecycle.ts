@@ -32,7 +32,8 @@ export interface Released {
 }
 
 export function noneReleased(): Released {
-  return { requeued: 0, failed: 0, cancelled: 0 };
+  // Keys in canonical order: results copy it as it is (see the outcome rows of a snapshot).
+  return { cancelled: 0, failed: 0, requeued: 0 };
 }
 
 /** The retry delay after the `attempts`-th unsuccessful attempt (attempts >= 1). */

@@ -321,6 +321,9 @@ function runSequence(ops: readonly Op[]): void {
     results.push(outcome.result);
     const resultCheck = resultChecks.get(command.type);
     assert.ok(resultCheck?.Check(outcome.result), `${command.type} result ${JSON.stringify(outcome.result)} breaks its schema`);
+    // Results are built with their keys in canonical order: the outcome rows of a
+    // snapshot are then serialized by one JSON.stringify, not a sorted copy.
+    assert.equal(JSON.stringify(outcome.result), canonicalJSON(outcome.result), `${command.type} result keys are not in canonical order`);
 
     const after = d.state;
     if (command.type === "task.claim") {

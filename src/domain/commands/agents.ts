@@ -73,7 +73,7 @@ export function heartbeat(m: OrchestratorModel, p: CommandPayload<"agent.heartbe
   const slot = m.agents.get(p.agentId);
   if (slot === undefined) return unknownAgent(p.agentId);
   const expiresAt = refreshAgent(m, slot, ctx);
-  const result: CommandResult<"agent.heartbeat"> = { agentId: p.agentId, status: slot.agent.status, leases: slot.leases.size, expiresAt };
+  const result: CommandResult<"agent.heartbeat"> = { agentId: p.agentId, expiresAt, leases: slot.leases.size, status: slot.agent.status };
   return accept(result);
 }
 

@@ -40,6 +40,6 @@ export function tick(m: OrchestratorModel, ctx: ApplyContext): ApplyOutcome {
     offline++;
   }
   agentIds.sort();
-  const result: CommandResult<"system.tick"> = { expired, offline, agentIds, released: { ...released } };
+  const result: CommandResult<"system.tick"> = { agentIds, expired, offline, released: { ...released } };
   return accept(result);
 }

@@ -26,7 +26,7 @@ export function cancel(m: OrchestratorModel, p: CommandPayload<"task.cancel">, c
   }
   const ids = cancelTask(m, slot, ctx.hlc, p.reason);
   ids.sort();
-  const result: CommandResult<"task.cancel"> = { taskId: p.taskId, cancelled: ids.length, taskIds: ids.slice(0, RESULT_IDS_MAX) };
+  const result: CommandResult<"task.cancel"> = { cancelled: ids.length, taskId: p.taskId, taskIds: ids.slice(0, RESULT_IDS_MAX) };
   return accept(result);
 }
 

@@ -39,7 +39,7 @@ export function claim(m: OrchestratorModel, p: CommandPayload<"task.claim">, ctx
       const slot = entry.owner as TaskSlot;
       token++;
       const task = leaseTo(m, slot, agent, token, expiresAt, ctx.hlc);
-      leases.push({ taskId: task.id, kind: task.kind, payload: task.payload, token, expiresAt, attempt: task.attempts + 1 });
+      leases.push({ attempt: task.attempts + 1, expiresAt, kind: task.kind, payload: task.payload, taskId: task.id, token });
     }
     m.state.leaseTokenSeq = token;
   }
@@ -66,7 +66,7 @@ export function complete(m: OrchestratorModel, p: CommandPayload<"task.complete"
   const slot = liveLease(m, p.taskId, p.token);
   if (!(slot instanceof TaskSlot)) return slot;
   const unblocked = succeed(m, slot, ctx.hlc, p.result);
-  const result: CommandResult<"task.complete"> = { taskId: p.taskId, status: "succeeded", unblocked };
+  const result: CommandResult<"task.complete"> = { status: "succeeded", taskId: p.taskId, unblocked };
   return accept(result);
 }
 
@@ -75,12 +75,10 @@ export function fail(m: OrchestratorModel, p: CommandPayload<"task.fail">, ctx: 
   if (!(slot instanceof TaskSlot)) return slot;
   const tally = noneReleased();
   const task = endAttempt(m, slot, ctx, p.error, { retryable: p.retryable ?? true, backoff: true }, tally);
-  const result: CommandResult<"task.fail"> = {
-    taskId: p.taskId,
-    status: task.status === "queued" ? "queued" : "failed",
-    attempts: task.attempts,
-    cancelled: tally.cancelled,
-  };
-  if (task.notBefore !== undefined) result.notBefore = task.notBefore;
+  const status = task.status === "queued" ? "queued" : "failed";
+  const result: CommandResult<"task.fail"> =
+    task.notBefore === undefined
+      ? { attempts: task.attempts, cancelled: tally.cancelled, status, taskId: p.taskId }
+      : { attempts: task.attempts, cancelled: tally.cancelled, notBefore: task.notBefore, status, taskId: p.taskId };
   return accept(result);
 }

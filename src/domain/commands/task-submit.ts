@@ -62,7 +62,7 @@ export function submit(m: OrchestratorModel, p: CommandPayload<"task.submit">, c
     if (!sameSpec(existing.task, p.kind, payload, priority, dependsOn, requires, maxAttempts)) {
       return refuse("task_exists", `task ${JSON.stringify(p.taskId)} exists with another spec`, { taskId: p.taskId });
     }
-    const same: CommandResult<"task.submit"> = { taskId: p.taskId, created: false, status: existing.task.status };
+    const same: CommandResult<"task.submit"> = { created: false, status: existing.task.status, taskId: p.taskId };
     return accept(same);
   }
 
@@ -116,6 +116,6 @@ export function submit(m: OrchestratorModel, p: CommandPayload<"task.submit">, c
     linkDependencies(m, slot);
     if (status === "queued") enqueue(m, slot);
   }
-  const result: CommandResult<"task.submit"> = { taskId: task.id, created: true, status };
+  const result: CommandResult<"task.submit"> = { created: true, status, taskId: task.id };
   return accept(result);
 }
