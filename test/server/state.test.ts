@@ -5,11 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
 import { canonicalJSON } from "../../src/core/json.ts";
 import { defaultGenesis } from "../../src/index.ts";
+import { STATE_TEXTS_SENDING_MAX } from "../../src/server/routes/state.ts";
 import { command, eventually, get, post, startTestServer } from "./helpers.ts";
 
 describe("server: state and genesis", () => {
@@ -73,6 +75,50 @@ describe("server: state and genesis", () => {
     assert.equal(now.body.index, 6000 + 200, "every command is in the state read afterwards");
     assert.equal(Object.keys(now.body.state.tasks).length, 6000 + 100);
     assert.equal(now.body.state.tasks.t999.status, "cancelled");
+  });
+
+  it("holds at most a few state texts for clients that read slowly: past them GET /state is 503 until one is done", async (t) => {
+    const stalled: net.Socket[] = [];
+    // Registered before the server's own clean-up, so that it does not wait for these connections.
+    t.after(() => {
+      for (const socket of stalled) socket.destroy();
+    });
+    const { url } = await startTestServer(t);
+    // ~12 MB of state: more than loopback buffers take from a client that reads nothing.
+    for (let from = 0; from < 6000; from += 400) {
+      const commands = Array.from({ length: 400 }, (_, i) => ({ type: "task.submit", payload: { taskId: `t${from + i}`, kind: "k", payload: { pad: "x".repeat(2000) } } }));
+      assert.equal((await post(url, "/commands", { commands })).status, 200);
+    }
+    const { port } = new URL(url);
+    for (let i = 0; i < STATE_TEXTS_SENDING_MAX; i++) {
+      // A command in between: each reader is at its own index, so each holds its own text.
+      assert.equal((await command(url, "agent.register", { agentId: `a${i}` })).status, 200);
+      const socket = net.connect(Number(port), "127.0.0.1");
+      stalled.push(socket);
+      socket.on("error", () => undefined);
+      socket.write(`GET /state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      // The answer has started (its first bytes are here); nothing is read from now on.
+      await new Promise((resolve) => socket.once("readable", resolve));
+    }
+
+    const refused = await get(url, "/state");
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error.code, "unavailable");
+    assert.equal(refused.headers.get("retry-after"), "1");
+    assert.equal((await get(url, "/state?at=5")).status, 503);
+    // Everything else goes on: writes, polls answered from the remembered hash, other reads.
+    assert.equal((await command(url, "agent.register", { agentId: "late" })).status, 200);
+    assert.equal((await get(url, "/tasks/t5")).status, 200);
+
+    // One slow reader goes away: its text is let go and the next read is served, whole.
+    (stalled.shift() as net.Socket).destroy();
+    const served = await eventually(async () => {
+      const answer = await get(url, "/state");
+      return answer.status === 200 ? answer : undefined;
+    }, 10_000, "GET /state served again");
+    assert.equal(served.body.stateHash, computeStateHash(served.body.state));
+    assert.equal(Object.keys(served.body.state.tasks).length, 6000);
+    assert.ok(Object.hasOwn(served.body.state.agents, "late"));
   });
 
   it("serves ?at=INDEX, with 404 past the end, 400 for a bad index and 410 once history is pruned", async (t) => {

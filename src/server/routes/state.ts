@@ -11,9 +11,44 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply } from "fastify";
+import { SwooshError } from "../../core/errors.ts";
 import type { StateText } from "../../engine/engine.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { parseIndex, queryParam } from "./common.ts";
+
+/**
+ * Distinct state texts being sent at once. Each holds a whole state's text
+ * (~36 MB at 100,000 tasks) until its client has read it all, and a client
+ * may read slowly (a silent one is cut off by the connection timeout); past
+ * this many, GET /state answers 503 `unavailable` with Retry-After until one
+ * of them is done, so slow readers cannot make the server's memory grow
+ * without bound. Clients reading at one index share one text.
+ */
+export const STATE_TEXTS_SENDING_MAX = 4;
+
+/** The texts responses are sending, each with the number of responses sending it. */
+class SendingTexts {
+  private readonly responses = new Map<StateText, number>();
+
+  /** Refuses a new read while STATE_TEXTS_SENDING_MAX texts are being sent. */
+  checkRoom(reply: FastifyReply): void {
+    if (this.responses.size < STATE_TEXTS_SENDING_MAX) return;
+    reply.header("retry-after", "1");
+    throw new SwooshError("unavailable", `${this.responses.size} state texts are being sent to clients; retry once one of them is done`, {
+      sending: this.responses.size,
+    });
+  }
+
+  /** Counts `read` as being sent until `reply`'s response is done or its connection closed. */
+  hold(read: StateText, reply: FastifyReply): void {
+    this.responses.set(read, (this.responses.get(read) ?? 0) + 1);
+    reply.raw.once("close", () => {
+      const left = (this.responses.get(read) ?? 1) - 1;
+      if (left > 0) this.responses.set(read, left);
+      else this.responses.delete(read);
+    });
+  }
+}
 
 /** True when an If-None-Match header value names `hash`. */
 export function etagMatches(header: string | string[] | undefined, hash: string): boolean {
@@ -41,7 +76,8 @@ function* stateBody(head: string, pieces: readonly (string | Buffer)[]): Generat
 }
 
 /** The answer `{index, hlc, stateHash, logHash, state}`, the state sent as the text it was read as. */
-function sendStateText(reply: FastifyReply, read: StateText): FastifyReply {
+function sendStateText(reply: FastifyReply, read: StateText, sending: SendingTexts): FastifyReply {
+  sending.hold(read, reply);
   const head = stateHead(read);
   return reply
     .type("application/json; charset=utf-8")
@@ -50,16 +86,18 @@ function sendStateText(reply: FastifyReply, read: StateText): FastifyReply {
 }
 
 export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
+  const sending = new SendingTexts();
   app.get("/state", async (request, reply) => {
     const engine = runtime.requireEngine();
     const atText = queryParam(request.query, "at");
     const ifNoneMatch = request.headers["if-none-match"];
     if (atText !== undefined) {
       // Time travel: a snapshot plus a replay, done a step at a time, then sent as for the live state.
+      sending.checkRoom(reply);
       const read = await engine.stateTextAt(parseIndex(atText, "at"));
       reply.header("etag", `"${read.stateHash}"`);
       if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
-      return sendStateText(reply, read);
+      return sendStateText(reply, read, sending);
     }
     if (ifNoneMatch !== undefined) {
       // Polling: while nothing was applied, the remembered hash answers 304 without reading the state.
@@ -68,10 +106,11 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
     }
     // The state's canonical text, read a slice at a time and sent as it is:
     // no copy of the state, and no one long serialization on the event loop.
+    sending.checkRoom(reply);
     const read = await engine.stateText();
     reply.header("etag", `"${read.stateHash}"`);
     if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
-    return sendStateText(reply, read);
+    return sendStateText(reply, read, sending);
   });
 
   app.post("/state", async (request, reply) => {
