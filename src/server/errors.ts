@@ -12,6 +12,9 @@ import { ReplayDivergenceError, WalChainError } from "../engine/errors.ts";
 import { LogCorruptError } from "../storage/errors.ts";
 import type { ErrorBody, ErrorCode } from "../core/errors.ts";
 
+/** The media type of every JSON answer, errors included. */
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
 /** The JSON text of an error response for `code`. */
 export function errorJson(code: ErrorCode, message: string, details?: ErrorBody["details"]): string {
   return JSON.stringify({ error: details === undefined ? { code, message } : { code, message, details } });
@@ -19,7 +22,7 @@ export function errorJson(code: ErrorCode, message: string, details?: ErrorBody[
 
 /** Sends `error` as the SPEC error body with its status. */
 export function sendError(reply: FastifyReply, error: SwooshError): FastifyReply {
-  return reply.code(error.status).type("application/json; charset=utf-8").send(errorJson(error.code, error.message, error.details));
+  return reply.code(error.status).type(JSON_CONTENT_TYPE).send(errorJson(error.code, error.message, error.details));
 }
 
 /**
@@ -90,6 +93,6 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   const message = error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "the request took too long to arrive" : "the request could not be parsed as HTTP";
   const body = errorJson("bad_request", message);
   socket.end(
-    `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -27,7 +27,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
-import { answerFor, errorJson } from "./errors.ts";
+import { JSON_CONTENT_TYPE, answerFor, errorJson } from "./errors.ts";
 import { readJsonBody } from "./json-body.ts";
 import { applyCommand } from "./routes/command.ts";
 import { applyBatch } from "./routes/commands.ts";
@@ -47,14 +47,12 @@ export interface HotPathOptions {
 /** Takes a request (true) and answers it, or leaves it untouched (false) for Fastify. */
 export type HotPath = (request: IncomingMessage, response: ServerResponse) => boolean;
 
-const JSON_TYPE = "application/json; charset=utf-8";
-
 /** The Content-Type values the lean path takes; any other goes through Fastify's checks. */
 function plainJsonType(value: string | undefined): boolean {
   if (value === undefined) return false;
   if (value === "application/json") return true;
   const lower = value.toLowerCase();
-  return lower === "application/json" || lower === "application/json; charset=utf-8" || lower === "application/json;charset=utf-8";
+  return lower === "application/json" || lower === JSON_CONTENT_TYPE || lower === "application/json;charset=utf-8";
 }
 
 export function createHotPath(options: HotPathOptions): HotPath {
@@ -181,8 +179,8 @@ class WriteExchange {
     this.response.writeHead(
       status,
       close
-        ? { "x-request-id": this.id, connection: "close", "content-type": JSON_TYPE, "content-length": length }
-        : { "x-request-id": this.id, "content-type": JSON_TYPE, "content-length": length },
+        ? { "x-request-id": this.id, connection: "close", "content-type": JSON_CONTENT_TYPE, "content-length": length }
+        : { "x-request-id": this.id, "content-type": JSON_CONTENT_TYPE, "content-length": length },
     );
     this.response.end(body);
   }

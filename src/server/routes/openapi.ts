@@ -1,5 +1,6 @@
 /** `GET /openapi.json`: the document openapi.ts builds, serialized once. */
 import type { FastifyInstance } from "fastify";
+import { JSON_CONTENT_TYPE } from "../errors.ts";
 import { buildOpenApiDocument } from "../openapi.ts";
 
 let documentText: string | null = null;
@@ -7,6 +8,6 @@ let documentText: string | null = null;
 export function registerOpenApiRoute(app: FastifyInstance): void {
   app.get("/openapi.json", async (_request, reply) => {
     documentText ??= JSON.stringify(buildOpenApiDocument());
-    return reply.type("application/json; charset=utf-8").send(documentText);
+    return reply.type(JSON_CONTENT_TYPE).send(documentText);
   });
 }

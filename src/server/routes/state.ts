@@ -13,6 +13,7 @@ import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { SwooshError } from "../../core/errors.ts";
 import type { StateText } from "../../engine/engine.ts";
+import { JSON_CONTENT_TYPE } from "../errors.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { parseIndex, queryParam } from "./common.ts";
 
@@ -80,7 +81,7 @@ function sendStateText(reply: FastifyReply, read: StateText, sending: SendingTex
   sending.hold(read, reply);
   const head = stateHead(read);
   return reply
-    .type("application/json; charset=utf-8")
+    .type(JSON_CONTENT_TYPE)
     .header("content-length", Buffer.byteLength(head) + read.byteLength + 1)
     .send(Readable.from(stateBody(head, read.pieces)));
 }
