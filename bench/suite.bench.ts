@@ -42,7 +42,7 @@ import { ETCD_INSTALL_HINT, findEtcd, startEtcd } from "./peers/etcd.ts";
 import { createHttpClient } from "./peers/http-client.ts";
 import type { HttpClient } from "./peers/http-client.ts";
 import { startHttpPeer } from "./peers/http-peer.ts";
-import { closedLoop } from "./peers/load.ts";
+import { closedLoop, measurementWindow } from "./peers/load.ts";
 import type { LoadResult, Operation } from "./peers/load.ts";
 import { machineState, waitForQuiet } from "./peers/machine.ts";
 import { REDIS_INSTALL_HINT, findRedis, startRedis } from "./peers/redis.ts";
@@ -136,9 +136,7 @@ type Send = (commands: unknown[]) => Promise<Reply[]>;
 
 async function swooshEndToEnd(system: string, send: Send, workers: number): Promise<void> {
   const tag = `${system}-w${workers}-${Date.now()}`;
-  const startedAt = performance.now();
-  const windowStart = startedAt + warmupMs;
-  const windowEnd = windowStart + durationMs;
+  const { windowStart, windowEnd } = measurementWindow(warmupMs, durationMs);
   let submitted = 0;
   let completed = 0;
   let counted = 0;
@@ -309,9 +307,7 @@ async function bullmqEndToEnd(name: string, connection: Connection, workers: num
   let completed = 0;
   let counted = 0;
   let errors = 0;
-  const startedAt = performance.now();
-  const windowStart = startedAt + warmupMs;
-  const windowEnd = windowStart + durationMs;
+  const { windowStart, windowEnd } = measurementWindow(warmupMs, durationMs);
   try {
     for (let w = 0; w < workers; w++) {
       const worker = new Worker(queueName, async () => undefined, { connection, concurrency: CLAIM_LIMIT });

@@ -92,6 +92,18 @@ export interface OpenLoopOptions extends CommonOptions {
   readonly maxInFlight?: number;
 }
 
+/** A measurement's clock: it starts now, warms up for `warmupMs`, then measures [windowStart, windowEnd]. */
+export interface MeasurementWindow {
+  readonly startedAt: number;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+}
+
+export function measurementWindow(warmupMs: number, durationMs: number): MeasurementWindow {
+  const startedAt = performance.now();
+  return { startedAt, windowStart: startedAt + warmupMs, windowEnd: startedAt + warmupMs + durationMs };
+}
+
 /** Counts errors and aborts the run past the limit. */
 class ErrorBudget {
   count = 0;
@@ -116,9 +128,7 @@ export async function closedLoop(options: ClosedLoopOptions): Promise<LoadResult
   const errors = new ErrorBudget(options.maxErrors ?? 1000);
   const latency = new LatencyRecorder();
   const finishWindow = scheduleWindow(options);
-  const startedAt = performance.now();
-  const windowStart = startedAt + warmupMs;
-  const windowEnd = windowStart + durationMs;
+  const { startedAt, windowStart, windowEnd } = measurementWindow(warmupMs, durationMs);
   let seq = 0;
   let completed = 0;
   let aborted: unknown;
@@ -149,6 +159,11 @@ export async function closedLoop(options: ClosedLoopOptions): Promise<LoadResult
   await settle(Promise.all(Array.from({ length: concurrency }, worker)), windowEnd - startedAt + (options.drainTimeoutMs ?? 10_000));
   finishWindow();
   if (aborted !== undefined) throw aborted;
+  return loadResult(completed, durationMs, errors, latency);
+}
+
+/** The figures every loop reports: throughput over the window, errors, latency. */
+function loadResult(completed: number, durationMs: number, errors: ErrorBudget, latency: LatencyRecorder): LoadResult {
   return {
     opsPerSec: (completed / durationMs) * 1000,
     completed,
@@ -168,9 +183,7 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
   const intervalMs = 1000 / ratePerSec;
   const total = Math.floor(((warmupMs + durationMs) / 1000) * ratePerSec);
   const finishWindow = scheduleWindow(options);
-  const startedAt = performance.now();
-  const windowStart = startedAt + warmupMs;
-  const windowEnd = windowStart + durationMs;
+  const { startedAt, windowStart, windowEnd } = measurementWindow(warmupMs, durationMs);
   let issued = 0;
   let inFlight = 0;
   let maxInFlightSeen = 0;
@@ -227,12 +240,7 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
   if (aborted !== undefined) throw aborted;
   return {
     targetPerSec: ratePerSec,
-    opsPerSec: (completed / durationMs) * 1000,
-    completed,
-    errors: errors.count,
-    ...(errors.first === undefined ? {} : { firstError: errors.first }),
-    measuredMs: durationMs,
-    latency: latency.summary(),
+    ...loadResult(completed, durationMs, errors, latency),
     skipped,
     maxInFlightSeen,
     unfinished: outstanding.size,

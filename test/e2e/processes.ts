@@ -130,7 +130,10 @@ export function startServe(args: readonly string[], options: { env?: Record<stri
 }
 
 /** SIGTERM, then the exit code; SIGKILL if it has not exited within `timeoutMs`. */
-export async function stopServe(server: ServeProcess, timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+export async function stopServe(
+  server: Pick<ServeProcess, "child" | "exited">,
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   server.child.kill("SIGTERM");
   const guard = setTimeout(() => server.child.kill("SIGKILL"), timeoutMs);
   try {

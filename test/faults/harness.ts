@@ -17,7 +17,8 @@ import path from "node:path";
 import { createGenesisState } from "../../src/domain/index.ts";
 import { createGenesis } from "../../src/engine/genesis.ts";
 import type { GenesisDocument } from "../../src/engine/genesis.ts";
-import { bin, blockFields, cleanEnv, killAll, runCli, trackChild } from "../e2e/processes.ts";
+import { bin, blockFields, cleanEnv, killAll, runCli, stopServe, trackChild } from "../e2e/processes.ts";
+import { jsonOrUndefined } from "../support/json-text.ts";
 
 export { runCli };
 
@@ -135,15 +136,7 @@ export async function startServer(args: readonly string[], options: SpawnOptions
 }
 
 /** SIGTERM, then the exit; SIGKILL if it has not exited within `timeoutMs`. */
-export async function stopServer(server: ServerChild, timeoutMs = 15_000): Promise<Exit> {
-  server.child.kill("SIGTERM");
-  const guard = setTimeout(() => server.child.kill("SIGKILL"), timeoutMs);
-  try {
-    return await server.exited;
-  } finally {
-    clearTimeout(guard);
-  }
-}
+export const stopServer: (server: ServerChild, timeoutMs?: number) => Promise<Exit> = stopServe;
 
 /** SIGKILL and wait for the exit. */
 export async function killServer(server: ServerChild): Promise<Exit> {
@@ -200,13 +193,7 @@ export async function request(url: string, method: string, pathAndQuery: string,
   } catch (error) {
     throw new NoAnswer(error);
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, body: parsed };
+  return { status: response.status, headers: response.headers, text, body: jsonOrUndefined(text) };
 }
 
 export const post = (url: string, command: unknown, timeoutMs?: number): Promise<Answer> => request(url, "POST", "/command", { body: command, timeoutMs });

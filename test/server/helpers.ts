@@ -8,6 +8,7 @@ import type { TestContext } from "node:test";
 import { startServer } from "../../src/server/index.ts";
 import type { RunningServer, ServerOptions } from "../../src/server/index.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
+import { jsonOrUndefined } from "../support/json-text.ts";
 
 export interface TestServer {
   readonly server: RunningServer;
@@ -51,13 +52,7 @@ export async function call(url: string, method: string, path: string, body?: unk
   }
   const response = await fetch(url + path, init);
   const text = await response.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, body: parsed };
+  return { status: response.status, headers: response.headers, text, body: jsonOrUndefined(text) };
 }
 
 export const get = (url: string, path: string, headers?: Record<string, string>) => call(url, "GET", path, undefined, headers);
