@@ -12,6 +12,7 @@ import type { OrchestratorModel } from "./domain/index.ts";
 import type { Engine } from "./engine/engine.ts";
 import { createGenesis } from "./engine/genesis.ts";
 import { openEngine } from "./engine/open.ts";
+import { siblingModuleUrl } from "./core/module-url.ts";
 import type { OpenEngineOptions } from "./engine/open.ts";
 
 export { canonicalJSON, assertJsonValue, JsonValueError } from "./core/json.ts";
@@ -39,7 +40,7 @@ export function defaultGenesis(clusterId = `swoosh-${randomUUID().slice(0, 8)}`)
 }
 
 /** Where a time-travel worker thread finds the orchestrator's reducer. */
-const ORCHESTRATOR_MACHINE_MODULE = { module: new URL("./domain/machine.ts", import.meta.url).href, exportName: "orchestratorMachine" };
+const ORCHESTRATOR_MACHINE_MODULE = { module: siblingModuleUrl("./domain/machine", import.meta.url), exportName: "orchestratorMachine" };
 
 /** Opens (recovering) or initializes an orchestrator in `dataDir`. */
 export function openSwoosh(options: SwooshOptions): Promise<Engine<OrchestratorModel>> {

@@ -9,6 +9,7 @@ import { Worker } from "node:worker_threads";
 import type { JsonObject } from "../core/json.ts";
 import type { LogRecord } from "../core/log-record.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
+import { siblingModuleUrl } from "../core/module-url.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError } from "./errors.ts";
@@ -51,7 +52,7 @@ export interface TravelledText {
 const RECORDS_PER_MESSAGE = 1024;
 
 const WORKER_ENTRY = new URL("../../bin/ts-worker.js", import.meta.url);
-const TRAVEL_ENTRY = new URL("./time-travel-worker.ts", import.meta.url).href;
+const TRAVEL_ENTRY = siblingModuleUrl("./time-travel-worker", import.meta.url);
 
 /**
  * Rebuilds the state as of `toIndex` from `base` in a new worker. Resolves

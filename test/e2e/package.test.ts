@@ -1,0 +1,81 @@
+/**
+ * The package as npm installs it works in plain Node, without tsx (SPEC §10:
+ * `import { openSwoosh, … } from "swoosh"`). The test compiles src/ with the
+ * build config into a package laid out as `npm pack` ships it (package.json,
+ * bin/, dist/ — no src/), installs it into an app's node_modules by symlink,
+ * and runs in child processes with no loader: the library through both
+ * package exports (time travel included, whose worker thread loads compiled
+ * modules too) and the `swoosh` command.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { cp, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { tempDir } from "../support/engine-fixtures.ts";
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("../../", import.meta.url));
+/** No NODE_OPTIONS: nothing may load tsx into the children. */
+const plainEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "NODE_OPTIONS"));
+
+const APP = `
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { openSwoosh, computeStateHash } from "swoosh";
+import { SwooshClient } from "swoosh/client";
+
+const dataDir = mkdtempSync(path.join(os.tmpdir(), "swoosh-package-data-"));
+try {
+  const engine = await openSwoosh({ dataDir, snapshotEvery: 5 });
+  for (let i = 0; i < 20; i++) await engine.submit({ type: "task.submit", payload: { taskId: "t" + i, kind: "build" } });
+  const now = await engine.readState();
+  const hash = await engine.stateHash();
+  const past = await engine.stateTextAt(7);
+  await engine.close();
+  console.log(JSON.stringify({
+    index: now.index,
+    tasks: Object.keys(now.state.tasks).length,
+    hashMatches: computeStateHash(now.state) === hash,
+    pastIndex: past.index,
+    pastHash: past.stateHash,
+    client: typeof SwooshClient,
+  }));
+} finally {
+  rmSync(dataDir, { recursive: true, force: true });
+}
+`;
+
+describe("the installed package", () => {
+  it("runs in plain Node from its compiled dist: the library, time travel in a worker, and the swoosh command", { timeout: 120_000 }, async (t) => {
+    const { dir, cleanup } = await tempDir("swoosh-package-");
+    t.after(cleanup);
+    const pkg = path.join(dir, "pkg");
+    await run(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", path.join(root, "tsconfig.build.json"), "--outDir", path.join(pkg, "dist")], { cwd: root, env: plainEnv });
+    await cp(path.join(root, "package.json"), path.join(pkg, "package.json"));
+    await cp(path.join(root, "bin"), path.join(pkg, "bin"), { recursive: true });
+    // The package's own dependencies, as npm would have installed them.
+    await symlink(path.join(root, "node_modules"), path.join(pkg, "node_modules"), "dir");
+    const app = path.join(dir, "app");
+    await mkdir(path.join(app, "node_modules"), { recursive: true });
+    await symlink(pkg, path.join(app, "node_modules", "swoosh"), "dir");
+    await writeFile(path.join(app, "main.mjs"), APP);
+
+    const { stdout } = await run(process.execPath, [path.join(app, "main.mjs")], { cwd: app, env: plainEnv });
+    const report = JSON.parse(stdout.trim()) as { index: number; tasks: number; hashMatches: boolean; pastIndex: number; pastHash: string; client: string };
+    assert.equal(report.index, 20);
+    assert.equal(report.tasks, 20);
+    assert.equal(report.hashMatches, true);
+    assert.equal(report.pastIndex, 7);
+    assert.match(report.pastHash, /^[0-9a-f]{64}$/);
+    assert.equal(report.client, "function");
+
+    const version = await run(process.execPath, [path.join(pkg, "bin", "swoosh.js"), "--version"], { cwd: app, env: plainEnv });
+    assert.equal(version.stdout.trim(), (JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { version: string }).version);
+    const genesis = await run(process.execPath, [path.join(pkg, "bin", "swoosh.js"), "genesis", "--cluster-id", "packaged"], { cwd: app, env: plainEnv });
+    assert.equal((JSON.parse(genesis.stdout) as { clusterId: string }).clusterId, "packaged");
+  });
+});
