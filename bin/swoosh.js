@@ -1,14 +1,23 @@
 #!/usr/bin/env node
-// The `swoosh` command. In a checkout (src/ beside bin/) it runs the TypeScript
-// CLI through tsx's loader, so an edit takes effect at once; an installed
-// package ships the compiled dist/ (`npm run build`) and runs that.
+// The `swoosh` command. In a checkout (src/ beside bin/, dev dependencies
+// installed) it runs the TypeScript CLI through tsx's loader, so an edit takes
+// effect at once; otherwise (an installed package, or a checkout installed
+// without dev dependencies) it runs the compiled dist/ (`npm run build`).
 import { existsSync } from "node:fs";
 import { URL } from "node:url";
 
+async function tsxRegister() {
+  try {
+    return (await import("tsx/esm/api")).register;
+  } catch {
+    return null;
+  }
+}
+
 const sourceMain = new URL("../src/cli/main.ts", import.meta.url);
+const register = existsSync(sourceMain) ? await tsxRegister() : null;
 let main;
-if (existsSync(sourceMain)) {
-  const { register } = await import("tsx/esm/api");
+if (register !== null) {
   register();
   ({ main } = await import(sourceMain.href));
 } else {
