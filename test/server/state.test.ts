@@ -90,17 +90,28 @@ describe("server: state and genesis", () => {
       assert.equal((await post(url, "/commands", { commands })).status, 200);
     }
     const { port } = new URL(url);
-    for (let i = 0; i < STATE_TEXTS_SENDING_MAX; i++) {
-      // A command in between: each reader is at its own index, so each holds its own text.
-      assert.equal((await command(url, "agent.register", { agentId: `a${i}` })).status, 200);
+    const stall = async (agentId: string): Promise<void> => {
+      // A command first: each stalled reader is at its own index, so each holds its own text.
+      assert.equal((await command(url, "agent.register", { agentId })).status, 200);
       const socket = net.connect(Number(port), "127.0.0.1");
       stalled.push(socket);
       socket.on("error", () => undefined);
       socket.write(`GET /state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
       // The answer has started (its first bytes are here); nothing is read from now on.
       await new Promise((resolve) => socket.once("readable", resolve));
-    }
+    };
+    for (let i = 0; i < STATE_TEXTS_SENDING_MAX - 1; i++) await stall(`a${i}`);
 
+    // One place left: clients reading the same index at once share it, as they share the text.
+    assert.equal((await command(url, "agent.register", { agentId: "shared" })).status, 200);
+    const together = await Promise.all([get(url, "/state"), get(url, "/state"), get(url, "/state")]);
+    assert.deepEqual(together.map((answer) => answer.status), [200, 200, 200]);
+    assert.equal(new Set(together.map((answer) => answer.body.stateHash)).size, 1);
+    // Reads of different things count from the moment they start: two time travels at once, one place.
+    const travels = await Promise.all([get(url, "/state?at=3"), get(url, "/state?at=4")]);
+    assert.deepEqual(travels.map((answer) => answer.status).sort(), [200, 503]);
+
+    await stall("last");
     const refused = await get(url, "/state");
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error.code, "unavailable");

@@ -27,27 +27,59 @@ import { parseIndex, queryParam } from "./common.ts";
  */
 export const STATE_TEXTS_SENDING_MAX = 4;
 
-/** The texts responses are sending, each with the number of responses sending it. */
+/** A GET /state from the moment it may read a text until its response is done. */
+interface StateSlot {
+  /** What it reads: the live state at an index, or a time travel's target. */
+  readonly key: string;
+  text: StateText | null;
+  closed: boolean;
+}
+
+/**
+ * The texts responses are sending (each with how many responses send it), and
+ * the reads under way that will hold one, by what they read: a burst of reads
+ * is counted before any of them holds a text, and reads of the same thing
+ * (clients polling one index) share a place, as they share the text.
+ */
 class SendingTexts {
   private readonly responses = new Map<StateText, number>();
+  private readonly reading = new Map<string, number>();
 
-  /** Refuses a new read while STATE_TEXTS_SENDING_MAX texts are being sent. */
-  checkRoom(reply: FastifyReply): void {
-    if (this.responses.size < STATE_TEXTS_SENDING_MAX) return;
-    reply.header("retry-after", "1");
-    throw new SwooshError("unavailable", `${this.responses.size} state texts are being sent to clients; retry once one of them is done`, {
-      sending: this.responses.size,
+  /** Room for the text `key` names, held until `reply`'s response is done; else 503 `unavailable` with Retry-After. */
+  reserve(reply: FastifyReply, key: string): StateSlot {
+    const taken = this.reading.size + this.responses.size;
+    if (!this.reading.has(key) && taken >= STATE_TEXTS_SENDING_MAX) {
+      reply.header("retry-after", "1");
+      throw new SwooshError("unavailable", `${taken} state texts are being read or sent to clients; retry once one of them is done`, { sending: taken });
+    }
+    this.reading.set(key, (this.reading.get(key) ?? 0) + 1);
+    const slot: StateSlot = { key, text: null, closed: false };
+    reply.raw.once("close", () => {
+      slot.closed = true;
+      if (slot.text === null) this.doneReading(key);
+      else this.release(slot.text);
     });
+    return slot;
   }
 
-  /** Counts `read` as being sent until `reply`'s response is done or its connection closed. */
-  hold(read: StateText, reply: FastifyReply): void {
+  /** The slot's read gave `read`, which its response now sends (sharing it with others that send the same text). */
+  hold(slot: StateSlot, read: StateText): void {
+    if (slot.closed || slot.text !== null) return;
+    this.doneReading(slot.key);
+    slot.text = read;
     this.responses.set(read, (this.responses.get(read) ?? 0) + 1);
-    reply.raw.once("close", () => {
-      const left = (this.responses.get(read) ?? 1) - 1;
-      if (left > 0) this.responses.set(read, left);
-      else this.responses.delete(read);
-    });
+  }
+
+  private doneReading(key: string): void {
+    const left = (this.reading.get(key) ?? 1) - 1;
+    if (left > 0) this.reading.set(key, left);
+    else this.reading.delete(key);
+  }
+
+  private release(read: StateText): void {
+    const left = (this.responses.get(read) ?? 1) - 1;
+    if (left > 0) this.responses.set(read, left);
+    else this.responses.delete(read);
   }
 }
 
@@ -77,8 +109,8 @@ function* stateBody(head: string, pieces: readonly (string | Buffer)[]): Generat
 }
 
 /** The answer `{index, hlc, stateHash, logHash, state}`, the state sent as the text it was read as. */
-function sendStateText(reply: FastifyReply, read: StateText, sending: SendingTexts): FastifyReply {
-  sending.hold(read, reply);
+function sendStateText(reply: FastifyReply, read: StateText, sending: SendingTexts, slot: StateSlot): FastifyReply {
+  sending.hold(slot, read);
   const head = stateHead(read);
   return reply
     .type(JSON_CONTENT_TYPE)
@@ -94,11 +126,12 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
     const ifNoneMatch = request.headers["if-none-match"];
     if (atText !== undefined) {
       // Time travel: a snapshot plus a replay, done a step at a time, then sent as for the live state.
-      sending.checkRoom(reply);
-      const read = await engine.stateTextAt(parseIndex(atText, "at"));
+      const at = parseIndex(atText, "at");
+      const slot = sending.reserve(reply, `at ${at}`);
+      const read = await engine.stateTextAt(at);
       reply.header("etag", `"${read.stateHash}"`);
       if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
-      return sendStateText(reply, read, sending);
+      return sendStateText(reply, read, sending, slot);
     }
     if (ifNoneMatch !== undefined) {
       // Polling: while nothing was applied, the remembered hash answers 304 without reading the state.
@@ -107,11 +140,11 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
     }
     // The state's canonical text, read a slice at a time and sent as it is:
     // no copy of the state, and no one long serialization on the event loop.
-    sending.checkRoom(reply);
+    const slot = sending.reserve(reply, `live ${engine.stats().appliedIndex}`);
     const read = await engine.stateText();
     reply.header("etag", `"${read.stateHash}"`);
     if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
-    return sendStateText(reply, read, sending);
+    return sendStateText(reply, read, sending, slot);
   });
 
   app.post("/state", async (request, reply) => {
