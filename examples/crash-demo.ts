@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   say(`submitted ${taskId} (10 frames, 2 s of work)`);
 
   const doomedId = `${run}/doomed`;
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--worker", doomedId], { stdio: ["ignore", "pipe", "inherit"], env: process.env });
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--worker", doomedId], { stdio: ["ignore", "pipe", "inherit"], env: process.env });
   // Its output, echoed; `printed(text)` resolves once the child has printed `text`.
   let output = "";
   const waiting: Array<{ text: string; resolve: () => void }> = [];

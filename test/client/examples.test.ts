@@ -15,7 +15,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 async function runExample(file: string, url: string): Promise<string> {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("SWOOSH_")) env[key] = value;
-  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", file], { cwd: root, env: { ...env, SWOOSH_URL: url }, timeout: 60_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=swoosh-source", "--import", "tsx", file], { cwd: root, env: { ...env, SWOOSH_URL: url }, timeout: 60_000 });
   return stdout;
 }
 
