@@ -174,6 +174,8 @@ export class Engine<Model> {
   private readonly replayHolds = new Set<{ readonly snapshot: number | null; readonly from: number }>();
   /** The bound of the retention truncation under way (0 when none): entries below it may be going. */
   private truncatingBefore = 0;
+  /** Whether background work (snapshots, large reads, time travel) paces itself: until closing, commands may be waiting behind it. */
+  private readonly paced = (): boolean => !this.closing;
   /** The `stateText` being read, shared by callers at the same index and dropped once read (its text is large). */
   private stateTextReading: { index: number; text: Promise<StateText> } | null = null;
 
@@ -358,7 +360,7 @@ export class Engine<Model> {
       try {
         // Texts are remembered, as a hash of the live state did: the next read (a client polling with If-None-Match) reuses them.
         const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, true);
-        text = await collectText(slicedPieces(pieces, { chars: 0 }, () => !this.closing));
+        text = await collectText(slicedPieces(pieces, { chars: 0 }, this.paced));
       } finally {
         capture.release();
       }
@@ -405,8 +407,8 @@ export class Engine<Model> {
         return { index, hlc: travelled.hlc, logHash: travelled.logHash, stateHash: travelled.stateHash, pieces: [travelled.bytes], byteLength: travelled.bytes.length };
       });
     }
-    const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(() => !this.closing)));
-    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), { chars: 0 }, () => !this.closing));
+    const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(this.paced)));
+    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), { chars: 0 }, this.paced));
     return { index, hlc: at.hlc, logHash: at.logHash, ...text };
   }
 
@@ -425,7 +427,7 @@ export class Engine<Model> {
     const index = this.appliedIndex;
     let value: T;
     try {
-      value = await runPaced(scan(capture), () => !this.closing);
+      value = await runPaced(scan(capture), this.paced);
     } finally {
       capture.release();
     }
@@ -740,7 +742,7 @@ export class Engine<Model> {
       await this.whenDurable(index);
       const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
       const size = { chars: 0 };
-      await this.snapshots.save(header, slicedPieces(pieces, size, () => !this.closing));
+      await this.snapshots.save(header, slicedPieces(pieces, size, this.paced));
       this.lastSnapshotIndex = index;
       this.lastSnapshotChars = size.chars;
     } finally {
