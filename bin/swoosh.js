@@ -21,6 +21,9 @@ if (register !== null) {
   register();
   ({ main } = await import(sourceMain.href));
 } else {
+  // dist/ carries source maps (sources inlined): stack traces in the logs then
+  // name the TypeScript file and line.
+  process.setSourceMapsEnabled(true);
   ({ main } = await import("../dist/cli/main.js"));
 }
 process.exitCode = await main(process.argv);

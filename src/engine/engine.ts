@@ -360,7 +360,7 @@ export class Engine<Model> {
       try {
         // Texts are remembered, as a hash of the live state did: the next read (a client polling with If-None-Match) reuses them.
         const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, true);
-        text = await collectText(slicedPieces(pieces, { chars: 0 }, this.paced));
+        text = await collectText(slicedPieces(pieces, this.paced));
       } finally {
         capture.release();
       }
@@ -408,7 +408,7 @@ export class Engine<Model> {
       });
     }
     const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(this.paced)));
-    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), { chars: 0 }, this.paced));
+    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), this.paced));
     return { index, hlc: at.hlc, logHash: at.logHash, ...text };
   }
 
@@ -742,7 +742,7 @@ export class Engine<Model> {
       await this.whenDurable(index);
       const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
       const size = { chars: 0 };
-      await this.snapshots.save(header, slicedPieces(pieces, size, this.paced));
+      await this.snapshots.save(header, slicedPieces(pieces, this.paced, size));
       this.lastSnapshotIndex = index;
       this.lastSnapshotChars = size.chars;
     } finally {

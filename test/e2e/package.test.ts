@@ -49,6 +49,16 @@ try {
 }
 `;
 
+/** An error raised inside the package, for its stack trace. */
+const THROWS = `
+import { computeStateHash } from "swoosh";
+try {
+  computeStateHash({ tasks: { t1: { due: Number.NaN } } });
+} catch (error) {
+  console.log(error.stack);
+}
+`;
+
 describe("the installed package", () => {
   it("runs in plain Node from its compiled dist: the library, time travel in a worker, and the swoosh command", { timeout: 120_000 }, async (t) => {
     const { dir, cleanup } = await tempDir("swoosh-package-");
@@ -77,5 +87,13 @@ describe("the installed package", () => {
     assert.equal(version.stdout.trim(), (JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { version: string }).version);
     const genesis = await run(process.execPath, [path.join(pkg, "bin", "swoosh.js"), "genesis", "--cluster-id", "packaged"], { cwd: app, env: plainEnv });
     assert.equal((JSON.parse(genesis.stdout) as { clusterId: string }).clusterId, "packaged");
+
+    // dist/ carries source maps with the sources inlined (src/ is not shipped):
+    // with them on, a stack trace names the TypeScript file and line.
+    await writeFile(path.join(app, "throws.mjs"), THROWS);
+    const mapped = await run(process.execPath, ["--enable-source-maps", path.join(app, "throws.mjs")], { cwd: app, env: plainEnv });
+    assert.match(mapped.stdout, /JsonValueError/);
+    assert.match(mapped.stdout, /^ {4}at .*\/src\/core\/[\w-]+\.ts:\d+:\d+\)$/m);
+    assert.doesNotMatch(mapped.stdout, /\/dist\//);
   });
 });
