@@ -16,9 +16,9 @@
  *   do-nothing      node:http that parses the body and answers, storing nothing (HTTP ceiling)
  * End-to-end jobs/s (submit → claim → complete) with 1, 4 and 16 workers and
  * 2 producers; see PROTOCOL below (each Swoosh figure on a fresh data dir).
- * All peers are started up front and measured in a rotating order at each
- * concurrency level (and worker count), so the noise of a shared machine is
- * spread over them; every peer is stopped in a finally block. Ceilings: fdatasync/s of the temp disk,
+ * At each concurrency level every peer is started on fresh data and the peers
+ * are measured in a rotating order (worker counts likewise), so the noise of a
+ * shared machine is spread over them; every peer is stopped in a finally block. Ceilings: fdatasync/s of the temp disk,
  * raw batched LMDB puts (bench/lmdb-raw.ts, batches of 256).
  *
  * Flags: --seconds 5 --warmup-seconds 1 --concurrency 1,16,64,256 --workers 1,4,16
@@ -192,10 +192,11 @@ function httpSend(client: HttpClient): Send {
 
 // ---------- peers ----------
 /**
- * A peer started for the throughput phase: all of them run at once (idle
- * unless measured) so that each concurrency level measures every peer within
- * a minute or so, in a rotating order: the noise of a shared machine then
- * lands on all of them rather than on whichever ran during a busy spell.
+ * A peer started for one concurrency level of the throughput phase: all of
+ * them run at once (idle unless measured) so that the level measures every
+ * peer within a minute or so, in a rotating order: the noise of a shared
+ * machine then lands on all of them rather than on whichever ran during a
+ * busy spell.
  */
 interface Started {
   readonly name: string;
@@ -366,6 +367,22 @@ async function swooshHttpEndToEnd(workers: number): Promise<void> {
   }
 }
 
+/** Starts each wanted peer (a failure is recorded and the rest still start). */
+async function startPeers(starters: ReadonlyArray<[string, () => Promise<Started | undefined>]>): Promise<Started[]> {
+  const running: Started[] = [];
+  for (const [name, start] of starters) {
+    await guarded(name, async () => {
+      const peer = await start();
+      if (peer) running.push(peer);
+    });
+  }
+  return running;
+}
+
+async function stopPeers(running: readonly Started[]): Promise<void> {
+  for (const peer of running) await peer.stop().catch((error: unknown) => console.error(`stopping ${peer.name}:`, error));
+}
+
 // ---------- report ----------
 const get = (peer: string, concurrency: number): number | undefined => throughput.find((r) => r.peer === peer && r.concurrency === concurrency)?.opsPerSec;
 const getJobs = (system: string, workers: number): number | undefined => jobs.find((r) => r.system === system && r.workers === workers)?.jobsPerSec;
@@ -386,50 +403,31 @@ async function main(): Promise<void> {
   console.log(`load average ${machineBefore.loadAverage1m} on ${machineBefore.cpus} cpus; ${warmupMs / 1000} s warm-up + ${durationMs / 1000} s per figure, one run`);
   console.log(`fdatasync of 4 KiB: p50 ${round(diskBefore.p50Ms, 3)} ms → ${Math.round(1000 / diskBefore.meanMs)} fdatasync/s`);
 
-  const running: Started[] = [];
-  let bullmqAlways: Connection | undefined;
-  let bullmqEverysec: Connection | undefined;
-  try {
-    console.log("starting every peer:");
-    const starters: Array<[string, () => Promise<Started | undefined>]> = [
-      ["swoosh-inproc", startInProcess],
-      [
-        "swoosh-http",
-        async () => {
-          if (swooshServerAvailable()) return startHttp("swoosh-http", "bench/peers/swoosh-server.ts", (dir) => ["--data-dir", dir]);
-          skipped["swoosh-http"] = "src/server/index.ts does not exist";
-          return undefined;
-        },
-      ],
-      ["etcd", startEtcdPeer],
-      ["sqlite-txn", () => startHttp("sqlite-txn", "bench/peers/sqlite-server.ts", (dir) => ["--db", path.join(dir, "bench.db"), "--mode", "txn"])],
-      ["sqlite-group", () => startHttp("sqlite-group", "bench/peers/sqlite-server.ts", (dir) => ["--db", path.join(dir, "bench.db"), "--mode", "group"])],
-      [
-        "bullmq-always",
-        async () => {
-          const peer = await startBullmq("always");
-          bullmqAlways = peer?.connection;
-          return peer;
-        },
-      ],
-      [
-        "bullmq-everysec",
-        async () => {
-          const peer = await startBullmq("everysec");
-          bullmqEverysec = peer?.connection;
-          return peer;
-        },
-      ],
-      ["do-nothing", () => startHttp("do-nothing", "bench/peers/do-nothing-server.ts", () => [])],
-    ];
-    for (const [name, start] of starters) {
-      await guarded(name, async () => {
-        const peer = await start();
-        if (peer) running.push(peer);
-      });
-    }
-    for (const [level, concurrency] of concurrencies.entries()) {
-      console.log(`${concurrency} in flight:`);
+  const starters: Array<[string, () => Promise<Started | undefined>]> = [
+    ["swoosh-inproc", startInProcess],
+    [
+      "swoosh-http",
+      async () => {
+        if (swooshServerAvailable()) return startHttp("swoosh-http", "bench/peers/swoosh-server.ts", (dir) => ["--data-dir", dir]);
+        skipped["swoosh-http"] = "src/server/index.ts does not exist";
+        return undefined;
+      },
+    ],
+    ["etcd", startEtcdPeer],
+    ["sqlite-txn", () => startHttp("sqlite-txn", "bench/peers/sqlite-server.ts", (dir) => ["--db", path.join(dir, "bench.db"), "--mode", "txn"])],
+    ["sqlite-group", () => startHttp("sqlite-group", "bench/peers/sqlite-server.ts", (dir) => ["--db", path.join(dir, "bench.db"), "--mode", "group"])],
+    ["bullmq-always", () => startBullmq("always")],
+    ["bullmq-everysec", () => startBullmq("everysec")],
+    ["do-nothing", () => startHttp("do-nothing", "bench/peers/do-nothing-server.ts", () => [])],
+  ];
+  for (const [level, concurrency] of concurrencies.entries()) {
+    // Every level starts every peer on fresh data: a state grown through the
+    // earlier levels would make each figure depend on where in its growth a
+    // peer stood (Swoosh's snapshot of a 130,000-task state, landing in one
+    // level's window or another's, moved that level's figure by 20-25%).
+    console.log(`${concurrency} in flight (every peer started on fresh data):`);
+    const running = await startPeers(starters);
+    try {
       const order = running.map((_, i) => running[(i + level) % running.length] as Started);
       for (const peer of order) {
         await guarded(peer.name, async () => {
@@ -441,21 +439,31 @@ async function main(): Promise<void> {
           }
         });
       }
+    } finally {
+      await stopPeers(running);
     }
+  }
+  const bullmq: Array<Started & { connection: Connection }> = [];
+  try {
     const e2e: Array<[string, (workers: number) => Promise<void>]> = [];
     if (wanted.has("swoosh-inproc")) e2e.push(["swoosh-inproc", (w) => withEngine((engine) => swooshEndToEnd("swoosh-inproc", engineSend(engine), w))]);
     if (wanted.has("swoosh-http") && swooshServerAvailable()) e2e.push(["swoosh-http", swooshHttpEndToEnd]);
-    const always = bullmqAlways;
-    const everysec = bullmqEverysec;
-    if (always) e2e.push(["bullmq-always", (w) => bullmqEndToEnd("bullmq-always", always, w)]);
-    if (everysec) e2e.push(["bullmq-everysec", (w) => bullmqEndToEnd("bullmq-everysec", everysec, w)]);
+    for (const fsync of ["always", "everysec"] as const) {
+      const name = `bullmq-${fsync}`;
+      await guarded(name, async () => {
+        const peer = await startBullmq(fsync);
+        if (peer === undefined) return;
+        bullmq.push(peer);
+        e2e.push([name, (w) => bullmqEndToEnd(name, peer.connection, w)]);
+      });
+    }
     for (const [level, workers] of workerCounts.entries()) {
       console.log(`end to end, ${workers} workers:`);
       const order = e2e.map((_, i) => e2e[(i + level) % e2e.length] as [string, (workers: number) => Promise<void>]);
       for (const [name, run] of order) await guarded(name, () => run(workers));
     }
   } finally {
-    for (const peer of running) await peer.stop().catch((error: unknown) => console.error(`stopping ${peer.name}:`, error));
+    await stopPeers(bullmq);
   }
 
   console.log("ceilings:");
