@@ -41,7 +41,7 @@ import { startServer as startInProcess } from "../../src/server/index.ts";
 import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import type { LogRecord } from "../../src/core/log-record.ts";
-import { FaultyLog, tempDir } from "../support/engine-fixtures.ts";
+import { FaultyLog, tempDir, tempDirClosedFirst } from "../support/engine-fixtures.ts";
 import { NoAnswer, getJson, request, killChildren, scaled, post, readLog, seedFromEnv, sleep, spawnServer, stopServer, verifyCli, writeGenesis } from "./harness.ts";
 import type { Answer } from "./harness.ts";
 
@@ -327,8 +327,7 @@ describe(`faults: 64 agents claiming and completing with expiring leases (seed $
   });
 
   it("a read answered while writes are in flight shows only durable state", { timeout: 60_000 }, async (t) => {
-    const { dir, cleanup } = await tempDir("swoosh-read-durable-");
-    t.after(cleanup);
+    const { dir, closeFirst } = await tempDirClosedFirst(t, "swoosh-read-durable-");
     // The server in this process, its WAL behind a log whose flushes take FLUSH_MS: commands stay in flight on purpose.
     const FLUSH_MS = 300;
     let log: DelayedLog | null = null;
@@ -346,7 +345,7 @@ describe(`faults: 64 agents claiming and completing with expiring leases (seed $
         return engine;
       },
     });
-    t.after(() => server.close());
+    closeFirst(() => server.close());
     const durable = () => (engine as unknown as Engine<OrchestratorModel>).stats().durableIndex;
     assert.equal((await post(server.url, { type: "agent.register", payload: { agentId: "a" } })).status, 200);
     (log as unknown as DelayedLog).delayMs = FLUSH_MS;

@@ -18,7 +18,7 @@ import { startServer } from "../../src/server/index.ts";
 import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import type { CommandLog } from "../../src/storage/types.ts";
-import { FaultyLog, tempDir } from "../support/engine-fixtures.ts";
+import { FaultyLog, tempDirClosedFirst } from "../support/engine-fixtures.ts";
 import { command, eventually, get, startTestServer } from "./helpers.ts";
 
 /** A log whose appends wait `delayMs` first: keeps commands in flight on purpose. */
@@ -50,11 +50,10 @@ function wrappedOpener<L extends CommandLog>(wrap: (inner: CommandLog) => L): { 
 
 describe("server: lifecycle", () => {
   it("close() lets in-flight commands finish, refuses new ones, snapshots, and releases the data dir", async (t) => {
-    const { dir, cleanup } = await tempDir("swoosh-server-");
-    t.after(cleanup);
+    const { dir, closeFirst } = await tempDirClosedFirst(t, "swoosh-server-");
     const opener = wrappedOpener((inner) => new DelayedLog(inner));
     const server = await startServer({ dataDir: dir, port: 0, logger: false, onFatal: () => undefined, openEngine: opener.open });
-    t.after(() => server.close());
+    closeFirst(() => server.close());
     assert.equal((await command(server.url, "agent.register", { agentId: "a" })).status, 200);
 
     // A second server on the same data dir is refused while the first holds it.
@@ -80,15 +79,16 @@ describe("server: lifecycle", () => {
     const reopened = await startTestServer(t, {}, dir);
     assert.equal(reopened.server.recoveredIndex, 11);
     assert.equal((await get(reopened.url, "/tasks?limit=1000")).body.tasks.length, 10);
+    // Closed here, not only by startTestServer's after hook: that one would run after the hook that removes dir.
+    await reopened.close();
   });
 
   it("a failed WAL flush answers 503 to in-flight and later requests and calls onFatal", async (t) => {
-    const { dir, cleanup } = await tempDir("swoosh-server-");
-    t.after(cleanup);
+    const { dir, closeFirst } = await tempDirClosedFirst(t, "swoosh-server-");
     const opener = wrappedOpener((inner) => new FaultyLog(inner));
     const fatal: Error[] = [];
     const server = await startServer({ dataDir: dir, port: 0, logger: false, onFatal: (error) => fatal.push(error), openEngine: opener.open });
-    t.after(() => server.close());
+    closeFirst(() => server.close());
     assert.equal((await command(server.url, "agent.register", { agentId: "a" })).status, 200);
 
     opener.log().failNextAppend(new Error("injected: the disk is gone"));
@@ -106,6 +106,8 @@ describe("server: lifecycle", () => {
 
     const reopened = await startTestServer(t, {}, dir);
     assert.equal(reopened.server.recoveredIndex, 1, "nothing unacknowledged was kept");
+    // Closed here, not only by startTestServer's after hook: that one would run after the hook that removes dir.
+    await reopened.close();
   });
 
   it("ticks by itself when a lease expires, and not while halted", async (t) => {

@@ -10,7 +10,7 @@ import { ERROR_STATUS } from "../../src/core/errors.ts";
 import { COMMAND_TYPES } from "../../src/domain/index.ts";
 import { ServerRuntime, buildApp, createLogger } from "../../src/server/index.ts";
 import { commandComponentName } from "../../src/server/openapi.ts";
-import { tempDir } from "../support/engine-fixtures.ts";
+import { tempDirClosedFirst } from "../support/engine-fixtures.ts";
 import { get, startTestServer } from "./helpers.ts";
 
 type Json = { [key: string]: unknown };
@@ -86,12 +86,11 @@ describe("server: OpenAPI", () => {
   });
 
   it("buildApp answers without a socket (app.inject)", async (t) => {
-    const { dir, cleanup } = await tempDir("swoosh-server-");
-    t.after(cleanup);
+    const { dir, closeFirst } = await tempDirClosedFirst(t, "swoosh-server-");
     const logger = createLogger(false);
     const runtime = await ServerRuntime.create({ dataDir: dir, log: logger, onFatal: () => undefined });
     const app = buildApp(runtime, { logger });
-    t.after(async () => {
+    closeFirst(async () => {
       await runtime.beginClose();
       await app.close();
       await runtime.closeEngine();

@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { TestContext } from "node:test";
 import type { Clock } from "../../src/core/hlc.ts";
 import type { LogRecord } from "../../src/core/log-record.ts";
 import { createGenesis } from "../../src/engine/genesis.ts";
@@ -15,6 +16,25 @@ import { counterGenesisState } from "./counter-machine.ts";
 export async function tempDir(prefix = "swoosh-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A temp dir removed after test `t`, once what was handed to `closeFirst`
+ * (a server or engine living in it) has closed. node:test runs after hooks in
+ * the order they were added, so a removal registered before the close would
+ * run first, and a shutdown snapshot would then create the dir again.
+ */
+export async function tempDirClosedFirst(t: TestContext, prefix: string): Promise<{ dir: string; closeFirst(close: () => Promise<void>): void }> {
+  const { dir, cleanup } = await tempDir(prefix);
+  let close = async (): Promise<void> => undefined;
+  t.after(async () => {
+    try {
+      await close();
+    } finally {
+      await cleanup();
+    }
+  });
+  return { dir, closeFirst: (closeIt) => (close = closeIt) };
 }
 
 /** A wall clock the test sets by hand (backwards too). */
