@@ -81,4 +81,3 @@ export function pacer(paced: () => boolean): () => Promise<void> {
 function pauseAfterStep(stepMs: number, paced: boolean): Promise<void> {
   return new Promise<void>((resolve) => (stepMs < STEP_FREE_MS || !paced ? setImmediate(resolve) : setTimeout(resolve, stepMs)));
 }
-

@@ -13,13 +13,13 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
+import { createHash } from "node:crypto";
 import type { JsonObject } from "../core/json.ts";
 import type { LogRecord } from "../core/log-record.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore } from "../storage/snapshot-store.ts";
 import type { CommandLog } from "../storage/types.ts";
-import { collectText } from "./paced.ts";
 import { replayInto } from "./replay.ts";
 import { rebuiltModelPieces } from "./time-travel.ts";
 import type { TimeTravelData, TimeTravelReply, TimeTravelRequest } from "./time-travel.ts";
@@ -77,12 +77,16 @@ async function run(request: Extract<TimeTravelRequest, { kind: "start" }>): Prom
   }
   const model = machine.restore(state);
   const position = await replayInto(machine, model, remoteLog, { ...from, toIndex: request.toIndex, file: data.walFile });
-  // Read in one go (this thread serves nobody else), then handed over as one buffer, transferred rather than copied.
-  const text = await collectText(rebuiltModelPieces(machine, model, TEXT_PIECE_CHARS));
-  const bytes = Buffer.allocUnsafeSlow(text.byteLength);
+  // Read in one go (this thread serves nobody else), encoded once into one
+  // buffer, hashed there, and handed over transferred rather than copied.
+  const pieces = [...rebuiltModelPieces(machine, model, TEXT_PIECE_CHARS)];
+  let byteLength = 0;
+  for (const piece of pieces) byteLength += Buffer.byteLength(piece, "utf8");
+  const bytes = Buffer.allocUnsafeSlow(byteLength);
   let offset = 0;
-  for (const piece of text.pieces) offset += bytes.write(piece, offset, "utf8");
-  send({ kind: "text", hlc: position.hlc, logHash: position.logHash, stateHash: text.stateHash, bytes: bytes.buffer }, [bytes.buffer]);
+  for (const piece of pieces) offset += bytes.write(piece, offset, "utf8");
+  const stateHash = createHash("sha256").update(bytes).digest("hex");
+  send({ kind: "text", hlc: position.hlc, logHash: position.logHash, stateHash, bytes: bytes.buffer }, [bytes.buffer]);
 }
 
 port.on("message", (request: TimeTravelRequest) => {

@@ -7,7 +7,7 @@ import http from "node:http";
 import type { TestContext } from "node:test";
 import { startServer } from "../../src/server/index.ts";
 import type { RunningServer, ServerOptions } from "../../src/server/index.ts";
-import { tempDir } from "../support/engine-fixtures.ts";
+import { tempDirClosedFirst } from "../support/engine-fixtures.ts";
 import { jsonOrUndefined } from "../support/json-text.ts";
 
 export interface TestServer {
@@ -20,19 +20,14 @@ export interface TestServer {
 
 /** Starts a server for the duration of test `t`. */
 export async function startTestServer(t: TestContext, options: Partial<ServerOptions> = {}, dataDir?: string): Promise<TestServer> {
-  let cleanup: () => Promise<void> = async () => undefined;
-  if (dataDir === undefined) {
-    const temp = await tempDir("swoosh-server-");
-    dataDir = temp.dir;
-    cleanup = temp.cleanup;
-  }
-  const server = await startServer({ port: 0, logger: false, onFatal: () => undefined, ...options, dataDir });
+  // A temp dir of its own is removed once the server has closed; a given one is the caller's.
+  const temp = dataDir === undefined ? await tempDirClosedFirst(t, "swoosh-server-") : null;
+  const dir = dataDir ?? (temp as { dir: string }).dir;
+  const server = await startServer({ port: 0, logger: false, onFatal: () => undefined, ...options, dataDir: dir });
   const close = () => server.close();
-  t.after(async () => {
-    await close();
-    await cleanup();
-  });
-  return { server, url: server.url, dataDir, close };
+  if (temp === null) t.after(close);
+  else temp.closeFirst(close);
+  return { server, url: server.url, dataDir: dir, close };
 }
 
 export interface Answer {

@@ -71,16 +71,19 @@ class SendingTexts {
   }
 
   private doneReading(key: string): void {
-    const left = (this.reading.get(key) ?? 1) - 1;
-    if (left > 0) this.reading.set(key, left);
-    else this.reading.delete(key);
+    countDown(this.reading, key);
   }
 
   private release(read: StateText): void {
-    const left = (this.responses.get(read) ?? 1) - 1;
-    if (left > 0) this.responses.set(read, left);
-    else this.responses.delete(read);
+    countDown(this.responses, read);
   }
+}
+
+/** One fewer of `key` in `counts`; the key goes at zero. */
+function countDown<K>(counts: Map<K, number>, key: K): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }
 
 /** True when an If-None-Match header value names `hash`. */
