@@ -9,6 +9,10 @@
  *  1. Swoosh `POST /command` task.submit throughput at 64 in flight, p50/p99;
  *  2. etcd puts of the same bytes at 64 in flight — Swoosh/etcd target ≥ 2.5×;
  *  3. the do-nothing HTTP server — Swoosh/do-nothing target ≥ 0.6×;
+ *     beside it the durable do-nothing server (the same, plus an LMDB put of
+ *     the body with the WAL's settings, answered after the commit): the
+ *     ceiling of any server that makes each command durable on this storage,
+ *     measured against the do-nothing server and Swoosh alike;
  *  4. Swoosh p99 at an offered 2,000 commands/s (open loop, latency from the
  *     scheduled send time) — target ≤ 10 ms; the do-nothing server at the same
  *     rate shows the harness's own floor.
@@ -29,7 +33,7 @@
  * and 4 KiB fdatasync latency before and after.
  *
  * Flags: --seconds 10 --warmup-seconds 2 --runs 3 --connections 64
- *        --rate 2000 --rate-seconds 10 --peers swoosh,etcd,do-nothing
+ *        --rate 2000 --rate-seconds 10 --peers swoosh,etcd,do-nothing,durable-nothing
  *        (also: etcd-gateway — etcd through its HTTP/JSON gateway and the undici
  *        pool, to separate etcd's own cost from its Node gRPC client's)
  *        --json bench/results/http.json --profile-dir DIR (Swoosh under --cpu-prof)
@@ -41,7 +45,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { probeFdatasync } from "./peers/disk-probe.ts";
-import { doNothingPeer } from "./peers/do-nothing-peer.ts";
+import { doNothingPeer, durableNothingPeer } from "./peers/do-nothing-peer.ts";
 import { ETCD_INSTALL_HINT, findEtcd } from "./peers/etcd.ts";
 import { etcdGatewayPeer } from "./peers/etcd-gateway-peer.ts";
 import { etcdPeer } from "./peers/etcd-peer.ts";
@@ -64,7 +68,7 @@ const { values: flags } = parseArgs({
     connections: { type: "string", default: "64" },
     rate: { type: "string", default: "2000" },
     "rate-seconds": { type: "string", default: "10" },
-    peers: { type: "string", default: "swoosh,etcd,do-nothing" },
+    peers: { type: "string", default: "swoosh,etcd,do-nothing,durable-nothing" },
     json: { type: "string", default: "bench/results/http.json" },
     "profile-dir": { type: "string" },
     "snapshot-every": { type: "string" },
@@ -205,6 +209,7 @@ async function main(): Promise<void> {
     }
   }
   if (wanted.has("do-nothing")) peers.push(doNothingPeer({ connections }));
+  if (wanted.has("durable-nothing")) peers.push(durableNothingPeer({ connections }));
   for (const [name, why] of Object.entries(skipped)) console.log(`skipping ${name}: ${why}`);
   if (flags["profile-dir"]) await mkdir(flags["profile-dir"], { recursive: true });
   const boundMs = watchdogMs(peers.length);
@@ -269,6 +274,9 @@ async function main(): Promise<void> {
   const ratios = {
     swooshOverEtcd: ratio(swooshRate, medians.etcd?.opsPerSec),
     swooshOverDoNothing: ratio(swooshRate, medians["do-nothing"]?.opsPerSec),
+    swooshOverDurableNothing: ratio(swooshRate, medians["durable-nothing"]?.opsPerSec),
+    /** How much of the do-nothing server's rate survives making each command durable at all: the ceiling of swooshOverDoNothing. */
+    durableNothingOverDoNothing: ratio(medians["durable-nothing"]?.opsPerSec, medians["do-nothing"]?.opsPerSec),
   };
   const swooshP99AtRateMs = atRate.swoosh ? round(atRate.swoosh.latency.p99Ms, 2) : null;
   const summary = {
@@ -327,6 +335,7 @@ async function main(): Promise<void> {
     [
       `Swoosh/etcd: ${times(ratios.swooshOverEtcd)} (${perSec(swooshRate)} vs ${perSec(medians.etcd?.opsPerSec)}); target ≥ ${TARGETS.swooshOverEtcd}× — ${summary.verdicts.swooshOverEtcd}`,
       `Swoosh/do-nothing: ${times(ratios.swooshOverDoNothing)} (vs ${perSec(medians["do-nothing"]?.opsPerSec)}); target ≥ ${TARGETS.swooshOverDoNothing}× — ${summary.verdicts.swooshOverDoNothing}`,
+      `  durable do-nothing/do-nothing: ${times(ratios.durableNothingOverDoNothing)} (${perSec(medians["durable-nothing"]?.opsPerSec)}): the ceiling of the line above for any server that answers after an LMDB commit; Swoosh/durable do-nothing: ${times(ratios.swooshOverDurableNothing)}`,
       `Swoosh p99 at ${ratePerSec}/s offered: ${swooshP99AtRateMs ?? "n/a"} ms (do-nothing ${atRate["do-nothing"] ? round(atRate["do-nothing"].latency.p99Ms, 2) : "n/a"} ms); target ≤ ${TARGETS.p99AtRateMs} ms — ${summary.verdicts.p99AtRate}`,
       ...Object.entries(skipped).map(([name, why]) => `skipped ${name}: ${why}`),
       `load average ${machineBefore.loadAverage1m} before, ${machineAfter.loadAverage1m} after (${machineAfter.cpus} cpus); ` +

@@ -14,6 +14,8 @@
  *   bullmq-always   Queue.add of the same payload, redis AOF appendfsync always
  *   bullmq-everysec the same with appendfsync everysec (WEAKER: up to ~1 s of acknowledged jobs can be lost)
  *   do-nothing      node:http that parses the body and answers, storing nothing (HTTP ceiling)
+ *   durable-nothing the same plus an LMDB put of the body with the WAL's settings, answered after
+ *                   the commit (ceiling of any server that makes each command durable on this storage)
  * End-to-end jobs/s (submit → claim → complete) with 1, 4 and 16 workers and
  * 2 producers; see PROTOCOL below (each Swoosh figure on a fresh data dir).
  * At each concurrency level every peer is started on fresh data and the peers
@@ -57,7 +59,7 @@ const { values: flags } = parseArgs({
     "warmup-seconds": { type: "string", default: "1" },
     concurrency: { type: "string", default: "1,16,64,256" },
     workers: { type: "string", default: "1,4,16" },
-    peers: { type: "string", default: "swoosh-inproc,swoosh-http,etcd,sqlite-txn,sqlite-group,bullmq-always,bullmq-everysec,do-nothing" },
+    peers: { type: "string", default: "swoosh-inproc,swoosh-http,etcd,sqlite-txn,sqlite-group,bullmq-always,bullmq-everysec,do-nothing,durable-nothing" },
     out: { type: "string", default: "bench/results" },
     "quiet-below": { type: "string" },
     "quiet-wait-seconds": { type: "string", default: "120" },
@@ -419,6 +421,7 @@ async function main(): Promise<void> {
     ["bullmq-always", () => startBullmq("always")],
     ["bullmq-everysec", () => startBullmq("everysec")],
     ["do-nothing", () => startHttp("do-nothing", "bench/peers/do-nothing-server.ts", () => [])],
+    ["durable-nothing", () => startHttp("durable-nothing", "bench/peers/durable-nothing-server.ts", (dir) => ["--data-dir", dir])],
   ];
   for (const [level, concurrency] of concurrencies.entries()) {
     // Every level starts every peer on fresh data: a state grown through the
@@ -488,6 +491,7 @@ async function main(): Promise<void> {
   for (const c of concurrencies) {
     add(`POST /command @${c}`, get("swoosh-http", c), "etcd put", get("etcd", c), c === 64 ? 2.5 : undefined);
     add(`POST /command @${c}`, get("swoosh-http", c), "do-nothing HTTP", get("do-nothing", c), c === 64 ? 0.6 : undefined);
+    add(`POST /command @${c}`, get("swoosh-http", c), "durable do-nothing HTTP", get("durable-nothing", c));
     add(`POST /command @${c}`, get("swoosh-http", c), "SQLite txn/command", get("sqlite-txn", c), 3);
     add(`POST /command @${c}`, get("swoosh-http", c), "SQLite group commit", get("sqlite-group", c));
     add(`POST /command @${c}`, get("swoosh-http", c), "BullMQ add (always)", get("bullmq-always", c));
@@ -501,6 +505,12 @@ async function main(): Promise<void> {
     add(`e2e jobs/s HTTP, ${w} workers`, getJobs("swoosh-http", w), "BullMQ (everysec, weaker)", getJobs("bullmq-everysec", w));
     add(`e2e jobs/s in-process, ${w} workers`, getJobs("swoosh-inproc", w), "BullMQ (always)", getJobs("bullmq-always", w));
   }
+
+  // What survives of the do-nothing server's rate once each command is made durable at all: the ceiling of Swoosh/do-nothing.
+  const durableNothingOverDoNothing = Object.fromEntries(concurrencies.map((c) => [c, ratioOf(get("durable-nothing", c), get("do-nothing", c))]));
+  console.log(
+    `  durable do-nothing / do-nothing HTTP (the ceiling of Swoosh / do-nothing): ${concurrencies.map((c) => `@${c} ${durableNothingOverDoNothing[c] ?? "n/a"}×`).join(", ")}`,
+  );
 
   console.log("\ncommand throughput (ops/s, p50/p99 ms):");
   console.table(throughput);
@@ -524,6 +534,7 @@ async function main(): Promise<void> {
       fdatasyncPerSec,
       fdatasync4KiBMs: { before: { p50: round(diskBefore.p50Ms, 3), p99: round(diskBefore.p99Ms, 3) }, after: { p50: round(diskAfter.p50Ms, 3), p99: round(diskAfter.p99Ms, 3) } },
       rawBatchedLmdbPutsPerSec: lmdbRaw,
+      durableNothingOverDoNothing,
     },
     throughput,
     jobs,
