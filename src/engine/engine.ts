@@ -258,7 +258,8 @@ export class Engine<Model> {
     // passed), built as replay builds it from the WAL's canonical text.
     const { text: payloadText, value: ownPayload } = canonicalPayload(payload, payloadOwned);
     const index = this.appliedIndex + 1;
-    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs: hlcWallMs(hlc), payloadIsJson: true });
+    const nowMs = hlcWallMs(hlc);
+    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs, payloadIsJson: true });
     if (!outcome.ok) {
       // The refusal was judged against state that may not be durable yet.
       const error = new SwooshError(outcome.error.code, outcome.error.message, outcome.error.details);
@@ -272,7 +273,7 @@ export class Engine<Model> {
     this.chainHead = hash;
     this.appliedIndex = index;
     this.appliedHlc = hlc;
-    if (id !== undefined) this.outcomes.record(id, index, hlc, result);
+    if (id !== undefined) this.outcomes.record(id, index, hlc, result, nowMs);
     this.pending.push(new SealedCommand(index, hash, body, hlc, type, ownPayload, id, prevHash, result));
     const answer: CommandOutcome = { index, hlc, result };
     const done = new Promise<CommandOutcome>((resolve, reject) => {

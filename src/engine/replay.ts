@@ -55,9 +55,10 @@ export async function replayInto<Model>(machine: StateMachine<Model>, model: Mod
       if (opened.entry === undefined) throw new WalChainError(expected, opened.problem, file);
       const entry = opened.entry;
       if (!(entry.hlc > hlc)) throw new WalChainError(expected, `HLC ${entry.hlc} does not follow ${hlc || "genesis"}`, file);
-      const outcome = machine.apply(model, { type: entry.type, payload: entry.payload }, { hlc: entry.hlc, index: expected, nowMs: hlcWallMs(entry.hlc) });
+      const nowMs = hlcWallMs(entry.hlc);
+      const outcome = machine.apply(model, { type: entry.type, payload: entry.payload }, { hlc: entry.hlc, index: expected, nowMs });
       if (!outcome.ok) throw new ReplayDivergenceError(expected, `${entry.type} refused: ${outcome.error.code}: ${outcome.error.message}`);
-      if (entry.id !== undefined && from.outcomes) from.outcomes.record(entry.id, expected, entry.hlc, outcome.result);
+      if (entry.id !== undefined && from.outcomes) from.outcomes.record(entry.id, expected, entry.hlc, outcome.result, nowMs);
       index = expected;
       hash = record.hash;
       hlc = entry.hlc;

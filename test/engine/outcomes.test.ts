@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { encodeHlc } from "../../src/core/hlc.ts";
 import { OutcomeTable } from "../../src/engine/outcomes.ts";
 
-const at = (index: number, wallMs = 1_000_000) => [index, encodeHlc({ wallMs, counter: index, nodeId: "n" }), { index }] as const;
+const at = (index: number, wallMs = 1_000_000) => [index, encodeHlc({ wallMs, counter: index, nodeId: "n" }), { index }, wallMs] as const;
 
 describe("OutcomeTable (idempotency retention)", () => {
   it("evicts oldest first by count and by age, also for an id recorded again after eviction, and restores in the same order", () => {
@@ -81,7 +81,7 @@ describe("OutcomeTable (idempotency retention)", () => {
     replayed.record("x", ...at(3));
     const rows = replayed.captureRows();
     replayed.record("z", ...at(4));
-    assert.deepEqual(read(rows), [["y", ...at(2)], ["x", ...at(3)]]);
+    assert.deepEqual(read(rows), [["y", ...at(2).slice(0, 3)], ["x", ...at(3).slice(0, 3)]]);
     assert.deepEqual(read(rows), replayed.toRows().slice(0, 2));
   });
 });
