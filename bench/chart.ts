@@ -58,6 +58,11 @@ function logDomain(points: readonly ChartPoint[], panel: string): [number, numbe
   return [10 ** Math.floor(Math.log10(Math.min(...values) / 2)), 10 ** Math.ceil(Math.log10(Math.max(...values) * 1.5))];
 }
 
+/** `rows` with those whose system name starts with "swoosh" first, each group in its own order. */
+function swooshFirst<T>(rows: readonly T[], system: (row: T) => string): T[] {
+  return [...rows.filter((row) => system(row).startsWith("swoosh")), ...rows.filter((row) => !system(row).startsWith("swoosh"))];
+}
+
 /** The parts of suite.json the chart draws. */
 export interface SuiteFigures {
   readonly machineBefore: { at: string; cpus: number; loadAverage1m: number };
@@ -69,7 +74,8 @@ export interface SuiteFigures {
 
 export async function renderSuiteChart(figures: SuiteFigures, pngPath: string): Promise<void> {
   const points: ChartPoint[] = [
-    ...figures.throughput.map((r) => ({ panel: "Durable command throughput (ops/s) by concurrency", x: `${r.concurrency} in flight`, system: r.peer, value: r.opsPerSec })),
+    // Swoosh's own rows first, so that each panel gives them its first colours (blue, orange).
+    ...swooshFirst(figures.throughput, (r) => r.peer).map((r) => ({ panel: "Durable command throughput (ops/s) by concurrency", x: `${r.concurrency} in flight`, system: r.peer, value: r.opsPerSec })),
     ...figures.jobs.map((r) => ({ panel: "End-to-end jobs/s (submit → claim → complete) by worker count", x: `${r.workers} worker${r.workers === 1 ? "" : "s"}`, system: r.system, value: r.jobsPerSec })),
     { panel: "Ceilings (per second)", x: "4 KiB write + fdatasync", system: "disk", value: figures.ceilings.fdatasyncPerSec },
     { panel: "Ceilings (per second)", x: "raw batched LMDB puts", system: "lmdb", value: figures.ceilings.rawBatchedLmdbPutsPerSec },

@@ -7,6 +7,8 @@
  * Command throughput (closed loop, `task.submit`-sized writes, ~100-byte task
  * payload, at 1/16/64/256 in flight, p50/p99):
  *   swoosh-inproc   openSwoosh on a temp dir, engine.submit (durable: flushed before it resolves)
+ *   lmdb-put        in process, one LMDB put of hash + body per operation with the WAL's settings,
+ *                   resolved once durable (the in-process ceiling: no validation, state machine or hashing)
  *   swoosh-http     the server in a child process, POST /command (undici pool, one connection per in-flight op)
  *   etcd            puts of the same body bytes (etcd3 client, one gRPC channel)
  *   sqlite-txn      node:http + better-sqlite3 (WAL, synchronous=FULL) in a child process, one transaction per command
@@ -33,9 +35,11 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Queue, Worker } from "bullmq";
+import { open } from "lmdb";
 import { openSwoosh } from "../src/index.ts";
 import type { Engine } from "../src/engine/engine.ts";
 import type { OrchestratorModel } from "../src/domain/index.ts";
+import { LMDB_LOG_ENV_OPTIONS } from "../src/storage/lmdb-log.ts";
 import { renderSuiteChart } from "./chart.ts";
 import { rawBatchedLmdbPuts } from "./lmdb-raw.ts";
 import { probeFdatasync } from "./peers/disk-probe.ts";
@@ -59,7 +63,7 @@ const { values: flags } = parseArgs({
     "warmup-seconds": { type: "string", default: "1" },
     concurrency: { type: "string", default: "1,16,64,256" },
     workers: { type: "string", default: "1,4,16" },
-    peers: { type: "string", default: "swoosh-inproc,swoosh-http,etcd,sqlite-txn,sqlite-group,bullmq-always,bullmq-everysec,do-nothing,durable-nothing" },
+    peers: { type: "string", default: "swoosh-inproc,swoosh-http,lmdb-put,etcd,sqlite-txn,sqlite-group,bullmq-always,bullmq-everysec,do-nothing,durable-nothing" },
     out: { type: "string", default: "bench/results" },
     "quiet-below": { type: "string" },
     "quiet-wait-seconds": { type: "string", default: "120" },
@@ -231,6 +235,26 @@ function startInProcess(): Promise<Started> {
       name: "swoosh-inproc",
       driver: (_c, tag) => ({ op: (seq) => engine.submit(submitCommand(tag, seq)), close: noClose }),
       stop: () => engine.close(),
+    };
+  });
+}
+
+/**
+ * The in-process analogue of the durable do-nothing server: one LMDB put per
+ * operation (a 64-character hash and the command body, what the WAL stores),
+ * with the WAL's environment settings, each resolved once its commit is
+ * durable; puts made while a commit runs form the next one.
+ */
+function startLmdbPut(): Promise<Started> {
+  return inTempDir<Started>("lmdb-put-suite", async (dir) => {
+    const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
+    const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+    const hash = "0".repeat(64);
+    let key = 0;
+    return {
+      name: "lmdb-put",
+      driver: (_c, tag) => ({ op: (seq) => db.put(++key, hash + taskSubmitBody(tag, seq).json), close: noClose }),
+      stop: () => env.close(),
     };
   });
 }
@@ -415,6 +439,7 @@ async function main(): Promise<void> {
         return undefined;
       },
     ],
+    ["lmdb-put", startLmdbPut],
     ["etcd", startEtcdPeer],
     ["sqlite-txn", () => startHttp("sqlite-txn", "bench/peers/sqlite-server.ts", (dir) => ["--db", path.join(dir, "bench.db"), "--mode", "txn"])],
     ["sqlite-group", () => startHttp("sqlite-group", "bench/peers/sqlite-server.ts", (dir) => ["--db", path.join(dir, "bench.db"), "--mode", "group"])],
@@ -497,6 +522,7 @@ async function main(): Promise<void> {
     add(`POST /command @${c}`, get("swoosh-http", c), "BullMQ add (always)", get("bullmq-always", c));
     add(`POST /command @${c}`, get("swoosh-http", c), "BullMQ add (everysec, weaker)", get("bullmq-everysec", c));
     add(`in-process submit @${c}`, get("swoosh-inproc", c), "BullMQ add (always)", get("bullmq-always", c));
+    add(`in-process submit @${c}`, get("swoosh-inproc", c), "one awaited LMDB put per op", get("lmdb-put", c));
   }
   add("in-process submit @256", get("swoosh-inproc", 256), "raw batched LMDB puts", lmdbRaw, 0.35);
   add("in-process submit @256", get("swoosh-inproc", 256), "fdatasync/s (one write per sync)", fdatasyncPerSec);
