@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { open } from "lmdb";
 import type { LogRecord } from "../src/core/log-record.ts";
-import { LmdbCommandLog } from "../src/storage/lmdb-log.ts";
+import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../src/storage/lmdb-log.ts";
 
 export interface RawPutOptions {
   /** A directory the benchmark may write into; it creates and removes its own subdirectory. */
@@ -37,7 +37,7 @@ export async function rawBatchedLmdbPuts(options: RawPutOptions): Promise<number
   const envDir = await mkdtemp(join(options.dir, "raw-lmdb-"));
   const env = open({ path: envDir });
   try {
-    const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+    const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
     const startedMs = performance.now();
     for (let first = 1; first <= entries; first += batchSize) {
       const last = Math.min(entries, first + batchSize - 1);

@@ -39,7 +39,7 @@ import { open } from "lmdb";
 import { openSwoosh } from "../src/index.ts";
 import type { Engine } from "../src/engine/engine.ts";
 import type { OrchestratorModel } from "../src/domain/index.ts";
-import { LMDB_LOG_ENV_OPTIONS } from "../src/storage/lmdb-log.ts";
+import { LMDB_LOG_DB_OPTIONS, LMDB_LOG_ENV_OPTIONS } from "../src/storage/lmdb-log.ts";
 import { renderSuiteChart } from "./chart.ts";
 import { rawBatchedLmdbPuts } from "./lmdb-raw.ts";
 import { probeFdatasync } from "./peers/disk-probe.ts";
@@ -248,7 +248,7 @@ function startInProcess(): Promise<Started> {
 function startLmdbPut(): Promise<Started> {
   return inTempDir<Started>("lmdb-put-suite", async (dir) => {
     const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
-    const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+    const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
     const hash = "0".repeat(64);
     let key = 0;
     return {

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from "node:util";
 import { open } from "lmdb";
-import { LMDB_LOG_ENV_OPTIONS } from "../../src/storage/lmdb-log.ts";
+import { LMDB_LOG_DB_OPTIONS, LMDB_LOG_ENV_OPTIONS } from "../../src/storage/lmdb-log.ts";
 import { serveUntilTold } from "./child-entry.ts";
 import { createEchoServer } from "./echo-server.ts";
 import { LOOPBACK_HOST } from "./ports.ts";
@@ -21,7 +21,7 @@ const { values: flags } = parseArgs({ options: { port: { type: "string", default
 if (flags["data-dir"] === undefined) throw new Error("--data-dir is required");
 
 const env = open({ path: flags["data-dir"], ...LMDB_LOG_ENV_OPTIONS });
-const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
 const server = createEchoServer(
   (index, body) => db.put(index, body),
   (error) => {

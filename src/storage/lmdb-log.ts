@@ -88,6 +88,9 @@ export const LMDB_LOG_ENV_OPTIONS = {
   maxDbs: 4,
 } as const;
 
+/** The log's database inside the environment (exported, like the settings above, for the benchmarks and for tests that damage it). */
+export const LMDB_LOG_DB_OPTIONS = { name: "log", encoding: "string" } as const;
+
 /** Records removed per truncation step (a few milliseconds of main-thread work). */
 const TRUNCATE_STEP_RECORDS = 4096;
 
@@ -114,7 +117,7 @@ export class LmdbCommandLog implements CommandLog {
     const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
     const file = join(dir, "data.mdb");
     try {
-      const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+      const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
       // LMDB fsyncs its files but never their directory: make data.mdb's entry
       // durable, and the entries of the directories mkdir just created.
       await syncDirectory(dir);

@@ -11,7 +11,7 @@ import { RecoveryError } from "../../src/engine/errors.ts";
 import { createGenesis } from "../../src/engine/genesis.ts";
 import { initializeDataDir, openEngine } from "../../src/engine/open.ts";
 import type { OpenEngineOptions } from "../../src/engine/open.ts";
-import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import type { SnapshotStore } from "../../src/storage/types.ts";
@@ -371,7 +371,7 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
     await engine.close();
     const walPath = path.join(dir, "wal");
     const env = openLmdb({ path: walPath });
-    const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+    const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
     const stored = db.get(7);
     assert.ok(stored !== undefined && stored.includes('"amount":1'), "entry 7 is stored under key 7");
     await db.put(7, stored.replace('"amount":1', '"amount":9'));

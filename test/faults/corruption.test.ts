@@ -26,7 +26,7 @@ import type { JsonValue } from "../../src/core/json.ts";
 import { createGenesisState, orchestratorMachine } from "../../src/domain/index.ts";
 import { verifyDataDir } from "../../src/engine/verify.ts";
 import { createGenesis } from "../../src/engine/genesis.ts";
-import { LMDB_LOG_ENV_OPTIONS } from "../../src/storage/lmdb-log.ts";
+import { LMDB_LOG_DB_OPTIONS, LMDB_LOG_ENV_OPTIONS } from "../../src/storage/lmdb-log.ts";
 import { snapshotFileName } from "../../src/storage/snapshot-store.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
 import { DURATION_MS_MAX } from "../../src/domain/limits.ts";
@@ -96,7 +96,7 @@ async function buildDataDir(dir: string, genesisFile: string): Promise<Pristine>
 async function editWalRecord(dataDir: string, from: number, edit: (hash: string, body: string) => { hash: string; body: string }, exactly = false): Promise<number> {
   const env = open({ path: path.join(dataDir, "wal"), ...LMDB_LOG_ENV_OPTIONS });
   try {
-    const db = env.openDB<string, number>({ name: "log", encoding: "string" });
+    const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
     for (let index = from; index < from + 20; index++) {
       const value = db.get(index);
       assert.ok(typeof value === "string", `WAL record ${index} exists`);

@@ -15,7 +15,7 @@ import type { TestContext } from "node:test";
 import { open } from "lmdb";
 import { openRecord } from "../../src/core/log-record.ts";
 import { LogConflictError, LogCorruptError, LogFlushError } from "../../src/storage/errors.ts";
-import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { chainRecords } from "../conformance/command-log.suite.ts";
 import { seededRandom } from "../../src/core/seeded-random.ts";
 import { runFixture } from "./fixtures/child.ts";
@@ -100,7 +100,7 @@ describe("LmdbCommandLog", () => {
       await log.append(chainRecords(1, 3));
       await log.close();
       const env = open({ path: dir });
-      await env.openDB<string, number>({ name: "log", encoding: "string" }).put(2, "not a hash, not a body");
+      await env.openDB<string, number>(LMDB_LOG_DB_OPTIONS).put(2, "not a hash, not a body");
       await env.close();
       const reopened = await LmdbCommandLog.open(dir);
       try {
@@ -123,7 +123,7 @@ describe("LmdbCommandLog", () => {
       await log.append(chainRecords(1, 5));
       await log.close();
       const env = open({ path: dir });
-      await env.openDB<string, number>({ name: "log", encoding: "string" }).remove(3);
+      await env.openDB<string, number>(LMDB_LOG_DB_OPTIONS).remove(3);
       await env.close();
       await assert.rejects(LmdbCommandLog.open(dir), (error: unknown) => error instanceof LogCorruptError && /4 records between indexes 1 and 5/.test(error.message));
     }));
