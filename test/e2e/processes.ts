@@ -48,8 +48,17 @@ export interface CliRun {
 
 /** Runs `swoosh ARGS` to completion (at most `timeoutMs`) without blocking the event loop. */
 export function runCli(args: readonly string[], options: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  return runProcess(process.execPath, [bin, ...args], options);
+}
+
+/** Runs any program to completion (SIGKILLed after `timeoutMs`, 60 s by default), its environment cleaned as the CLI's is. */
+export function runProcess(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: cleanEnv(options.env), stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd: options.cwd, env: cleanEnv(options.env), stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));

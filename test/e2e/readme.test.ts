@@ -7,12 +7,11 @@
  * fails here.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { after, it } from "node:test";
 import { tempDir } from "../support/engine-fixtures.ts";
-import { cleanEnv, http, killAll, startServe, stopServe, trackChild } from "./processes.ts";
+import { http, killAll, runProcess, startServe, stopServe } from "./processes.ts";
 import { matchesExpected, walkthroughSteps } from "./readme-walkthrough.ts";
 import type { WalkthroughStep } from "./readme-walkthrough.ts";
 
@@ -41,15 +40,9 @@ function localized(command: string, origin: string): string {
 /** Runs `steps` in one bash (variables such as $TOKEN carry from step to step); each step's stdout and exit code. */
 async function runSteps(steps: readonly WalkthroughStep[], origin: string, env: Record<string, string>): Promise<StepRun[]> {
   const script = steps.map((step, i) => `printf '\\n@@step ${i}\\n'\n{\n${localized(step.command, origin)}\n}\nprintf '\\n@@rc ${i} %d\\n' $?\n`).join("");
-  const child = spawn("bash", ["-c", script], { cwd: REPO_ROOT, env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const guard = setTimeout(() => child.kill("SIGKILL"), 120_000);
-  const { code } = await trackChild(child);
-  clearTimeout(guard);
-  assert.equal(code, 0, `the walkthrough's shell exited ${code}; stderr:\n${stderr}`);
+  const shell = await runProcess("bash", ["-c", script], { cwd: REPO_ROOT, env, timeoutMs: 120_000 });
+  assert.equal(shell.status, 0, `the walkthrough's shell exited ${shell.status}; stderr:\n${shell.stderr}`);
+  const { stdout, stderr } = shell;
   return steps.map((step, i) => {
     const match = new RegExp(`\\n@@step ${i}\\n([\\s\\S]*?)\\n@@rc ${i} (\\d+)\\n`).exec(stdout);
     assert.ok(match, `README line ${step.line}: no output recorded; stderr:\n${stderr}`);
