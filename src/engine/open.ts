@@ -14,7 +14,7 @@ import { SwooshError } from "../core/errors.ts";
 import { canonicalJSON } from "../core/json.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { writeFileAtomic } from "../storage/atomic-file.ts";
-import { LogCorruptError } from "../storage/errors.ts";
+import { LogCorruptError, LogFileDamagedError } from "../storage/errors.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore } from "../storage/snapshot-store.ts";
@@ -134,6 +134,7 @@ export async function openEngine<Model>(options: OpenEngineOptions<Model>): Prom
   } catch (error) {
     await lock?.release();
     if (error instanceof LogCorruptError) throw new RecoveryError("the WAL does not open", [{ file: error.file, index: error.index, detail: error.detail }]);
+    if (error instanceof LogFileDamagedError) throw new RecoveryError("the WAL does not open", [{ file: error.file, detail: error.detail }]);
     throw error;
   }
   try {

@@ -7,7 +7,7 @@
 import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
-import { LogCorruptError } from "../storage/errors.ts";
+import { LogCorruptError, LogFileDamagedError } from "../storage/errors.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
@@ -88,8 +88,9 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
   try {
     log = await LmdbCommandLog.open(layout.walPath);
   } catch (error) {
-    if (!(error instanceof LogCorruptError)) throw error;
-    problems.push({ file: error.file, index: error.index, detail: error.detail });
+    if (error instanceof LogFileDamagedError) problems.push({ file: error.file, detail: error.detail });
+    else if (error instanceof LogCorruptError) problems.push({ file: error.file, index: error.index, detail: error.detail });
+    else throw error;
     return report({ genesisHash: genesis.stateHash, snapshotsChecked: indexes.length });
   }
   try {

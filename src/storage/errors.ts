@@ -56,6 +56,18 @@ export class LogFlushError extends StorageError {
   }
 }
 
+/** The log's LMDB file itself is damaged: LMDB cannot open it or read every record (lmdb-probe.ts). */
+export class LogFileDamagedError extends StorageError {
+  readonly kind = "log_file_damaged";
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+  ) {
+    super(`log ${file}: ${detail}`);
+    this.name = "LogFileDamagedError";
+  }
+}
+
 /** A stored log record whose shape is wrong (the engine checks the hash chain itself). */
 export class LogCorruptError extends StorageError {
   readonly kind = "log_corrupt";

@@ -39,8 +39,9 @@ import { dirname, join, resolve, sep } from "node:path";
 import { open } from "lmdb";
 import type { Database, RootDatabase } from "lmdb";
 import type { LogRecord } from "../core/log-record.ts";
-import { LogConflictError, LogCorruptError, LogFlushError, StorageClosedError } from "./errors.ts";
+import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, StorageClosedError } from "./errors.ts";
 import { RECORD_HASH_CHARS, checkAppendBatch, checkReadRange } from "./log-batch.ts";
+import { probeLmdbEnvironment } from "./lmdb-probe.ts";
 import { syncDirectory } from "./node-fs.ts";
 import { SerialQueue } from "./serial-queue.ts";
 import type { CommandLog } from "./types.ts";
@@ -114,8 +115,11 @@ export class LmdbCommandLog implements CommandLog {
   static async open(path: string, options: LmdbCommandLogOptions = {}): Promise<LmdbCommandLog> {
     const dir = resolve(path);
     const created = await mkdir(dir, { recursive: true });
-    const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
     const file = join(dir, "data.mdb");
+    // A damaged file crashes the process that maps it (lmdb-probe.ts): read it in a child first.
+    const damage = await probeLmdbEnvironment(dir, { envOptions: LMDB_LOG_ENV_OPTIONS, dbOptions: LMDB_LOG_DB_OPTIONS });
+    if (damage !== null) throw new LogFileDamagedError(file, damage);
+    const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
     try {
       const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
       // LMDB fsyncs its files but never their directory: make data.mdb's entry

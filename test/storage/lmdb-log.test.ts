@@ -7,14 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { open } from "lmdb";
 import { openRecord } from "../../src/core/log-record.ts";
-import { LogConflictError, LogCorruptError, LogFlushError } from "../../src/storage/errors.ts";
+import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError } from "../../src/storage/errors.ts";
 import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { chainRecords } from "../conformance/command-log.suite.ts";
 import { seededRandom } from "../../src/core/seeded-random.ts";
@@ -126,6 +126,42 @@ describe("LmdbCommandLog", () => {
       await env.openDB<string, number>(LMDB_LOG_DB_OPTIONS).remove(3);
       await env.close();
       await assert.rejects(LmdbCommandLog.open(dir), (error: unknown) => error instanceof LogCorruptError && /4 records between indexes 1 and 5/.test(error.message));
+    }));
+
+  it("a data file LMDB cannot read (meta page or B-tree pages damaged) is reported as LogFileDamagedError; this process never maps it", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const log = await LmdbCommandLog.open(dir);
+      // Enough records for B-tree pages beyond the two meta pages.
+      for (let first = 1; first <= 2_000; first += 500) await log.append(chainRecords(first, 500));
+      await log.close();
+      const file = join(dir, "data.mdb");
+      const pristine = await readFile(file);
+      const damages: Array<[string, number, Buffer]> = [
+        ["meta page 0 zeroed", 0, Buffer.alloc(4096, 0)],
+        ["meta page 1 all ones", 4096, Buffer.alloc(4096, 0xff)],
+        ["the B-tree pages overwritten", 8192, Buffer.alloc(pristine.length - 8192, 0x5a)],
+        ["truncated to 100 bytes", -1, Buffer.alloc(0)],
+      ];
+      for (const [name, at, garbage] of damages) {
+        const damaged = at < 0 ? pristine.subarray(0, 100) : Buffer.from(pristine);
+        if (at >= 0) garbage.copy(damaged, at);
+        await writeFile(file, damaged);
+        // Without the probe, this call would end the test process with SIGSEGV or SIGBUS.
+        await assert.rejects(LmdbCommandLog.open(dir), (error: unknown) => {
+          assert.ok(error instanceof LogFileDamagedError, `${name}: ${String(error)}`);
+          assert.equal(error.file, file);
+          assert.match(error.message, /data\.mdb: (reading it crashed LMDB \(SIG[A-Z]+\)|LMDB cannot read it)/, name);
+          return true;
+        });
+      }
+      await writeFile(file, pristine);
+      const reopened = await LmdbCommandLog.open(dir);
+      try {
+        await assertIntactChain(reopened, "the undamaged file");
+        assert.equal(reopened.lastIndex(), 2_000);
+      } finally {
+        await reopened.close();
+      }
     }));
 
   it("reports every durable append to onFlush and in metrics", () =>
