@@ -101,8 +101,9 @@ export function blockFields(block: string): Map<string, string> {
  * complete; rejects (with its stderr) if it exits first or takes longer than
  * `timeoutMs`.
  */
-export function startServe(args: readonly string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ServeProcess> {
+export function startServe(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--log-level", "warn", ...args], {
+    cwd: options.cwd,
     env: cleanEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
   });
