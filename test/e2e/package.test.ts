@@ -5,7 +5,8 @@
  * bin/, dist/ — no src/), installs it into an app's node_modules by symlink,
  * and runs in child processes with no loader: the library through both
  * package exports (time travel included, whose worker thread loads compiled
- * modules too) and the `swoosh` command.
+ * modules too, and a reopen, whose WAL probe child imports lmdb by the URL
+ * dist/ resolves) and the `swoosh` command.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -36,8 +37,13 @@ try {
   const hash = await engine.stateHash();
   const past = await engine.stateTextAt(7);
   await engine.close();
+  // Reopening reads the WAL file in a child process first (lmdb-probe.ts), lmdb found from dist/.
+  const again = await openSwoosh({ dataDir });
+  const reopenedIndex = (await again.readState()).index;
+  await again.close();
   console.log(JSON.stringify({
     index: now.index,
+    reopenedIndex,
     tasks: Object.keys(now.state.tasks).length,
     hashMatches: computeStateHash(now.state) === hash,
     pastIndex: past.index,
@@ -75,8 +81,9 @@ describe("the installed package", () => {
     await writeFile(path.join(app, "main.mjs"), APP);
 
     const { stdout } = await run(process.execPath, [path.join(app, "main.mjs")], { cwd: app, env: plainEnv });
-    const report = JSON.parse(stdout.trim()) as { index: number; tasks: number; hashMatches: boolean; pastIndex: number; pastHash: string; client: string };
+    const report = JSON.parse(stdout.trim()) as { index: number; reopenedIndex: number; tasks: number; hashMatches: boolean; pastIndex: number; pastHash: string; client: string };
     assert.equal(report.index, 20);
+    assert.equal(report.reopenedIndex, 20);
     assert.equal(report.tasks, 20);
     assert.equal(report.hashMatches, true);
     assert.equal(report.pastIndex, 7);
