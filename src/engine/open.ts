@@ -26,6 +26,7 @@ import type { RecoveryProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import { recover } from "./recovery.ts";
+import type { PreloadedSnapshot } from "./recovery.ts";
 import { resolveSettings } from "./settings.ts";
 import type { EngineSettingsInput } from "./settings.ts";
 
@@ -110,6 +111,15 @@ async function mkdirDurable(fs: FileSystem, dir: string): Promise<void> {
   await fs.syncDir(path.dirname(path.resolve(dir)));
 }
 
+/** Starts loading the newest snapshot, if any; a failure surfaces only if recovery awaits it (and then names the file). */
+async function preloadNewest(snapshots: SnapshotStore): Promise<PreloadedSnapshot | null> {
+  const [newest] = await snapshots.list();
+  if (newest === undefined) return null;
+  const doc = snapshots.load(newest);
+  doc.catch(() => undefined);
+  return { index: newest, doc };
+}
+
 /** Opens (recovering) or initializes a data directory and returns a running engine. */
 export async function openEngine<Model>(options: OpenEngineOptions<Model>): Promise<Engine<Model>> {
   const settings = resolveSettings(options);
@@ -129,8 +139,19 @@ export async function openEngine<Model>(options: OpenEngineOptions<Model>): Prom
   const lock = options.fs ? null : await lockDataDir(options.dataDir);
   const snapshots = options.snapshots ?? new FileSnapshotStore(fs, layout.snapshotDir, { clusterId: genesis.clusterId });
   let log: CommandLog;
+  let preloaded: PreloadedSnapshot | null;
   try {
-    log = options.log ?? (await LmdbCommandLog.open(layout.walPath));
+    // The newest snapshot is read and verified while the WAL's file is read in
+    // a child process (lmdb-probe.ts), on the other core: recovery usually
+    // starts from it, and on a large state the two take about as long.
+    const [opened, preload] = await Promise.allSettled([options.log ?? LmdbCommandLog.open(layout.walPath), preloadNewest(snapshots)]);
+    if (opened.status === "rejected") throw opened.reason;
+    log = opened.value;
+    if (preload.status === "rejected") {
+      if (options.log === undefined) await log.close();
+      throw preload.reason;
+    }
+    preloaded = preload.value;
   } catch (error) {
     await lock?.release();
     if (error instanceof LogCorruptError) throw new RecoveryError("the WAL does not open", [{ file: error.file, index: error.index, detail: error.detail }]);
@@ -148,6 +169,7 @@ export async function openEngine<Model>(options: OpenEngineOptions<Model>): Prom
       snapshotDir: layout.snapshotDir,
       onProgress: options.onProgress,
       onSkippedSnapshot: options.onSkippedSnapshot,
+      preloaded,
     });
     return new Engine(options.machine, genesis, log, snapshots, settings, recovered, lock);
   } catch (error) {

@@ -9,7 +9,7 @@ import path from "node:path";
 import type { StateMachine } from "../core/state-machine.ts";
 import { LogCorruptError } from "../storage/errors.ts";
 import { snapshotFileName } from "../storage/snapshot-store.ts";
-import type { CommandLog, SnapshotStore } from "../storage/types.ts";
+import type { CommandLog, SnapshotDocument, SnapshotStore } from "../storage/types.ts";
 import type { RecoveredPosition } from "./engine.ts";
 import { RecoveryError, ReplayDivergenceError, WalChainError } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
@@ -31,6 +31,13 @@ export interface RecoverInput<Model> {
   readonly onProgress?: (index: number, lastIndex: number) => void;
   /** Called when a snapshot is passed over, with why. */
   readonly onSkippedSnapshot?: (problem: RecoveryProblem) => void;
+  /** A snapshot whose load was started before the log was open (openEngine: the newest), used if recovery gets to it. */
+  readonly preloaded?: PreloadedSnapshot | null;
+}
+
+export interface PreloadedSnapshot {
+  readonly index: number;
+  readonly doc: Promise<SnapshotDocument>;
 }
 
 export interface RecoveryReport<Model> extends RecoveredPosition<Model> {
@@ -62,7 +69,7 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
     }
     let doc;
     try {
-      doc = await snapshots.load(snapshotIndex);
+      doc = await (input.preloaded?.index === snapshotIndex ? input.preloaded.doc : snapshots.load(snapshotIndex));
     } catch (error) {
       const e = error as { expectedHash?: string; actualHash?: string; message?: string };
       skip({ file, index: snapshotIndex, expectedHash: e.expectedHash, actualHash: e.actualHash, detail: e.message ?? String(error) });

@@ -114,10 +114,12 @@ export class LmdbCommandLog implements CommandLog {
   /** Opens (creating if needed) the log environment in directory `path`. */
   static async open(path: string, options: LmdbCommandLogOptions = {}): Promise<LmdbCommandLog> {
     const dir = resolve(path);
-    const created = await mkdir(dir, { recursive: true });
     const file = join(dir, "data.mdb");
-    // A damaged file crashes the process that maps it (lmdb-probe.ts): read it in a child first.
-    const damage = await probeLmdbEnvironment(dir, { envOptions: LMDB_LOG_ENV_OPTIONS, dbOptions: LMDB_LOG_DB_OPTIONS });
+    // A damaged file crashes the process that maps it (lmdb-probe.ts): read it
+    // in a child first. The child starts before this awaits anything, so a
+    // caller that does not await this at once (openEngine) works meanwhile.
+    const probe = probeLmdbEnvironment(dir, { envOptions: LMDB_LOG_ENV_OPTIONS, dbOptions: LMDB_LOG_DB_OPTIONS });
+    const [created, damage] = await Promise.all([mkdir(dir, { recursive: true }), probe]);
     if (damage !== null) throw new LogFileDamagedError(file, damage);
     const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
     try {

@@ -14,7 +14,7 @@
  * starts in tens of milliseconds from the sources and from `dist/` alike.
  */
 import { spawn } from "node:child_process";
-import { stat } from "node:fs/promises";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 
 /**
@@ -50,18 +50,14 @@ export interface LmdbProbeSettings {
 /**
  * Null when the LMDB environment in `dir` opens and every record in the log
  * database reads back in a child process (or there is no data file yet);
- * otherwise what went wrong, in words.
+ * otherwise what went wrong, in words. The child is started before this
+ * returns, so the caller can do other work (read a snapshot) while it runs.
  */
-export async function probeLmdbEnvironment(dir: string, settings: LmdbProbeSettings): Promise<string | null> {
-  const dataFile = join(dir, "data.mdb");
-  const size = await stat(dataFile).then(
-    (stats) => stats.size,
-    () => 0,
-  );
+export function probeLmdbEnvironment(dir: string, settings: LmdbProbeSettings): Promise<string | null> {
   // No file, or an empty one: LMDB initializes a new environment (nothing to damage).
-  if (size === 0) return null;
+  if (dataFileSize(join(dir, "data.mdb")) === 0) return Promise.resolve(null);
   const args = ["--input-type=module", "-e", PROBE_SOURCE, import.meta.resolve("lmdb"), dir, JSON.stringify(settings.envOptions), JSON.stringify(settings.dbOptions)];
-  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; error?: Error }>((resolve) => {
+  return new Promise<ChildOutcome>((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: {} });
     let stderr = "";
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
@@ -75,7 +71,28 @@ export async function probeLmdbEnvironment(dir: string, settings: LmdbProbeSetti
       clearTimeout(guard);
       resolve({ code, signal, stderr });
     });
-  });
+  }).then(describeOutcome);
+}
+
+/** The data file's size, 0 when there is none (a directory not made yet included). */
+function dataFileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+interface ChildOutcome {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+  /** The child could not be started at all. */
+  readonly error?: Error;
+}
+
+/** Null for a clean exit; the damage in words for a signal or a failure; a child that never started throws. */
+function describeOutcome(outcome: ChildOutcome): string | null {
   if (outcome.error !== undefined) throw outcome.error;
   if (outcome.code === 0) return null;
   if (outcome.signal !== null) return `reading it crashed LMDB (${outcome.signal}): the file is damaged`;
