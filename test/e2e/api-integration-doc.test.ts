@@ -15,19 +15,13 @@ import { computeStateHash } from "../../src/core/hash.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
 import { http, killAll, runCli, runProcess, startServe, stopServe } from "./processes.ts";
 import type { CliRun } from "./processes.ts";
+import { fencedBlocksAfter } from "./doc-blocks.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
   killAll();
   for (const cleanup of cleanups) await cleanup();
 });
-
-/** The fenced blocks (language, text) that follow `marker` in `doc`, in order. */
-function blocksAfter(doc: string, marker: string): Array<{ lang: string; text: string }> {
-  const from = doc.indexOf(marker);
-  assert.ok(from >= 0, `API_INTEGRATION.md has "${marker}"`);
-  return [...doc.slice(from).matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1] as string, text: m[2] as string }));
-}
 
 /** Runs `python3 ARGS` in `cwd` (at most 30 s). */
 function python(args: readonly string[], cwd: string): Promise<CliRun> {
@@ -45,7 +39,7 @@ describe("API_INTEGRATION.md: the state hash worked example and the Python refer
 
   before(async () => {
     doc = await readFile(new URL("../../API_INTEGRATION.md", import.meta.url), "utf8");
-    const blocks = blocksAfter(doc, "**Worked example.**");
+    const blocks = fencedBlocksAfter(doc, "API_INTEGRATION.md", "**Worked example.**");
     const [state, canonical, hashRun, jcs, chain] = blocks;
     assert.ok(state && canonical && hashRun && jcs && chain, "the worked example's five blocks");
     assert.equal(state.lang, "json");

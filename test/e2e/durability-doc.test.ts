@@ -12,7 +12,8 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, it } from "node:test";
 import { tempDir } from "../support/engine-fixtures.ts";
-import { http, killAll, runProcess, startServe, stopServe } from "./processes.ts";
+import { http, killAll, runCli, runProcess, startServe, stopServe } from "./processes.ts";
+import { fencedBlocksAfter } from "./doc-blocks.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -23,13 +24,11 @@ after(async () => {
 /** The shell lines of the `sh` block that follows `marker`, continuation-free and without comments. */
 async function procedureLines(marker: string): Promise<string[]> {
   const doc = await readFile(new URL("../../DURABILITY.md", import.meta.url), "utf8");
-  const from = doc.indexOf(marker);
-  assert.ok(from >= 0, `DURABILITY.md has "${marker}"`);
-  const block = /^```sh\n([\s\S]*?)^```$/m.exec(doc.slice(from));
+  const block = fencedBlocksAfter(doc, "DURABILITY.md", marker).find((fenced) => fenced.lang === "sh");
   assert.ok(block, `an sh block follows "${marker}"`);
   // The `node -e '…'` command spans lines inside its quotes; split on lines that start a new command.
   const commands: string[] = [];
-  for (const line of (block[1] as string).trimEnd().split("\n")) {
+  for (const line of block.text.trimEnd().split("\n")) {
     if (/^(node|swoosh) /.test(line) || commands.length === 0) commands.push(line);
     else commands[commands.length - 1] += "\n" + line;
   }
@@ -67,7 +66,7 @@ it("DURABILITY.md's restore-from-snapshot procedure brings up the snapshot's sta
   // The WAL "damaged past repair": its data file overwritten, so the dir no longer starts.
   const walFiles = await readdir(path.join(dataDir, "wal"));
   for (const name of walFiles) await writeFile(path.join(dataDir, "wal", name), Buffer.alloc(8192, 0x5a));
-  const broken = await runProcess(process.execPath, [path.join(import.meta.dirname, "../../bin/swoosh.js"), "serve", "--port", "0", "--data-dir", dataDir], { timeoutMs: 30_000 });
+  const broken = await runCli(["serve", "--port", "0", "--data-dir", dataDir], { timeoutMs: 30_000 });
   assert.equal(broken.status, 2, `a data dir with a damaged WAL does not start: ${broken.stderr}`);
 
   // The document's first command, on the newest snapshot.

@@ -29,6 +29,7 @@ import { createGenesis } from "../../src/engine/genesis.ts";
 import { LMDB_LOG_DB_OPTIONS, LMDB_LOG_ENV_OPTIONS } from "../../src/storage/lmdb-log.ts";
 import { snapshotFileName } from "../../src/storage/snapshot-store.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
+import { LMDB_FILE_DAMAGES } from "../support/lmdb-damage.ts";
 import { DURATION_MS_MAX } from "../../src/domain/limits.ts";
 import { getJson, killChildren, post, request, spawnServer, stopServer, verifyCli, writeGenesis } from "./harness.ts";
 import type { ServerChild } from "./harness.ts";
@@ -337,18 +338,10 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
   it("the WAL's LMDB file damaged on disk (a meta page, the B-tree pages): serve and verify report data.mdb and exit 2, never a crash", async () => {
     // Unreadable to LMDB, each of them: lmdb-js takes the process down with
     // SIGSEGV or SIGBUS when it maps such a file, so only a child reads it.
-    const damages: Record<string, (size: number) => { at: number; bytes: Buffer }> = {
-      "meta page 0 zeroed": () => ({ at: 0, bytes: Buffer.alloc(4096, 0) }),
-      "meta page 1 all ones (its txnid wins)": () => ({ at: 4096, bytes: Buffer.alloc(4096, 0xff) }),
-      "every B-tree page overwritten": (size) => ({ at: 8192, bytes: Buffer.alloc(size - 8192, 0x5a) }),
-    };
-    for (const [name, damage] of Object.entries(damages)) {
-      const dir = await copy(`lmdb-${name.replace(/\W+/g, "-")}`);
+    for (const damage of LMDB_FILE_DAMAGES) {
+      const dir = await copy(`lmdb-${damage.name.replace(/\W+/g, "-")}`);
       const file = path.join(dir, "wal", "data.mdb");
-      const bytes = await readFile(file);
-      const { at, bytes: garbage } = damage(bytes.length);
-      garbage.copy(bytes, at);
-      await writeFile(file, bytes);
+      await writeFile(file, damage.apply(await readFile(file)));
       await expectRefusal(dir, [/the WAL does not open/, /wal\/data\.mdb: (reading it crashed LMDB \(SIG[A-Z]+\)|LMDB cannot read it)/], /data\.mdb/, true);
     }
   });

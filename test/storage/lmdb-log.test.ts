@@ -19,6 +19,8 @@ import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.
 import { chainRecords } from "../conformance/command-log.suite.ts";
 import { seededRandom } from "../../src/core/seeded-random.ts";
 import { runFixture } from "./fixtures/child.ts";
+import { LMDB_FILE_DAMAGES } from "../support/lmdb-damage.ts";
+import type { LmdbFileDamage } from "../support/lmdb-damage.ts";
 
 const WRITER = "./wal-writer.ts";
 const GENESIS_HASH = "0".repeat(64);
@@ -136,16 +138,9 @@ describe("LmdbCommandLog", () => {
       await log.close();
       const file = join(dir, "data.mdb");
       const pristine = await readFile(file);
-      const damages: Array<[string, number, Buffer]> = [
-        ["meta page 0 zeroed", 0, Buffer.alloc(4096, 0)],
-        ["meta page 1 all ones", 4096, Buffer.alloc(4096, 0xff)],
-        ["the B-tree pages overwritten", 8192, Buffer.alloc(pristine.length - 8192, 0x5a)],
-        ["truncated to 100 bytes", -1, Buffer.alloc(0)],
-      ];
-      for (const [name, at, garbage] of damages) {
-        const damaged = at < 0 ? pristine.subarray(0, 100) : Buffer.from(pristine);
-        if (at >= 0) garbage.copy(damaged, at);
-        await writeFile(file, damaged);
+      const damages: readonly LmdbFileDamage[] = [...LMDB_FILE_DAMAGES, { name: "truncated to 100 bytes", apply: (bytes) => bytes.subarray(0, 100) }];
+      for (const { name, apply } of damages) {
+        await writeFile(file, apply(pristine));
         // Without the probe, this call would end the test process with SIGSEGV or SIGBUS.
         await assert.rejects(LmdbCommandLog.open(dir), (error: unknown) => {
           assert.ok(error instanceof LogFileDamagedError, `${name}: ${String(error)}`);
