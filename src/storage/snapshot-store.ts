@@ -23,6 +23,8 @@ import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import { canonicalJSON } from "../core/json.ts";
+import { objectMembers, parseJsonBytes } from "../core/json-split.ts";
+import type { MemberRange } from "../core/json-split.ts";
 import type { JsonValue } from "../core/json.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
 import type { FilePiece } from "./atomic-file.ts";
@@ -140,10 +142,21 @@ function isJsonRows(value: JsonValue | JsonRows): value is JsonRows {
 export interface FileSnapshotStoreOptions {
   /** When given, `save` refuses and `load` reports a snapshot of any other cluster. */
   readonly clusterId?: string;
+  /** Files up to this many bytes are parsed as one string; larger ones member by member (default SNAPSHOT_WHOLE_TEXT_BYTES_MAX). */
+  readonly wholeTextBytesMax?: number;
 }
+
+/**
+ * Snapshot files up to this size are read as one string and parsed by one
+ * `JSON.parse`; larger ones are split into members first (`readSplit`), since
+ * V8 cannot hold a string of more than 2^29 - 24 characters (~512 MiB) and
+ * such a state would otherwise be written and then never load again.
+ */
+export const SNAPSHOT_WHOLE_TEXT_BYTES_MAX = 1 << 28;
 
 export class FileSnapshotStore implements SnapshotStore {
   private readonly clusterId: string | undefined;
+  private readonly wholeTextBytesMax: number;
   private dirReady: Promise<void> | undefined;
 
   constructor(
@@ -152,6 +165,7 @@ export class FileSnapshotStore implements SnapshotStore {
     options: FileSnapshotStoreOptions = {},
   ) {
     this.clusterId = options.clusterId;
+    this.wholeTextBytesMax = options.wholeTextBytesMax ?? SNAPSHOT_WHOLE_TEXT_BYTES_MAX;
   }
 
   /** Full path of the file for `lastAppliedIndex`. */
@@ -220,14 +234,8 @@ export class FileSnapshotStore implements SnapshotStore {
       new SnapshotCorruptError(file, lastAppliedIndex, detail, hashes);
     // A missing file is not corruption: its ENOENT propagates as is.
     const bytes = await this.fs.readFile(file);
-    const text = bytes.toString("utf8");
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw corrupt(`not valid JSON (truncated or damaged): ${(error as Error).message}`);
-    }
-    const doc = checkShape(parsed, corrupt);
+    const read = bytes.length <= this.wholeTextBytesMax ? readWhole(bytes, corrupt) : readSplit(bytes, this.wholeTextBytesMax, corrupt);
+    const { doc } = read;
     let metaHash: string;
     let outcomesText: string;
     try {
@@ -242,7 +250,7 @@ export class FileSnapshotStore implements SnapshotStore {
       throw corrupt(`belongs to cluster ${JSON.stringify(doc.clusterId)}, expected ${JSON.stringify(this.clusterId)}`);
     }
     if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
-    const stateBytes = stateBytesOf(bytes, text, doc, outcomesText);
+    const stateBytes = read.stateBytes(outcomesText);
     let stateHash = stateBytes === null ? "" : createHash("sha256").update(stateBytes).digest("hex");
     try {
       if (stateHash !== doc.stateHash) stateHash = computeStateHash(doc.state);
@@ -274,6 +282,50 @@ export class FileSnapshotStore implements SnapshotStore {
     });
     return this.dirReady;
   }
+}
+
+/** A snapshot file parsed, with a way to the bytes of its state member (null when they cannot be located). */
+interface SnapshotRead {
+  readonly doc: SnapshotDocument;
+  stateBytes(outcomesText: string): Buffer | null;
+}
+
+type Corrupt = (detail: string) => SnapshotCorruptError;
+
+/** The whole file as one string and one JSON.parse. */
+function readWhole(bytes: Buffer, corrupt: Corrupt): SnapshotRead {
+  const text = bytes.toString("utf8");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw corrupt(`not valid JSON (truncated or damaged): ${(error as Error).message}`);
+  }
+  const doc = checkShape(parsed, corrupt);
+  return { doc, stateBytes: (outcomesText) => stateBytesOf(bytes, text, doc, outcomesText) };
+}
+
+/**
+ * A file too large for one string: its top-level members are found without
+ * parsing them, the header fields are parsed one by one, and the state member
+ * by `parseJsonBytes` (a record at a time). The state's bytes are its member's
+ * own: whatever the layout around them, they hash to `stateHash` only if they
+ * are the canonical text `save` wrote.
+ */
+function readSplit(bytes: Buffer, wholeTextBytesMax: number, corrupt: Corrupt): SnapshotRead {
+  const fields: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  let stateRange: MemberRange | undefined;
+  try {
+    for (const member of objectMembers(bytes, 0, bytes.length)) {
+      if (member.key === "state") stateRange = member;
+      fields[member.key] = parseJsonBytes(bytes, wholeTextBytesMax, member.start, member.end);
+    }
+  } catch (error) {
+    throw corrupt(`not valid JSON (truncated or damaged): ${(error as Error).message}`);
+  }
+  const doc = checkShape({ ...fields }, corrupt);
+  const range = stateRange as MemberRange;
+  return { doc, stateBytes: () => bytes.subarray(range.start, range.end) };
 }
 
 function checkShape(value: unknown, corrupt: (detail: string) => SnapshotCorruptError): SnapshotDocument {

@@ -35,7 +35,12 @@ function headerAt(index: number, clusterId = "c1"): SnapshotHeader {
   return { clusterId, lastAppliedIndex: index, lastAppliedHlc: `${String(1_700_000_000_000 + index).padStart(15, "0")}-0000000000-n1`, logHash: sha256Hex(`log ${index}`), outcomes: { recent: [`cmd-${index}`] } };
 }
 
-async function strictStore(options: { clusterId?: string } = {}): Promise<{ fs: StrictMemFileSystem; store: FileSnapshotStore }> {
+interface StoreOptions {
+  clusterId?: string;
+  wholeTextBytesMax?: number | undefined;
+}
+
+async function makeStrictStore(options: StoreOptions = {}): Promise<{ fs: StrictMemFileSystem; store: FileSnapshotStore }> {
   const fs = new StrictMemFileSystem();
   await fs.mkdirp("/data");
   return { fs, store: new FileSnapshotStore(fs, DIR, options) };
@@ -54,8 +59,8 @@ async function overwrite(fs: FileSystem, path: string, text: string): Promise<vo
 }
 
 /** Rewrites one snapshot file through `edit` and returns the store's verdict on loading it. */
-async function loadAfterEdit(edit: (text: string) => string, index = 7): Promise<unknown> {
-  const { fs, store } = await strictStore({ clusterId: "c1" });
+async function loadAfterEditWith(wholeTextBytesMax: number | undefined, edit: (text: string) => string, index = 7): Promise<unknown> {
+  const { fs, store } = await makeStrictStore({ clusterId: "c1", wholeTextBytesMax });
   await saveAt(store, index);
   const path = store.pathFor(index);
   await overwrite(fs, path, edit((await fs.readFile(path)).toString("utf8")));
@@ -74,165 +79,175 @@ function assertCorrupt(error: unknown, pattern: RegExp, index = 7): asserts erro
   assert.match(error.detail, pattern);
 }
 
-describe("FileSnapshotStore", () => {
-  it("round-trips header and state, returning the state hash; lists newest first", async () => {
-    const { store } = await strictStore({ clusterId: "c1" });
-    assert.deepEqual(await store.list(), []);
-    for (const index of [5, 120, 33]) assert.equal(await saveAt(store, index), computeStateHash(stateAt(index)));
-    assert.deepEqual(await store.list(), [120, 33, 5]);
-    const doc = await store.load(33);
-    assert.equal(doc.formatVersion, 1);
-    assert.deepEqual(doc.state, stateAt(33));
-    assert.equal(canonicalJSON(doc.state), canonicalJSON(stateAt(33)));
-    assert.equal(doc.stateHash, computeStateHash(stateAt(33)));
-    const { clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes } = doc;
-    assert.deepEqual({ clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes }, headerAt(33));
-    assert.equal(doc.metaHash, computeMetaHash(doc));
-  });
+// Everything below holds for both ways of reading a file: as one string, and
+// member by member (how a file too large for one string is read; 0 splits every value).
+for (const [title, wholeTextBytesMax] of [
+  ["FileSnapshotStore", undefined],
+  ["FileSnapshotStore reading files member by member", 0],
+] as const) {
+  describe(title, () => {
+    const strictStore = (options: StoreOptions = {}): ReturnType<typeof makeStrictStore> => makeStrictStore({ ...options, wholeTextBytesMax });
+    const loadAfterEdit = (edit: (text: string) => string, index?: number): Promise<unknown> => loadAfterEditWith(wholeTextBytesMax, edit, index);
 
-  it("keeps special keys (__proto__, constructor, empty, emoji) as ordinary keys", async () => {
-    const { store } = await strictStore();
-    await saveAt(store, 1);
-    const agents = (await store.load(1)).state.agents as JsonObject;
-    assert.deepEqual(Object.keys(agents).sort(), ["", "__proto__", "constructor", "🚀"]);
-    assert.equal(Object.getPrototypeOf(agents), Object.prototype);
-  });
-
-  it("a saved snapshot survives power loss; remove is durable and idempotent", async () => {
-    const { fs, store } = await strictStore();
-    await saveAt(store, 1);
-    await saveAt(store, 2);
-    await store.remove(1);
-    await store.remove(1);
-    fs.crash();
-    fs.restart();
-    const after = new FileSnapshotStore(fs, DIR);
-    assert.deepEqual(await after.list(), [2]);
-    assert.deepEqual((await after.load(2)).state, stateAt(2));
-  });
-
-  it("power loss at any step of save leaves only complete, verifiable snapshots", async () => {
-    let stepCount = 0;
-    {
-      const { fs, store } = await strictStore();
-      await saveAt(store, 1);
-      fs.onStep = () => void (stepCount += 1);
-      await saveAt(store, 2);
-    }
-    for (let crashStep = 0; crashStep <= stepCount; crashStep++) {
-      const { fs, store } = await strictStore();
-      await saveAt(store, 1);
-      let seen = 0;
-      fs.onStep = () => {
-        if (seen++ === crashStep) fs.crash({ tearSeed: crashStep });
-      };
-      await saveAt(store, 2).catch(() => undefined);
-      fs.onStep = undefined;
-      if (seen <= crashStep) fs.crash({ tearSeed: crashStep });
-      fs.restart();
-      const after = new FileSnapshotStore(fs, DIR);
-      const listed = await after.list();
-      assert.ok(listed.includes(1), `crash step ${crashStep}: the older snapshot vanished`);
-      for (const index of listed) assert.deepEqual((await after.load(index)).state, stateAt(index), `crash step ${crashStep}`);
-    }
-  });
-
-  it("list ignores temp files and names that do not match the pattern", async () => {
-    const { fs, store } = await strictStore();
-    await saveAt(store, 3);
-    for (const name of [`${snapshotFileName(9)}.tmp-1-1`, "snapshot-12.json", "snapshot-0000000000000000000x.json", "notes.txt", `${snapshotFileName(4)}.bak`]) {
-      await overwrite(fs, join(DIR, name), "{}");
-    }
-    assert.deepEqual(await store.list(), [3]);
-  });
-
-  it("detects a flipped byte in the state and names file, index, expected and actual hash", async () => {
-    const error = await loadAfterEdit((text) => text.replace('"queued"', '"qveued"'));
-    assertCorrupt(error, /stateHash does not match/);
-    assert.equal(error.expectedHash, computeStateHash(stateAt(7)));
-    assert.notEqual(error.actualHash, error.expectedHash);
-    assert.match(error.actualHash ?? "", /^[0-9a-f]{64}$/);
-  });
-
-  it("accepts the same snapshot laid out another way (re-indented), and still refuses one whose state changed", async () => {
-    // load hashes the state's bytes where save put them; any other layout is checked by serializing the parsed state.
-    const { fs, store } = await strictStore({ clusterId: "c1" });
-    await saveAt(store, 7);
-    const path = store.pathFor(7);
-    const original = (await fs.readFile(path)).toString("utf8");
-    await overwrite(fs, path, JSON.stringify(JSON.parse(original), null, 2));
-    const reloaded = await store.load(7);
-    assert.equal(canonicalJSON(reloaded.state), canonicalJSON(stateAt(7)));
-    assert.equal(reloaded.stateHash, computeStateHash(stateAt(7)));
-
-    // Re-indented and changed: the serializing path refuses it as the byte path would.
-    await overwrite(fs, path, JSON.stringify(JSON.parse(original.replace('"queued"', '"qveued"')), null, 2));
-    assertCorrupt(await store.load(7).then(() => undefined, (error: unknown) => error), /stateHash does not match/);
-  });
-
-  it("detects a flipped byte that breaks the JSON", async () => {
-    assertCorrupt(await loadAfterEdit((text) => text.replace('"tasks":{', '"tasks":[')), /not valid JSON/);
-  });
-
-  it("detects a truncated file", async () => {
-    assertCorrupt(await loadAfterEdit((text) => text.slice(0, Math.floor(text.length / 2))), /not valid JSON/);
-    assertCorrupt(await loadAfterEdit(() => ""), /not valid JSON/);
-  });
-
-  it("detects an edited metaHash", async () => {
-    const error = await loadAfterEdit((text) => text.replace(/"metaHash":"[0-9a-f]{64}"/, `"metaHash":"${"e".repeat(64)}"`));
-    assertCorrupt(error, /metaHash does not match/);
-    assert.equal(error.expectedHash, "e".repeat(64));
-  });
-
-  it("detects an edited header field (lastAppliedIndex, logHash, outcomes) through the metaHash", async () => {
-    assertCorrupt(await loadAfterEdit((text) => text.replace('"lastAppliedIndex":7', '"lastAppliedIndex":8')), /metaHash does not match/);
-    assertCorrupt(await loadAfterEdit((text) => text.replace('"cmd-7"', '"cmd-8"')), /metaHash does not match/);
-    assertCorrupt(await loadAfterEdit((text) => text.replace(/"logHash":"[0-9a-f]/, '"logHash":"x')), /metaHash does not match/);
-  });
-
-  it("detects a file renamed to another index even with a consistent metaHash", async () => {
-    const error = await loadAfterEdit((text) => {
-      const doc = JSON.parse(text) as Record<string, never>;
-      const edited = { ...doc, lastAppliedIndex: 8 } as unknown as Parameters<typeof computeMetaHash>[0];
-      return JSON.stringify({ ...edited, metaHash: computeMetaHash(edited) });
-    });
-    assertCorrupt(error, /file name says index 7, content says 8/);
-  });
-
-  it("detects a snapshot of another cluster, and refuses to save one", async () => {
-    const { fs, store } = await strictStore({ clusterId: "c1" });
-    const foreign = new FileSnapshotStore(fs, DIR, { clusterId: "c2" });
-    await foreign.save(headerAt(7, "c2"), [canonicalJSON(stateAt(7))]);
-    assertCorrupt(await store.load(7).then(() => undefined, (error: unknown) => error), /cluster "c2", expected "c1"/);
-    await assert.rejects(store.save(headerAt(8, "c2"), [canonicalJSON(stateAt(8))]), /refused/);
-    assert.deepEqual(await store.list(), [7]);
-  });
-
-  it("detects an unsupported formatVersion", async () => {
-    assertCorrupt(await loadAfterEdit((text) => text.replace('"formatVersion":1', '"formatVersion":2')), /unsupported formatVersion 2/);
-  });
-
-  it("refuses empty state pieces without leaving a file", async () => {
-    const { fs, store } = await strictStore();
-    await assert.rejects(store.save(headerAt(1), []), /empty/);
-    assert.deepEqual(await fs.readdir(DIR), []);
-  });
-
-  it("works on the real file system and accepts async pieces", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "swoosh-snapshots-"));
-    try {
-      const store = new FileSnapshotStore(new NodeFileSystem(), join(dir, "snapshots"), { clusterId: "c1" });
-      async function* pieces(): AsyncGenerator<string> {
-        yield* new RecordTextCache().pieces(stateAt(4), 100);
-      }
-      assert.equal(await store.save(headerAt(4), pieces()), computeStateHash(stateAt(4)));
-      assert.deepEqual(await store.list(), [4]);
-      assert.deepEqual((await store.load(4)).state, stateAt(4));
-      await store.remove(4);
+    it("round-trips header and state, returning the state hash; lists newest first", async () => {
+      const { store } = await strictStore({ clusterId: "c1" });
       assert.deepEqual(await store.list(), []);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+      for (const index of [5, 120, 33]) assert.equal(await saveAt(store, index), computeStateHash(stateAt(index)));
+      assert.deepEqual(await store.list(), [120, 33, 5]);
+      const doc = await store.load(33);
+      assert.equal(doc.formatVersion, 1);
+      assert.deepEqual(doc.state, stateAt(33));
+      assert.equal(canonicalJSON(doc.state), canonicalJSON(stateAt(33)));
+      assert.equal(doc.stateHash, computeStateHash(stateAt(33)));
+      const { clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes } = doc;
+      assert.deepEqual({ clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes }, headerAt(33));
+      assert.equal(doc.metaHash, computeMetaHash(doc));
+    });
+
+    it("keeps special keys (__proto__, constructor, empty, emoji) as ordinary keys", async () => {
+      const { store } = await strictStore();
+      await saveAt(store, 1);
+      const agents = (await store.load(1)).state.agents as JsonObject;
+      assert.deepEqual(Object.keys(agents).sort(), ["", "__proto__", "constructor", "🚀"]);
+      assert.equal(Object.getPrototypeOf(agents), Object.prototype);
+    });
+
+    it("a saved snapshot survives power loss; remove is durable and idempotent", async () => {
+      const { fs, store } = await strictStore();
+      await saveAt(store, 1);
+      await saveAt(store, 2);
+      await store.remove(1);
+      await store.remove(1);
+      fs.crash();
+      fs.restart();
+      const after = new FileSnapshotStore(fs, DIR, { wholeTextBytesMax });
+      assert.deepEqual(await after.list(), [2]);
+      assert.deepEqual((await after.load(2)).state, stateAt(2));
+    });
+
+    it("power loss at any step of save leaves only complete, verifiable snapshots", async () => {
+      let stepCount = 0;
+      {
+        const { fs, store } = await strictStore();
+        await saveAt(store, 1);
+        fs.onStep = () => void (stepCount += 1);
+        await saveAt(store, 2);
+      }
+      for (let crashStep = 0; crashStep <= stepCount; crashStep++) {
+        const { fs, store } = await strictStore();
+        await saveAt(store, 1);
+        let seen = 0;
+        fs.onStep = () => {
+          if (seen++ === crashStep) fs.crash({ tearSeed: crashStep });
+        };
+        await saveAt(store, 2).catch(() => undefined);
+        fs.onStep = undefined;
+        if (seen <= crashStep) fs.crash({ tearSeed: crashStep });
+        fs.restart();
+        const after = new FileSnapshotStore(fs, DIR, { wholeTextBytesMax });
+        const listed = await after.list();
+        assert.ok(listed.includes(1), `crash step ${crashStep}: the older snapshot vanished`);
+        for (const index of listed) assert.deepEqual((await after.load(index)).state, stateAt(index), `crash step ${crashStep}`);
+      }
+    });
+
+    it("list ignores temp files and names that do not match the pattern", async () => {
+      const { fs, store } = await strictStore();
+      await saveAt(store, 3);
+      for (const name of [`${snapshotFileName(9)}.tmp-1-1`, "snapshot-12.json", "snapshot-0000000000000000000x.json", "notes.txt", `${snapshotFileName(4)}.bak`]) {
+        await overwrite(fs, join(DIR, name), "{}");
+      }
+      assert.deepEqual(await store.list(), [3]);
+    });
+
+    it("detects a flipped byte in the state and names file, index, expected and actual hash", async () => {
+      const error = await loadAfterEdit((text) => text.replace('"queued"', '"qveued"'));
+      assertCorrupt(error, /stateHash does not match/);
+      assert.equal(error.expectedHash, computeStateHash(stateAt(7)));
+      assert.notEqual(error.actualHash, error.expectedHash);
+      assert.match(error.actualHash ?? "", /^[0-9a-f]{64}$/);
+    });
+
+    it("accepts the same snapshot laid out another way (re-indented), and still refuses one whose state changed", async () => {
+      // load hashes the state's bytes where save put them; any other layout is checked by serializing the parsed state.
+      const { fs, store } = await strictStore({ clusterId: "c1" });
+      await saveAt(store, 7);
+      const path = store.pathFor(7);
+      const original = (await fs.readFile(path)).toString("utf8");
+      await overwrite(fs, path, JSON.stringify(JSON.parse(original), null, 2));
+      const reloaded = await store.load(7);
+      assert.equal(canonicalJSON(reloaded.state), canonicalJSON(stateAt(7)));
+      assert.equal(reloaded.stateHash, computeStateHash(stateAt(7)));
+
+      // Re-indented and changed: the serializing path refuses it as the byte path would.
+      await overwrite(fs, path, JSON.stringify(JSON.parse(original.replace('"queued"', '"qveued"')), null, 2));
+      assertCorrupt(await store.load(7).then(() => undefined, (error: unknown) => error), /stateHash does not match/);
+    });
+
+    it("detects a flipped byte that breaks the JSON", async () => {
+      assertCorrupt(await loadAfterEdit((text) => text.replace('"tasks":{', '"tasks":[')), /not valid JSON/);
+    });
+
+    it("detects a truncated file", async () => {
+      assertCorrupt(await loadAfterEdit((text) => text.slice(0, Math.floor(text.length / 2))), /not valid JSON/);
+      assertCorrupt(await loadAfterEdit(() => ""), /not valid JSON/);
+    });
+
+    it("detects an edited metaHash", async () => {
+      const error = await loadAfterEdit((text) => text.replace(/"metaHash":"[0-9a-f]{64}"/, `"metaHash":"${"e".repeat(64)}"`));
+      assertCorrupt(error, /metaHash does not match/);
+      assert.equal(error.expectedHash, "e".repeat(64));
+    });
+
+    it("detects an edited header field (lastAppliedIndex, logHash, outcomes) through the metaHash", async () => {
+      assertCorrupt(await loadAfterEdit((text) => text.replace('"lastAppliedIndex":7', '"lastAppliedIndex":8')), /metaHash does not match/);
+      assertCorrupt(await loadAfterEdit((text) => text.replace('"cmd-7"', '"cmd-8"')), /metaHash does not match/);
+      assertCorrupt(await loadAfterEdit((text) => text.replace(/"logHash":"[0-9a-f]/, '"logHash":"x')), /metaHash does not match/);
+    });
+
+    it("detects a file renamed to another index even with a consistent metaHash", async () => {
+      const error = await loadAfterEdit((text) => {
+        const doc = JSON.parse(text) as Record<string, never>;
+        const edited = { ...doc, lastAppliedIndex: 8 } as unknown as Parameters<typeof computeMetaHash>[0];
+        return JSON.stringify({ ...edited, metaHash: computeMetaHash(edited) });
+      });
+      assertCorrupt(error, /file name says index 7, content says 8/);
+    });
+
+    it("detects a snapshot of another cluster, and refuses to save one", async () => {
+      const { fs, store } = await strictStore({ clusterId: "c1" });
+      const foreign = new FileSnapshotStore(fs, DIR, { clusterId: "c2" });
+      await foreign.save(headerAt(7, "c2"), [canonicalJSON(stateAt(7))]);
+      assertCorrupt(await store.load(7).then(() => undefined, (error: unknown) => error), /cluster "c2", expected "c1"/);
+      await assert.rejects(store.save(headerAt(8, "c2"), [canonicalJSON(stateAt(8))]), /refused/);
+      assert.deepEqual(await store.list(), [7]);
+    });
+
+    it("detects an unsupported formatVersion", async () => {
+      assertCorrupt(await loadAfterEdit((text) => text.replace('"formatVersion":1', '"formatVersion":2')), /unsupported formatVersion 2/);
+    });
+
+    it("refuses empty state pieces without leaving a file", async () => {
+      const { fs, store } = await strictStore();
+      await assert.rejects(store.save(headerAt(1), []), /empty/);
+      assert.deepEqual(await fs.readdir(DIR), []);
+    });
+
+    it("works on the real file system and accepts async pieces", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "swoosh-snapshots-"));
+      try {
+        const store = new FileSnapshotStore(new NodeFileSystem(), join(dir, "snapshots"), { clusterId: "c1", wholeTextBytesMax });
+        async function* pieces(): AsyncGenerator<string> {
+          yield* new RecordTextCache().pieces(stateAt(4), 100);
+        }
+        assert.equal(await store.save(headerAt(4), pieces()), computeStateHash(stateAt(4)));
+        assert.deepEqual(await store.list(), [4]);
+        assert.deepEqual((await store.load(4)).state, stateAt(4));
+        await store.remove(4);
+        assert.deepEqual(await store.list(), []);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
   });
-});
+}
