@@ -1,5 +1,5 @@
 /**
- * parseJsonBytes: JSON too large for one string, read member by member. Whatever
+ * parseJsonBytes: JSON too large for one string, read in parts. Whatever
  * the split size, it must give exactly what JSON.parse of the whole text gives,
  * and refuse exactly what JSON.parse refuses.
  */
@@ -27,15 +27,17 @@ function splitOrRefused(bytes: Buffer, wholeTextBytesMax: number): unknown {
 }
 
 /** JSON texts with awkward strings and keys (escapes, quotes, backslashes, `__proto__`, astral characters) and spacing. */
-const awkwardString = fc.oneof(fc.string({ unit: "grapheme" }), fc.constantFrom("__proto__", "constructor", "", '"', "\\", '\\"', "\\\\", "a\\\\\"b", "\u2028", "😀"));
+/** Long strings, full of quotes and backslashes: their end is searched for natively (past SHORT_STRING_BYTES). */
+const longString = fc.array(fc.constantFrom("a", "\\", '"', "\\\\", 'x\\"', "é", "😀", "\n"), { minLength: 20, maxLength: 120 }).map((parts) => parts.join(""));
+const awkwardString = fc.oneof(fc.string({ unit: "grapheme" }), longString, fc.constantFrom("__proto__", "constructor", "", '"', "\\", '\\"', "\\\\", "a\\\\\"b", "\u2028", "😀"));
 const jsonText = fc
-  .tuple(fc.jsonValue({ maxDepth: 5 }), fc.dictionary(awkwardString, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 }), fc.constantFrom(undefined, 1, "\t", " \n "))
+  .tuple(fc.jsonValue({ maxDepth: 5 }), fc.dictionary(awkwardString, fc.oneof(fc.jsonValue({ maxDepth: 2 }), longString), { maxKeys: 5 }), fc.constantFrom(undefined, 1, "\t", " \n "))
   .map(([value, awkward, space]) => JSON.stringify({ value, awkward, list: [awkward, value] }, null, space));
 
 describe("parseJsonBytes", () => {
   it("gives what JSON.parse gives, at every split size, keeping __proto__ an ordinary own key", () => {
     fc.assert(
-      fc.property(jsonText, fc.constantFrom(0, 1, 16, 200), (text, wholeTextBytesMax) => {
+      fc.property(jsonText, fc.constantFrom(0, 1, 16, 64, 200), (text, wholeTextBytesMax) => {
         const split = parseJsonBytes(Buffer.from(text, "utf8"), wholeTextBytesMax);
         assert.deepEqual(split, JSON.parse(text));
         // Same key order too (deepEqual does not look at it).
@@ -57,7 +59,7 @@ describe("parseJsonBytes", () => {
       fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
     );
     fc.assert(
-      fc.property(jsonText, fc.array(damage, { minLength: 1, maxLength: 3 }), fc.constantFrom(0, 1, 16), (text, damages, wholeTextBytesMax) => {
+      fc.property(jsonText, fc.array(damage, { minLength: 1, maxLength: 3 }), fc.constantFrom(0, 1, 16, 64), (text, damages, wholeTextBytesMax) => {
         let damaged = text;
         for (const d of damages) {
           const at = d.at % (damaged.length + 1);
@@ -74,9 +76,12 @@ describe("parseJsonBytes", () => {
   });
 
   it("names the byte where a document goes wrong", () => {
-    assert.throws(() => parseJsonBytes(Buffer.from('{"a":1 "b":2}'), 0), (error: unknown) => error instanceof JsonSplitError && error.offset === 7);
-    assert.throws(() => parseJsonBytes(Buffer.from('{"a":"unterminated}'), 0), /unterminated string at byte 5/);
+    assert.throws(() => parseJsonBytes(Buffer.from('{"a":1 "b":2}'), 0), (error: unknown) => error instanceof JsonSplitError && error.offset === 5);
+    assert.throws(() => parseJsonBytes(Buffer.from('{"a":"unterminated}'), 0), /unterminated string at byte 0/);
     assert.throws(() => parseJsonBytes(Buffer.from('[1,2]]'), 0), /unexpected text after the end at byte 5/);
+    assert.throws(() => parseJsonBytes(Buffer.from('[1,2,]'), 0), /a value is missing at byte 5/);
+    assert.throws(() => parseJsonBytes(Buffer.from('{"a":[1,2]]'), 0), /mismatched bracket at byte 10/);
+    assert.throws(() => parseJsonBytes(Buffer.from('{"a":[1,2}'), 0), /unterminated object or array at byte 0/);
   });
 
   it("lists an object's members with the byte ranges of their values", () => {

@@ -21,7 +21,7 @@ const TASKS = 620;
 const BLOB_CHARS = 900_000;
 
 describe("a snapshot larger than the longest string V8 can hold", () => {
-  it("is written, loads member by member, and recovery starts from it", async () => {
+  it("is written, loads in parts, and recovery starts from it", async () => {
     const { dir: dataDir, cleanup } = await tempDir("swoosh-large-snapshot-");
     try {
       const engine = await openSwoosh({ dataDir, snapshotEvery: 0 });

@@ -79,11 +79,13 @@ function assertCorrupt(error: unknown, pattern: RegExp, index = 7): asserts erro
   assert.match(error.detail, pattern);
 }
 
-// Everything below holds for both ways of reading a file: as one string, and
-// member by member (how a file too large for one string is read; 0 splits every value).
+// Everything below holds for every way of reading a file: as one string, and
+// in parts (how a file too large for one string is read): runs of a few
+// records (200 bytes), or every value split apart (0).
 for (const [title, wholeTextBytesMax] of [
   ["FileSnapshotStore", undefined],
-  ["FileSnapshotStore reading files member by member", 0],
+  ["FileSnapshotStore reading files in parts of 200 bytes", 200],
+  ["FileSnapshotStore reading files in parts, every value apart", 0],
 ] as const) {
   describe(title, () => {
     const strictStore = (options: StoreOptions = {}): ReturnType<typeof makeStrictStore> => makeStrictStore({ ...options, wholeTextBytesMax });
