@@ -58,37 +58,125 @@ function describeErrorAnswer(status: number, statusText: string, text: string): 
   return `${error.code}: ${String(error.message)} (HTTP ${status})${details}`;
 }
 
-/** Sends one request and returns the parsed JSON answer of a 2xx response. */
-export async function requestJson(client: ClientOptions, method: "GET" | "POST", pathAndQuery: string, body?: unknown): Promise<unknown> {
+/** One request on its way: the answer's head, and how to name a failure while reading it. */
+interface Exchange {
+  readonly response: Response;
+  readonly target: string;
+  /** The CliError for `error` thrown while waiting: a timeout, or the server unreachable. */
+  failed(error: unknown): CliError;
+}
+
+/** Sends a request; throws the SPEC §9 CliError when there is no answer. */
+async function send(client: ClientOptions, method: "GET" | "POST", pathAndQuery: string, body?: unknown): Promise<Exchange> {
   const target = `${client.url}${pathAndQuery}`;
   const headers: Record<string, string> = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (client.token !== undefined) headers.authorization = `Bearer ${client.token}`;
-  let response: Response;
-  let text: string;
+  const failed = (error: unknown): CliError => {
+    if ((error as Error).name === "TimeoutError") return new CliError(`${method} ${target}: no answer within ${client.timeoutMs} ms`, EXIT_RUNTIME_FAILURE);
+    return new CliError(`cannot reach ${client.url}: ${networkReason(error)}`, EXIT_RUNTIME_FAILURE);
+  };
   try {
-    response = await fetch(target, {
+    const response = await fetch(target, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(client.timeoutMs),
     });
-    text = await response.text();
+    return { response, target, failed };
   } catch (error) {
-    if ((error as Error).name === "TimeoutError") throw new CliError(`${method} ${target}: no answer within ${client.timeoutMs} ms`, EXIT_RUNTIME_FAILURE);
-    throw new CliError(`cannot reach ${client.url}: ${networkReason(error)}`, EXIT_RUNTIME_FAILURE);
+    throw failed(error);
   }
-  if (!response.ok) {
-    const exitCode = response.status >= 400 && response.status < 500 ? EXIT_BAD_INPUT : EXIT_RUNTIME_FAILURE;
-    throw new CliError(describeErrorAnswer(response.status, response.statusText, text), exitCode);
+}
+
+/** A non-2xx answer as its CliError: 4xx is the caller's mistake (2), anything else a runtime failure (1). */
+function refusal(response: Response, text: string): CliError {
+  const exitCode = response.status >= 400 && response.status < 500 ? EXIT_BAD_INPUT : EXIT_RUNTIME_FAILURE;
+  return new CliError(describeErrorAnswer(response.status, response.statusText, text), exitCode);
+}
+
+function notJson(method: string, exchange: Exchange): CliError {
+  return new CliError(`${method} ${exchange.target}: HTTP ${exchange.response.status} with a body that is not JSON`, EXIT_RUNTIME_FAILURE);
+}
+
+/** Sends one request and returns the parsed JSON answer of a 2xx response. */
+export async function requestJson(client: ClientOptions, method: "GET" | "POST", pathAndQuery: string, body?: unknown): Promise<unknown> {
+  const exchange = await send(client, method, pathAndQuery, body);
+  let text: string;
+  try {
+    text = await exchange.response.text();
+  } catch (error) {
+    throw exchange.failed(error);
   }
+  if (!exchange.response.ok) throw refusal(exchange.response, text);
   try {
     return JSON.parse(text);
   } catch {
-    throw new CliError(`${method} ${target}: HTTP ${response.status} with a body that is not JSON`, EXIT_RUNTIME_FAILURE);
+    throw notJson(method, exchange);
   }
 }
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Answers up to this size are parsed and printed indented; a larger one is
+ * copied to stdout as the server sent it (compact JSON), a chunk at a time:
+ * a large state indented would need several times its size in memory, and
+ * past ~512 MiB it cannot be held as one string at all.
+ */
+export const PRETTY_ANSWER_BYTES_MAX = 64 * 1024 * 1024;
+
+/**
+ * GET `pathAndQuery` and print its JSON answer: indented when it is at most
+ * PRETTY_ANSWER_BYTES_MAX bytes, otherwise streamed as is. Errors as `requestJson`.
+ */
+export async function printAnswer(client: ClientOptions, pathAndQuery: string, prettyBytesMax = PRETTY_ANSWER_BYTES_MAX): Promise<void> {
+  const exchange = await send(client, "GET", pathAndQuery);
+  const { response } = exchange;
+  if (!response.ok || response.body === null) throw refusal(response, await response.text().catch(() => ""));
+  const reader = response.body.getReader();
+  const held: Uint8Array[] = [];
+  let heldBytes = 0;
+  let streaming = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (streaming) {
+        await writeOut(value);
+        continue;
+      }
+      held.push(value);
+      heldBytes += value.byteLength;
+      if (heldBytes > prettyBytesMax) {
+        streaming = true;
+        for (const chunk of held.splice(0)) await writeOut(chunk);
+      }
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    // Cut off mid-answer: what was printed is incomplete, and the exit status says so.
+    if (!streaming) throw exchange.failed(error);
+    throw new CliError(`GET ${exchange.target}: the answer broke off after part of it was printed: ${networkReason(error)}`, EXIT_RUNTIME_FAILURE);
+  }
+  if (streaming) {
+    await writeOut(new TextEncoder().encode("\n"));
+    return;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(held).toString("utf8"));
+  } catch {
+    throw notJson("GET", exchange);
+  }
+  printJson(value);
+}
+
+/** Writes to stdout, waiting while its buffer is full (a pipe to a slow reader), so memory stays bounded. */
+function writeOut(bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(bytes, (error) => (error ? reject(new CliError(`writing to stdout failed: ${error.message}`, EXIT_RUNTIME_FAILURE)) : resolve()));
+  });
 }

@@ -10,6 +10,7 @@ import net from "node:net";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
+import { PRETTY_ANSWER_BYTES_MAX } from "../../src/cli/http-client.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
 import { http, killAll, runCli, startServe, stopServe } from "./processes.ts";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -194,6 +195,32 @@ describe("swoosh serve, state and command", () => {
     } finally {
       socket?.destroy();
       server.child.kill("SIGKILL");
+    }
+  });
+
+  it("swoosh state prints a state past 64 MiB as the server sends it (compact, streamed), a smaller one indented", { timeout: 120_000 }, async () => {
+    const dataDir = await dir();
+    const server = await startServe(["--data-dir", dataDir]);
+    try {
+      const blob = "x".repeat(900_000);
+      for (let first = 0; first < 80; first += 8) {
+        const answers = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => http(server.url, "POST", "/command", { body: { type: "task.submit", payload: { taskId: `big-${first + i}`, kind: "blob", payload: { blob } } } })),
+        );
+        for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body).slice(0, 200));
+      }
+      // No leases are pending, so the server logs no ticks: both reads see the same state.
+      const sent = await (await fetch(`${server.url}/state`)).text();
+      assert.ok(sent.length > PRETTY_ANSWER_BYTES_MAX, `GET /state is only ${sent.length} bytes`);
+      const printed = await runCli(["state", "--url", server.url]);
+      assert.equal(printed.status, 0, printed.stderr);
+      assert.ok(printed.stdout === `${sent}\n`, "printed as sent, one line");
+
+      const small = await runCli(["state", "--at", "1", "--url", server.url]);
+      assert.equal(small.status, 0, small.stderr);
+      assert.match(small.stdout, /^\{\n {2}"index": 1,\n/);
+    } finally {
+      await stopServe(server);
     }
   });
 });

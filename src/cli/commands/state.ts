@@ -2,7 +2,7 @@
 import { Option } from "commander";
 import type { Command } from "commander";
 import { integerIn } from "../flags.ts";
-import { addClientOptions, clientOptionsFrom, printJson, requestJson } from "../http-client.ts";
+import { addClientOptions, clientOptionsFrom, printAnswer } from "../http-client.ts";
 import type { ClientFlags } from "../http-client.ts";
 
 interface StateFlags extends ClientFlags {
@@ -12,10 +12,10 @@ interface StateFlags extends ClientFlags {
 export function registerState(program: Command): void {
   const command = program
     .command("state")
-    .description("print a running server's state as JSON: {index, hlc, stateHash, logHash, state}")
+    .description("print a running server's state as JSON: {index, hlc, stateHash, logHash, state} (indented; past 64 MiB compact, as the server sends it)")
     .addOption(new Option("--at <index>", "the state as of this log index (0 = genesis); exit 2 with history_pruned when the log no longer reaches back").argParser(integerIn(0, Number.MAX_SAFE_INTEGER)));
   addClientOptions(command).action(async (flags: StateFlags) => {
     const query = flags.at === undefined ? "" : `?at=${flags.at}`;
-    printJson(await requestJson(clientOptionsFrom(flags), "GET", `/state${query}`));
+    await printAnswer(clientOptionsFrom(flags), `/state${query}`);
   });
 }
