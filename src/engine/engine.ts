@@ -32,7 +32,7 @@ import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
-import { collectText, pacer, runPaced, slicedPieces } from "./paced.ts";
+import { collectText, pacedWhileAdvancing, pacer, runPaced, slicedPieces } from "./paced.ts";
 import type { CollectedText } from "./paced.ts";
 import { rebuiltModelPieces, travelInWorker } from "./time-travel.ts";
 import type { EngineSettings } from "./settings.ts";
@@ -176,6 +176,10 @@ export class Engine<Model> {
   private truncatingBefore = 0;
   /** Whether background work (snapshots, large reads, time travel) paces itself: until closing, commands may be waiting behind it. */
   private readonly paced = (): boolean => !this.closing;
+  /** How a read (GET /state, GET /tasks, time travel) paces its steps: as a snapshot, but only while commands are applied (paced.ts). */
+  private readPacing(): () => boolean {
+    return pacedWhileAdvancing(() => this.appliedIndex, this.paced);
+  }
   /** The `stateText` being read, shared by callers at the same index and dropped once read (its text is large). */
   private stateTextReading: { index: number; text: Promise<StateText> } | null = null;
 
@@ -361,7 +365,7 @@ export class Engine<Model> {
       try {
         // Texts are remembered, as a hash of the live state did: the next read (a client polling with If-None-Match) reuses them.
         const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, true);
-        text = await collectText(slicedPieces(pieces, this.paced));
+        text = await collectText(slicedPieces(pieces, this.readPacing()));
       } finally {
         capture.release();
       }
@@ -408,8 +412,8 @@ export class Engine<Model> {
         return { index, hlc: travelled.hlc, logHash: travelled.logHash, stateHash: travelled.stateHash, pieces: [travelled.bytes], byteLength: travelled.bytes.length };
       });
     }
-    const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(this.paced)));
-    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), this.paced));
+    const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(this.readPacing())));
+    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), this.readPacing()));
     return { index, hlc: at.hlc, logHash: at.logHash, ...text };
   }
 
@@ -428,7 +432,7 @@ export class Engine<Model> {
     const index = this.appliedIndex;
     let value: T;
     try {
-      value = await runPaced(scan(capture), this.paced);
+      value = await runPaced(scan(capture), this.readPacing());
     } finally {
       capture.release();
     }
