@@ -13,3 +13,14 @@ export class CliError extends Error {
     this.name = "CliError";
   }
 }
+
+/**
+ * Whoever read stdout closed it (`swoosh state | head`): not a failure. The
+ * CLI stops writing and exits 0 without a message, as `cat` and `git log` do.
+ */
+export class StdoutClosed extends CliError {
+  constructor() {
+    super("stdout was closed by its reader", EXIT_OK);
+    this.name = "StdoutClosed";
+  }
+}

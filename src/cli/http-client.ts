@@ -7,7 +7,7 @@
  */
 import { Option } from "commander";
 import type { Command } from "commander";
-import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "./exit-codes.ts";
+import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE, StdoutClosed } from "./exit-codes.ts";
 import { integerIn, parseBaseUrl } from "./flags.ts";
 import { resolveToken } from "./token.ts";
 
@@ -156,6 +156,8 @@ export async function printAnswer(client: ClientOptions, pathAndQuery: string, p
       }
     }
   } catch (error) {
+    // Stop receiving (else the connection keeps the process alive until the timeout).
+    await reader.cancel().catch(() => undefined);
     if (error instanceof CliError) throw error;
     // Cut off mid-answer: what was printed is incomplete, and the exit status says so.
     if (!streaming) throw exchange.failed(error);
@@ -177,6 +179,10 @@ export async function printAnswer(client: ClientOptions, pathAndQuery: string, p
 /** Writes to stdout, waiting while its buffer is full (a pipe to a slow reader), so memory stays bounded. */
 function writeOut(bytes: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
-    process.stdout.write(bytes, (error) => (error ? reject(new CliError(`writing to stdout failed: ${error.message}`, EXIT_RUNTIME_FAILURE)) : resolve()));
+    process.stdout.write(bytes, (error) => {
+      if (!error) resolve();
+      else if ((error as NodeJS.ErrnoException).code === "EPIPE") reject(new StdoutClosed());
+      else reject(new CliError(`writing to stdout failed: ${error.message}`, EXIT_RUNTIME_FAILURE));
+    });
   });
 }

@@ -11,7 +11,7 @@ import { registerHash } from "./commands/hash.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerState } from "./commands/state.ts";
 import { registerVerify } from "./commands/verify.ts";
-import { CliError, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME_FAILURE } from "./exit-codes.ts";
+import { CliError, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME_FAILURE, StdoutClosed } from "./exit-codes.ts";
 import { packageVersion } from "./version.ts";
 
 export function buildProgram(): Command {
@@ -36,10 +36,15 @@ export function buildProgram(): Command {
 /** Runs the CLI on `argv` and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
+  // A write to stdout that fails (EPIPE once a `| head` has read enough) also
+  // emits 'error' on the stream, which unheard would crash with a stack
+  // trace. Writes that wait for their callback see the error there.
+  process.stdout.on("error", ignoreStdoutError);
   try {
     await program.parseAsync([...argv]);
     return EXIT_OK;
   } catch (error) {
+    if (error instanceof StdoutClosed) return EXIT_OK;
     if (error instanceof CommanderError) {
       // --help and --version end here with exit code 0; usage errors with 2.
       return error.exitCode === 0 ? EXIT_OK : EXIT_BAD_INPUT;
@@ -60,3 +65,5 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_RUNTIME_FAILURE;
   }
 }
+
+function ignoreStdoutError(): void {}

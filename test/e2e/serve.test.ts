@@ -12,7 +12,8 @@ import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
 import { PRETTY_ANSWER_BYTES_MAX } from "../../src/cli/http-client.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
-import { http, killAll, runCli, startServe, stopServe } from "./processes.ts";
+import { spawn } from "node:child_process";
+import { bin, cleanEnv, http, killAll, runCli, startServe, stopServe, trackChild } from "./processes.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CliRun } from "./processes.ts";
 
@@ -198,7 +199,7 @@ describe("swoosh serve, state and command", () => {
     }
   });
 
-  it("swoosh state prints a state past 64 MiB as the server sends it (compact, streamed), a smaller one indented", { timeout: 120_000 }, async () => {
+  it("swoosh state prints a state past 64 MiB as the server sends it (compact, streamed), a smaller one indented; a closed pipe ends it quietly", { timeout: 120_000 }, async () => {
     const dataDir = await dir();
     const server = await startServe(["--data-dir", dataDir]);
     try {
@@ -215,6 +216,15 @@ describe("swoosh serve, state and command", () => {
       const printed = await runCli(["state", "--url", server.url]);
       assert.equal(printed.status, 0, printed.stderr);
       assert.ok(printed.stdout === `${sent}\n`, "printed as sent, one line");
+
+      // A reader that stops early (`swoosh state | head`): exit 0, nothing on stderr, no waiting for the rest.
+      const child = spawn(process.execPath, [bin, "state", "--url", server.url], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+      child.stdout.once("data", () => child.stdout.destroy());
+      const exited = await trackChild(child);
+      assert.deepEqual(exited, { code: 0, signal: null }, stderr);
+      assert.equal(stderr, "");
 
       const small = await runCli(["state", "--at", "1", "--url", server.url]);
       assert.equal(small.status, 0, small.stderr);
