@@ -23,7 +23,7 @@ import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import { canonicalJSON } from "../core/json.ts";
-import { objectMembers, parseJsonBytes } from "../core/json-split.ts";
+import { JSON_PART_BYTES_MAX, STRING_LENGTH_MAX, objectMembers, parseJsonBytes } from "../core/json-split.ts";
 import type { MemberRange } from "../core/json-split.ts";
 import type { JsonValue } from "../core/json.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
@@ -142,27 +142,19 @@ function isJsonRows(value: JsonValue | JsonRows): value is JsonRows {
 export interface FileSnapshotStoreOptions {
   /** When given, `save` refuses and `load` reports a snapshot of any other cluster. */
   readonly clusterId?: string;
-  /** Files up to this many bytes are parsed as one string, larger ones in parts of at most this many bytes (and of SNAPSHOT_PART_BYTES_MAX); default SNAPSHOT_WHOLE_TEXT_BYTES_MAX. */
+  /** Files up to this many bytes are parsed as one string, larger ones in parts of at most this many bytes (and of JSON_PART_BYTES_MAX); default SNAPSHOT_WHOLE_TEXT_BYTES_MAX. */
   readonly wholeTextBytesMax?: number;
 }
 
 /**
- * The longest string V8 holds (2^29 - 24 characters, ~512 MiB): a snapshot
- * file up to this many bytes (UTF-8 has at least one byte per character) is
- * read as one string and parsed by one `JSON.parse`, the fastest way; a larger
- * one is parsed in parts (`readSplit`), about 1.5 times slower (measured on a
- * 325 MB file of 900,000 tasks: 4.0 s whole, 6.1–6.7 s in parts), which is
- * why parts are only for what cannot be read whole.
+ * A snapshot file of up to V8's longest string in bytes (UTF-8 has at least
+ * one byte per character) is read as one string and parsed by one
+ * `JSON.parse`, the fastest way; a larger one is parsed in parts
+ * (`readSplit`), about 1.5 times slower (measured on a 325 MB file of 900,000
+ * tasks: 4.0 s whole, 6.1–6.7 s in parts), which is why parts are only for
+ * what cannot be read whole.
  */
-export const SNAPSHOT_WHOLE_TEXT_BYTES_MAX = 2 ** 29 - 24;
-
-/**
- * A file read in parts is parsed in runs of records of at most this many
- * bytes: small enough that no run nears the string limit or holds much memory
- * at once, large enough that `JSON.parse` does most of the work (16 to 256
- * MiB made no difference; runs of 1 MiB were ~10% slower).
- */
-const SNAPSHOT_PART_BYTES_MAX = 1 << 26;
+export const SNAPSHOT_WHOLE_TEXT_BYTES_MAX = STRING_LENGTH_MAX;
 
 export class FileSnapshotStore implements SnapshotStore {
   private readonly clusterId: string | undefined;
@@ -244,7 +236,7 @@ export class FileSnapshotStore implements SnapshotStore {
       new SnapshotCorruptError(file, lastAppliedIndex, detail, hashes);
     // A missing file is not corruption: its ENOENT propagates as is.
     const bytes = await this.fs.readFile(file);
-    const read = bytes.length <= this.wholeTextBytesMax ? readWhole(bytes, corrupt) : readSplit(bytes, Math.min(this.wholeTextBytesMax, SNAPSHOT_PART_BYTES_MAX), corrupt);
+    const read = bytes.length <= this.wholeTextBytesMax ? readWhole(bytes, corrupt) : readSplit(bytes, Math.min(this.wholeTextBytesMax, JSON_PART_BYTES_MAX), corrupt);
     const { doc } = read;
     let metaHash: string;
     let outcomesText: string;

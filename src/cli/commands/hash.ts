@@ -3,13 +3,15 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { computeStateHash } from "../../core/hash.ts";
 import { JsonValueError } from "../../core/json.ts";
+import { parseJsonText } from "../../core/json-split.ts";
 import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
 
-async function readInput(file: string): Promise<string> {
-  if (file !== "-") return readFile(file, "utf8");
+/** The input's bytes (parsed from bytes, a text larger than V8's longest string still reads). */
+async function readInput(file: string): Promise<Buffer> {
+  if (file !== "-") return readFile(file);
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
 
 export function registerHash(program: Command): void {
@@ -18,15 +20,15 @@ export function registerHash(program: Command): void {
     .description("print the state hash (hex SHA-256 of RFC 8785 canonical JSON) of the JSON value in FILE")
     .argument("<file>", "a JSON file, or - for standard input")
     .action(async (file: string) => {
-      let text: string;
+      let bytes: Buffer;
       try {
-        text = await readInput(file);
+        bytes = await readInput(file);
       } catch (error) {
         throw new CliError(`cannot read ${file}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
       }
       let value: unknown;
       try {
-        value = JSON.parse(text);
+        value = parseJsonText(bytes);
       } catch (error) {
         throw new CliError(`${file} is not valid JSON: ${(error as Error).message}`, EXIT_BAD_INPUT);
       }
