@@ -132,7 +132,7 @@ export const PRETTY_ANSWER_BYTES_MAX = 64 * 1024 * 1024;
  * GET `pathAndQuery` and print its JSON answer: indented when it is at most
  * PRETTY_ANSWER_BYTES_MAX bytes, otherwise streamed as is. Errors as `requestJson`.
  */
-export async function printAnswer(client: ClientOptions, pathAndQuery: string, prettyBytesMax = PRETTY_ANSWER_BYTES_MAX): Promise<void> {
+export async function printAnswer(client: ClientOptions, pathAndQuery: string): Promise<void> {
   const exchange = await send(client, "GET", pathAndQuery);
   const { response } = exchange;
   if (!response.ok || response.body === null) throw refusal(response, await response.text().catch(() => ""));
@@ -150,7 +150,7 @@ export async function printAnswer(client: ClientOptions, pathAndQuery: string, p
       }
       held.push(value);
       heldBytes += value.byteLength;
-      if (heldBytes > prettyBytesMax) {
+      if (heldBytes > PRETTY_ANSWER_BYTES_MAX) {
         streaming = true;
         for (const chunk of held.splice(0)) await writeOut(chunk);
       }
