@@ -39,7 +39,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   // A write to stdout that fails (EPIPE once a `| head` has read enough) also
   // emits 'error' on the stream, which unheard would crash with a stack
   // trace. Writes that wait for their callback see the error there.
-  process.stdout.on("error", ignoreStdoutError);
+  if (!process.stdout.listeners("error").includes(ignoreStdoutError)) process.stdout.on("error", ignoreStdoutError);
   try {
     await program.parseAsync([...argv]);
     return EXIT_OK;
