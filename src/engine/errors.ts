@@ -2,6 +2,7 @@
  * Errors recovery and replay raise. Each names what is wrong and where, so an
  * operator can act on it; none is retried automatically.
  */
+import { LogCorruptError, LogFileDamagedError } from "../storage/errors.ts";
 
 /** A WAL record that does not continue the hash chain (policy: refuse to serve). */
 export class WalChainError extends Error {
@@ -43,4 +44,15 @@ export class RecoveryError extends Error {
     super(`${message}${problems.length > 0 ? `:\n${problems.map((p) => `  - ${p.file}${p.index === undefined ? "" : ` @${p.index}`}: ${p.detail}`).join("\n")}` : ""}`);
     this.name = "RecoveryError";
   }
+}
+
+/**
+ * The problem to report when opening the WAL failed because of what is on
+ * disk (a record, or the LMDB file itself); null for any other failure.
+ * `swoosh serve` (open.ts) and `swoosh verify` (verify.ts) report it alike.
+ */
+export function walOpenProblem(error: unknown): RecoveryProblem | null {
+  if (error instanceof LogCorruptError) return { file: error.file, index: error.index, detail: error.detail };
+  if (error instanceof LogFileDamagedError) return { file: error.file, detail: error.detail };
+  return null;
 }

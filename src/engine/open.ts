@@ -14,14 +14,13 @@ import { SwooshError } from "../core/errors.ts";
 import { canonicalJSON } from "../core/json.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { writeFileAtomic } from "../storage/atomic-file.ts";
-import { LogCorruptError, LogFileDamagedError } from "../storage/errors.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore } from "../storage/snapshot-store.ts";
 import type { CommandLog, FileSystem, SnapshotStore } from "../storage/types.ts";
 import { Engine } from "./engine.ts";
 import { lockDataDir } from "./dir-lock.ts";
-import { RecoveryError } from "./errors.ts";
+import { RecoveryError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
@@ -154,8 +153,8 @@ export async function openEngine<Model>(options: OpenEngineOptions<Model>): Prom
     preloaded = preload.value;
   } catch (error) {
     await lock?.release();
-    if (error instanceof LogCorruptError) throw new RecoveryError("the WAL does not open", [{ file: error.file, index: error.index, detail: error.detail }]);
-    if (error instanceof LogFileDamagedError) throw new RecoveryError("the WAL does not open", [{ file: error.file, detail: error.detail }]);
+    const problem = walOpenProblem(error);
+    if (problem !== null) throw new RecoveryError("the WAL does not open", [problem]);
     throw error;
   }
   try {

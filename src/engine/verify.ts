@@ -7,12 +7,12 @@
 import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
-import { LogCorruptError, LogFileDamagedError } from "../storage/errors.ts";
+import { LogCorruptError } from "../storage/errors.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
 import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
-import { ReplayDivergenceError, WalChainError } from "./errors.ts";
+import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
@@ -88,9 +88,9 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
   try {
     log = await LmdbCommandLog.open(layout.walPath);
   } catch (error) {
-    if (error instanceof LogFileDamagedError) problems.push({ file: error.file, detail: error.detail });
-    else if (error instanceof LogCorruptError) problems.push({ file: error.file, index: error.index, detail: error.detail });
-    else throw error;
+    const problem = walOpenProblem(error);
+    if (problem === null) throw error;
+    problems.push(problem);
     return report({ genesisHash: genesis.stateHash, snapshotsChecked: indexes.length });
   }
   try {
