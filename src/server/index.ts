@@ -15,6 +15,7 @@ import pino from "pino";
 import type { FastifyBaseLogger } from "fastify";
 import { buildApp } from "./app.ts";
 import { ServerRuntime } from "./runtime.ts";
+import { watchHeap } from "./heap-watch.ts";
 import type { EngineOpener } from "./runtime.ts";
 import type { WatchSettings } from "./sse.ts";
 import type { TickerSettings } from "./ticker.ts";
@@ -116,6 +117,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const port = typeof address === "object" && address !== null ? address.port : (options.port ?? DEFAULT_PORT);
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   logger.info({ url, genesisHash: runtime.genesisHash, recoveredIndex: runtime.recoveredIndex, auth: options.token !== undefined }, "swoosh listening");
+  // A warning in the log before the state outgrows the heap (heap-watch.ts).
+  const stopHeapWatch = watchHeap(logger);
 
   let closing: Promise<void> | null = null;
   return {
@@ -130,6 +133,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     dataDir: options.dataDir,
     close() {
       closing ??= (async () => {
+        stopHeapWatch();
         await runtime.beginClose();
         await app.close();
         await runtime.closeEngine();

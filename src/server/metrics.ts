@@ -11,6 +11,8 @@
  *     swoosh_snapshot_age_seconds              since the last snapshot this process wrote
  *                                              (or since the engine opened, when none yet)
  *     swoosh_watch_clients / swoosh_watch_dropped_total   GET /watch streams open / dropped as too slow
+ *     swoosh_heap_limit_bytes                  the old generation's limit (the state lives there; past it
+ *                                              the process dies): --max-old-space-size, in bytes
  *
  * plus prom-client's default process metrics. Label values come from closed
  * sets (command types the reducer accepted, SPEC error codes), so the series
@@ -18,6 +20,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { EngineStats } from "../engine/engine.ts";
+import { heapFigures } from "./heap-watch.ts";
 import type { ErrorCode } from "../core/errors.ts";
 
 /** What the gauges read when scraped. */
@@ -84,6 +87,14 @@ export class ServerMetrics {
         if (!source) return;
         const since = source.stats().lastSnapshotAtMs ?? source.openedAtMs;
         this.set(Math.max(0, source.nowMs() - since) / 1000);
+      },
+    });
+    new Gauge({
+      name: "swoosh_heap_limit_bytes",
+      help: "The heap's old-generation limit (--max-old-space-size): the whole state lives there; past it the process dies out of memory.",
+      registers,
+      collect() {
+        this.set(heapFigures().limitBytes);
       },
     });
     this.watchClients = new Gauge({ name: "swoosh_watch_clients", help: "Open GET /watch streams.", registers });
