@@ -27,6 +27,7 @@ import {
   PRIORITY_MAX,
   PRIORITY_MIN,
   PRUNE_BEFORE_MAX,
+  PRUNE_LIMIT_MAX,
   REASON_LENGTH_MAX,
   RESULT_IDS_MAX,
 } from "./limits.ts";
@@ -178,6 +179,14 @@ export const TaskPrunePayload = Type.Object(
     before: WallMsSchema,
     /** Terminal statuses to prune; all three when absent. */
     statuses: Type.Optional(Type.Array(TerminalStatusSchema, { minItems: 1, maxItems: 3, uniqueItems: true })),
+    /** Remove at most this many (statuses in the order succeeded, failed, cancelled; oldest first within each); every match when absent. */
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: PRUNE_LIMIT_MAX,
+        description: "At most this many tasks are removed; the result's `more` says whether matching tasks remain (call again).",
+      }),
+    ),
   },
   closed,
 );
@@ -253,7 +262,15 @@ export const TaskCancelResult = Type.Object(
   { taskId: IdSchema, cancelled: Type.Integer({ minimum: 1 }), taskIds: IdListSchema },
   { ...closed, description: "`cancelled` counts the task and every dependent cancelled with it." },
 );
-export const TaskPruneResult = Type.Object({ pruned: Type.Integer({ minimum: 0 }), taskIds: IdListSchema }, closed);
+export const TaskPruneResult = Type.Object(
+  {
+    pruned: Type.Integer({ minimum: 0 }),
+    taskIds: IdListSchema,
+    /** Only with a `limit`: true when tasks the prune would remove are left. */
+    more: Type.Optional(Type.Boolean()),
+  },
+  closed,
+);
 export const SetPhaseResult = Type.Object({ phase: PhaseSchema, previous: PhaseSchema }, closed);
 export const ConfigureResult = Type.Object({ config: ConfigSchema }, closed);
 export const TickResult = Type.Object(

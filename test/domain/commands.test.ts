@@ -117,6 +117,8 @@ describe("unknown commands and malformed payloads", () => {
     d.refused("task.prune", { before: -1 }, "bad_request");
     d.refused("task.prune", { before: 1, statuses: ["queued"] }, "bad_request");
     d.refused("task.prune", { before: 1, statuses: ["failed", "failed"] }, "bad_request");
+    d.refused("task.prune", { before: 1, limit: 0 }, "bad_request");
+    d.refused("task.prune", { before: 1, limit: 1.5 }, "bad_request");
   });
 });
 
@@ -443,6 +445,40 @@ describe("task.prune", () => {
     assert.deepEqual(d.ok("task.prune", { before: d.nowMs + 1 }), { pruned: 3, taskIds: ["blocker", "needed", "waiting"] });
     assert.deepEqual(Object.keys(d.state.tasks), []);
     assert.equal((d.ok("task.submit", { taskId: "done", kind: "other" }) as JsonObject).created, true, "a pruned id is free again");
+  });
+});
+
+describe("task.prune with a limit", () => {
+  test("removes at most `limit` (succeeded first, oldest first), says whether more are left, and goes on where it stopped", () => {
+    const d = withAgent();
+    for (const id of ["a", "b", "c", "d"]) d.ok("task.submit", { taskId: id, kind: "k" });
+    const leases = claim(d, "w", 4);
+    for (const id of ["c", "a", "d"]) {
+      d.advance(5);
+      const lease = leases.find((l) => l.taskId === id);
+      assert.ok(lease);
+      d.ok("task.complete", { taskId: id, token: lease.token });
+    }
+    d.advance(5);
+    d.ok("task.cancel", { taskId: "b" });
+    d.advance(5);
+    const before = d.nowMs;
+    assert.deepEqual(d.ok("task.prune", { before, limit: 2 }), { more: true, pruned: 2, taskIds: ["a", "c"] }, "the two oldest succeeded");
+    assert.deepEqual(d.ok("task.prune", { before, limit: 2 }), { more: false, pruned: 2, taskIds: ["b", "d"] }, "then the last succeeded, then the cancelled");
+    assert.deepEqual(d.ok("task.prune", { before, limit: 2 }), { more: false, pruned: 0, taskIds: [] });
+    assert.deepEqual(Object.keys(d.state.tasks), []);
+  });
+
+  test("`more` counts only what this prune would remove", () => {
+    const d = withAgent();
+    d.ok("task.submit", { taskId: "x", kind: "k" });
+    d.ok("task.submit", { taskId: "y", kind: "k" });
+    d.ok("task.cancel", { taskId: "x" });
+    d.ok("task.cancel", { taskId: "y" });
+    d.advance(5);
+    assert.deepEqual(d.ok("task.prune", { before: d.nowMs, statuses: ["succeeded"], limit: 1 }), { more: false, pruned: 0, taskIds: [] }, "no succeeded task");
+    assert.deepEqual(d.ok("task.prune", { before: d.nowMs, statuses: ["cancelled"], limit: 1 }), { more: true, pruned: 1, taskIds: ["x"] });
+    assert.deepEqual(d.ok("task.prune", { before: d.nowMs, limit: 1 }), { more: false, pruned: 1, taskIds: ["y"] });
   });
 });
 

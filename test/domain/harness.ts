@@ -144,15 +144,22 @@ export function referenceTick(state: OrchestratorState, nowMs: number): { expire
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
-/** Ids a prune must remove. */
-export function referencePrune(state: OrchestratorState, beforeMs: number, statuses?: readonly TerminalStatus[]): string[] {
-  const wanted = new Set<string>(statuses ?? ["succeeded", "failed", "cancelled"]);
+const PRUNE_ORDER = ["succeeded", "failed", "cancelled"];
+
+/**
+ * Ids a prune must remove (sorted), and whether a `limit` leaves some: with
+ * one, the first `limit` in status order (succeeded, failed, cancelled),
+ * oldest `updatedAt` first, then id.
+ */
+export function referencePrune(state: OrchestratorState, beforeMs: number, statuses?: readonly TerminalStatus[], limit?: number): { ids: string[]; more: boolean } {
+  const wanted = new Set<string>(statuses ?? PRUNE_ORDER);
   const needed = new Set<string>();
   for (const t of entries(state.tasks)) if (!TERMINAL.has(t.status)) for (const d of t.dependsOn) needed.add(d);
-  return entries(state.tasks)
+  const matching = entries(state.tasks)
     .filter((t) => wanted.has(t.status) && hlcWallMs(t.updatedAt) < beforeMs && !needed.has(t.id))
-    .map((t) => t.id)
-    .sort();
+    .sort((a, b) => PRUNE_ORDER.indexOf(a.status) - PRUNE_ORDER.indexOf(b.status) || (a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : a.id < b.id ? -1 : 1));
+  const removed = limit === undefined ? matching : matching.slice(0, limit);
+  return { ids: removed.map((t) => t.id).sort(), more: removed.length < matching.length };
 }
 
 /**

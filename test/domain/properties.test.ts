@@ -69,7 +69,7 @@ type Op =
   | { op: "complete"; task: Ref; token: TokenChoice }
   | { op: "fail"; task: Ref; token: TokenChoice; retryable: boolean | null }
   | { op: "cancel"; task: Ref; reason: string | null }
-  | { op: "prune"; agoMs: number; statuses: TerminalStatus[] | null }
+  | { op: "prune"; agoMs: number; statuses: TerminalStatus[] | null; limit: number | null }
   | { op: "phase"; phase: "active" | "draining" | "halted" }
   | { op: "configure"; patch: JsonObject }
   | { op: "tick" }
@@ -124,6 +124,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       op: fc.constant("prune" as const),
       agoMs: fc.integer({ min: -10, max: 5000 }),
       statuses: fc.option(fc.subarray(STATUSES, { minLength: 1 })),
+      limit: fc.option(fc.integer({ min: 1, max: 4 })),
     }),
   },
   {
@@ -211,10 +212,12 @@ function toCommand(op: Op, state: OrchestratorState, issued: readonly number[], 
       const taskId = pick(op.task, taskIds((s) => s !== "succeeded" && s !== "failed" && s !== "cancelled"), TASK_IDS);
       return { type: "task.cancel", payload: op.reason === null ? { taskId } : { taskId, reason: op.reason } };
     }
-    case "prune":
-      return op.statuses === null
-        ? { type: "task.prune", payload: { before: nowMs - op.agoMs } }
-        : { type: "task.prune", payload: { before: nowMs - op.agoMs, statuses: op.statuses } };
+    case "prune": {
+      const payload: JsonObject = { before: nowMs - op.agoMs };
+      if (op.statuses !== null) payload.statuses = op.statuses;
+      if (op.limit !== null) payload.limit = op.limit;
+      return { type: "task.prune", payload };
+    }
     case "phase":
       return { type: "orchestrator.setPhase", payload: { phase: op.phase } };
     case "configure":
@@ -300,8 +303,8 @@ function runSequence(ops: readonly Op[]): void {
         ? referenceClaim(state, (command.payload as JsonObject).agentId as string, ((command.payload as JsonObject).limit as number | undefined) ?? 1, ctx.nowMs)
         : null;
     const expectTick = command.type === "system.tick" ? referenceTick(state, ctx.nowMs) : null;
-    const prunePayload = command.payload as { before: number; statuses?: TerminalStatus[] };
-    const expectPrune = command.type === "task.prune" ? referencePrune(state, prunePayload.before, prunePayload.statuses) : null;
+    const prunePayload = command.payload as { before: number; statuses?: TerminalStatus[]; limit?: number };
+    const expectPrune = command.type === "task.prune" ? referencePrune(state, prunePayload.before, prunePayload.statuses, prunePayload.limit) : null;
     const queuedBefore = new Set(Object.keys(state.tasks).filter((id) => state.tasks[id]?.status === "queued"));
     const tasksBefore = machine.view(d.model).tasks as unknown as OrchestratorState["tasks"];
 
@@ -349,9 +352,12 @@ function runSequence(ops: readonly Op[]): void {
       assert.deepEqual(r.agentIds, expectTick.offline, "tick took different agents offline than the scan");
     }
     if (expectPrune !== null) {
-      const r = outcome.result as { pruned: number; taskIds: string[] };
-      assert.deepEqual(r.taskIds, expectPrune, "prune removed different tasks than the scan");
-      for (const id of expectPrune) assert.ok(!Object.prototype.hasOwnProperty.call(after.tasks, id));
+      const r = outcome.result as { pruned: number; taskIds: string[]; more?: boolean };
+      assert.deepEqual(r.taskIds, expectPrune.ids, "prune removed different tasks than the scan");
+      assert.equal(r.pruned, expectPrune.ids.length);
+      assert.equal(r.more, prunePayload.limit === undefined ? undefined : expectPrune.more, "more: whether the limit left matching tasks");
+      if (r.more !== undefined && r.pruned > 0) bump(r.more ? "pruned:limited, more left" : "pruned:limited, none left");
+      for (const id of expectPrune.ids) assert.ok(!Object.prototype.hasOwnProperty.call(after.tasks, id));
     }
     // No task is ever lost: only a prune removes one, and only a terminal one, whose record never changed since it ended.
     const prunedIds = command.type === "task.prune" ? new Set((outcome.result as { taskIds: string[] }).taskIds) : new Set<string>();
@@ -411,6 +417,8 @@ test("the generated sequences exercised every command and every refusal", () => 
     "claimed:0",
     "claimed:1",
     "claimed:2",
+    "pruned:limited, more left",
+    "pruned:limited, none left",
     "task.explode:unknown_command",
     "task.submit:bad_request",
     "task.submit:task_exists",

@@ -5,7 +5,9 @@
  * index, at a cost proportional to what it cancels; a leased task's lease ends
  * (a later complete is `stale_lease`) without counting as an attempt, since the
  * task did not fail. Prune removes terminal tasks last updated before `before`
- * that no live task depends on, oldest first, using the prune index.
+ * that no live task depends on, oldest first, using the prune index; with a
+ * `limit`, at most that many, so that each command holds the event loop for a
+ * bounded time (`more` tells the caller to go on).
  */
 import type { ApplyContext, ApplyOutcome } from "../../core/state-machine.ts";
 import { cancelTask, removeTask } from "../lifecycle.ts";
@@ -31,13 +33,15 @@ export function cancel(m: OrchestratorModel, p: CommandPayload<"task.cancel">, c
 }
 
 export function prune(m: OrchestratorModel, p: CommandPayload<"task.prune">): ApplyOutcome {
-  const wanted = p.statuses ?? TERMINAL_STATUSES;
+  const wanted = TERMINAL_STATUSES.filter((status) => p.statuses?.includes(status) ?? true);
+  const limit = p.limit ?? Number.POSITIVE_INFINITY;
   let pruned = 0;
   const ids: string[] = [];
   // Fixed status order, oldest first within each: the same removals everywhere.
-  for (const status of TERMINAL_STATUSES) {
-    if (!wanted.includes(status)) continue;
-    for (let owner = m.prunable.popOlderThan(status, p.before); owner !== undefined; owner = m.prunable.popOlderThan(status, p.before)) {
+  for (const status of wanted) {
+    while (pruned < limit) {
+      const owner = m.prunable.popOlderThan(status, p.before);
+      if (owner === undefined) break;
       const slot = owner as TaskSlot;
       if (ids.length < RESULT_IDS_MAX) ids.push(slot.task.id);
       removeTask(m, slot);
@@ -45,6 +49,9 @@ export function prune(m: OrchestratorModel, p: CommandPayload<"task.prune">): Ap
     }
   }
   ids.sort();
-  const result: CommandResult<"task.prune"> = { pruned, taskIds: ids };
+  // `more` only with a limit, so the result of a prune without one stays as it
+  // always was; keys in canonical order, as every result is built.
+  const result: CommandResult<"task.prune"> =
+    p.limit === undefined ? { pruned, taskIds: ids } : { more: wanted.some((status) => m.prunable.hasOlderThan(status, p.before)), pruned, taskIds: ids };
   return accept(result);
 }

@@ -42,6 +42,12 @@ export class PruneIndex {
     this.heaps[status].push(entry);
   }
 
+  /** True when a prunable `status` task updated before `beforeMs` (wall ms) is left. */
+  hasOlderThan(status: TerminalStatus, beforeMs: number): boolean {
+    const top = this.heaps[status].peekLive();
+    return top !== undefined && hlcWallMs(top.updatedAt) < beforeMs;
+  }
+
   /** Removes and returns the oldest prunable `status` task updated before `beforeMs` (wall ms). */
   popOlderThan(status: TerminalStatus, beforeMs: number): PruneOwner | undefined {
     const heap = this.heaps[status];
