@@ -154,6 +154,17 @@ export const COMMAND_ID_LENGTH_MAX = 256;
  * cost stays a constant share of the write path as the state grows.
  */
 const SNAPSHOT_CHARS_PER_COMMAND = 256;
+/**
+ * A read that gathers a whole state's text (GET /state, time travel on this
+ * thread) gives up with `unavailable` once the old generation holds more than
+ * this share of its limit: the text costs about as much as the state again,
+ * and V8 kills the process from 80% when full GCs stop freeing memory — a
+ * server filled to ~80% died of one GET /state. Refused, the read is retried
+ * later; granted, it could have taken the server and every client with it.
+ */
+const READ_HEAP_SHARE_MAX = 0.75;
+/** Record texts a read serializes are kept for the next read (RecordTextCache) only while the heap is under this share: they are as large as the state. */
+const REMEMBER_HEAP_SHARE_MAX = 0.5;
 /** Longest command `type` (the HTTP schema uses the same bound). */
 export const COMMAND_TYPE_LENGTH_MAX = 128;
 
@@ -352,6 +363,19 @@ export class Engine<Model> {
     return text;
   }
 
+  /** Throws `unavailable` while the heap has no room for more of a state's text (READ_HEAP_SHARE_MAX). */
+  private readonly heapRoomForText = (): void => {
+    const { usedBytes, limitBytes } = this.settings.heapFigures();
+    if (usedBytes <= READ_HEAP_SHARE_MAX * limitBytes) return;
+    const mib = (bytes: number): number => Math.round(bytes / (1024 * 1024));
+    throw new SwooshError(
+      "unavailable",
+      `not enough memory for the state's text now: the heap holds ${mib(usedBytes)} MiB of its ${mib(limitBytes)} MiB limit ` +
+        `(${Math.round((100 * usedBytes) / limitBytes)}%, reads stop at ${100 * READ_HEAP_SHARE_MAX}%); retry later, or restart with a larger --max-old-space-size`,
+      { heapUsedBytes: usedBytes, heapLimitBytes: limitBytes },
+    );
+  };
+
   private async readStateText(): Promise<StateText> {
     const index = this.appliedIndex;
     const hlc = this.appliedHlc;
@@ -360,12 +384,15 @@ export class Engine<Model> {
     let text: CollectedText;
     if (capture === null) {
       // No capture: the live state is read in one go, before any command can change it.
-      text = await collectText(this.texts.pieces(this.machine.state(this.model)));
+      text = await collectText(this.texts.pieces(this.machine.state(this.model)), this.heapRoomForText);
     } else {
       try {
-        // Texts are remembered, as a hash of the live state did: the next read (a client polling with If-None-Match) reuses them.
-        const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, true);
-        text = await collectText(slicedPieces(pieces, this.readPacing()));
+        // Texts are remembered, as a hash of the live state did, while the heap
+        // has room for them: the next read (a client polling with If-None-Match) reuses them.
+        const { usedBytes, limitBytes } = this.settings.heapFigures();
+        const remember = usedBytes < REMEMBER_HEAP_SHARE_MAX * limitBytes;
+        const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, remember);
+        text = await collectText(slicedPieces(pieces, this.readPacing()), this.heapRoomForText);
       } finally {
         capture.release();
       }
@@ -413,7 +440,7 @@ export class Engine<Model> {
       });
     }
     const at = await this.fromBase(index, (base) => this.replayedModel(base, index, pacer(this.readPacing())));
-    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), this.readPacing()));
+    const text = await collectText(slicedPieces(rebuiltModelPieces(this.machine, at.model, SNAPSHOT_PIECE_CHARS), this.readPacing()), this.heapRoomForText);
     return { index, hlc: at.hlc, logHash: at.logHash, ...text };
   }
 

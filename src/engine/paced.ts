@@ -31,21 +31,32 @@ export async function* slicedPieces(pieces: Iterable<string>, paced: () => boole
   }
 }
 
-/** A state's canonical text, gathered: its pieces, their SHA-256 (the state hash) and UTF-8 length. */
+/** A state's canonical text, gathered: its pieces as UTF-8 bytes, their SHA-256 (the state hash) and length. */
 export interface CollectedText {
   readonly stateHash: string;
-  readonly pieces: readonly string[];
+  readonly pieces: readonly Buffer[];
   readonly byteLength: number;
 }
 
-export async function collectText(pieces: Iterable<string> | AsyncIterable<string>): Promise<CollectedText> {
+/**
+ * Gathers `pieces` as UTF-8 bytes; `check` runs before the first and after
+ * each one, and may throw to give the text up. Bytes, not strings: a text is
+ * held until its clients have read it, and as buffers it is held outside V8's
+ * heap, where the state itself lives (each piece is encoded once, as the
+ * socket would have encoded it anyway). Pieces end between members, never
+ * inside a string, so each encodes on its own.
+ */
+export async function collectText(pieces: Iterable<string> | AsyncIterable<string>, check: () => void = () => undefined): Promise<CollectedText> {
   const hash = createHash("sha256");
-  const kept: string[] = [];
+  const kept: Buffer[] = [];
   let byteLength = 0;
+  check();
   for await (const piece of pieces) {
-    hash.update(piece, "utf8");
-    byteLength += Buffer.byteLength(piece, "utf8");
-    kept.push(piece);
+    const bytes = Buffer.from(piece, "utf8");
+    hash.update(bytes);
+    byteLength += bytes.length;
+    kept.push(bytes);
+    check();
   }
   return { stateHash: hash.digest("hex"), pieces: kept, byteLength };
 }

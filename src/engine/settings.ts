@@ -4,6 +4,8 @@
 import type { Clock } from "../core/hlc.ts";
 import { DEFAULT_OUTCOME_RETENTION } from "./outcomes.ts";
 import type { OutcomeRetention } from "./outcomes.ts";
+import { heapFigures } from "./heap.ts";
+import type { HeapFigures } from "./heap.ts";
 import { systemClock } from "./system-clock.ts";
 import type { TimeTravelMachine } from "./time-travel.ts";
 
@@ -42,6 +44,8 @@ export interface EngineSettings {
   /** A flush failed: the engine is poisoned; the embedding process should exit non-zero. */
   readonly onFatal: (error: Error) => void;
   readonly onSnapshotError: (error: Error) => void;
+  /** How full the heap is (heap.ts); a read that would hold a whole state's text checks it as it goes. */
+  readonly heapFigures: () => HeapFigures;
 }
 
 export type EngineSettingsInput = Partial<EngineSettings>;
@@ -68,6 +72,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     timeTravelMachine: input.timeTravelMachine ?? null,
     onFatal: input.onFatal ?? defaultOnFatal,
     onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
+    heapFigures: input.heapFigures ?? heapFigures,
   };
   for (const [name, value, min] of [
     ["maxDriftMs", settings.maxDriftMs, 0],

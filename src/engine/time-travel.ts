@@ -6,6 +6,7 @@
  * parent's event loop only reads WAL records, a batch per request.
  */
 import { Worker } from "node:worker_threads";
+import { SwooshError } from "../core/errors.ts";
 import type { JsonObject } from "../core/json.ts";
 import type { LogRecord } from "../core/log-record.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
@@ -13,6 +14,7 @@ import { siblingModuleUrl } from "../core/module-url.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError } from "./errors.ts";
+import { heapFigures } from "./heap.ts";
 
 /** The module (URL) and export of the state machine a worker replays with. */
 export interface TimeTravelMachine {
@@ -107,10 +109,26 @@ export function travelInWorker(options: {
           return;
       }
     });
-    worker.on("error", (error) => finish(() => reject(error)));
+    worker.on("error", (error) => finish(() => reject(workerError(error, options.toIndex))));
     worker.on("exit", (code) => finish(() => reject(new Error(`time-travel worker exited (code ${code}) before answering`))));
     worker.postMessage({ kind: "start", base: options.base, toIndex: options.toIndex } satisfies TimeTravelRequest);
   });
+}
+
+/**
+ * A worker that died: out of memory (its own heap, as large as this one's,
+ * holds the loaded snapshot and the rebuilt state) is `unavailable` with the
+ * figures, a condition to retry later rather than a fault; anything else as it came.
+ */
+function workerError(error: Error, toIndex: number): Error {
+  if ((error as { code?: unknown }).code !== "ERR_WORKER_OUT_OF_MEMORY") return error;
+  const { limitBytes } = heapFigures();
+  return new SwooshError(
+    "unavailable",
+    `not enough memory to rebuild the state as of index ${toIndex}: its worker thread ran out of heap (${Math.round(limitBytes / (1024 * 1024))} MiB); ` +
+      "retry later, or restart with a larger --max-old-space-size",
+    { index: toIndex, heapLimitBytes: limitBytes },
+  );
 }
 
 /** The worker's failure as the error a replay on this thread would have thrown. */

@@ -10,21 +10,13 @@
  * stepRatio` it re-arms.
  *
  * Only full (mark-compact) GCs are looked at: right after one, the old
- * generation's used size is what is live, not garbage waiting for a scavenge.
- * The process dies when the old generation passes its limit, which is V8's
- * `heap_size_limit` less the young generation's reserve (three semi-spaces:
- * 48 MiB at Node's default `--max-semi-space-size` of 16 MiB): with
- * `--max-old-space-size=64` the reported limit is 112 MiB and the process
- * dies at ~63 MiB used.
+ * generation's used size is what is live, not garbage waiting for a scavenge
+ * (engine/heap.ts says what is measured against what).
  */
 import { PerformanceObserver, constants } from "node:perf_hooks";
-import v8 from "node:v8";
 import type { FastifyBaseLogger } from "fastify";
-
-export interface HeapFigures {
-  readonly usedBytes: number;
-  readonly limitBytes: number;
-}
+import { MIB, heapFigures } from "../engine/heap.ts";
+import type { HeapFigures } from "../engine/heap.ts";
 
 export interface HeapWarningPolicy {
   /** Live heap over limit at which to warn. */
@@ -68,37 +60,13 @@ export class HeapWarnings {
   }
 }
 
-const MIB = 1024 * 1024;
-/** V8's default largest semi-space on 64-bit Node, in MiB. */
-const SEMI_SPACE_MAX_MIB_DEFAULT = 16;
-
-/** The `--max-semi-space-size` (MiB) this process runs with: the last one in NODE_OPTIONS or its own flags, else the default. */
-export function semiSpaceMaxMiB(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ""): number {
-  let mib = SEMI_SPACE_MAX_MIB_DEFAULT;
-  // Node applies NODE_OPTIONS first and the command line's flags after them.
-  for (const flag of [...nodeOptions.split(/\s+/), ...execArgv]) {
-    const match = /^--max[-_]semi[-_]space[-_]size=(\d+)$/.exec(flag);
-    if (match) mib = Number(match[1]);
-  }
-  return mib;
-}
-
-/** The old generation's live size and the size past which the process dies. */
-export function heapFigures(semiSpaceMib = semiSpaceMaxMiB()): HeapFigures {
-  const stats = v8.getHeapStatistics();
-  let youngUsed = 0;
-  for (const space of v8.getHeapSpaceStatistics()) if (space.space_name.startsWith("new_")) youngUsed += space.space_used_size;
-  return { usedBytes: stats.used_heap_size - youngUsed, limitBytes: stats.heap_size_limit - 3 * semiSpaceMib * MIB };
-}
-
 /** Watches full GCs and logs the warning on `log`; returns the function that stops watching. */
 export function watchHeap(log: FastifyBaseLogger, policy: HeapWarningPolicy = HEAP_WARNING_POLICY): () => void {
   const warnings = new HeapWarnings(policy);
-  const semiSpaceMib = semiSpaceMaxMiB();
   const observer = new PerformanceObserver((list) => {
     const fullGc = list.getEntries().some((entry) => (entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR);
     if (!fullGc) return;
-    const figures = heapFigures(semiSpaceMib);
+    const figures = heapFigures();
     if (!warnings.afterFullGc(figures, performance.now())) return;
     const usedMiB = Math.round(figures.usedBytes / MIB);
     const limitMiB = Math.round(figures.limitBytes / MIB);

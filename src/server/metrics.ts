@@ -20,7 +20,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { EngineStats } from "../engine/engine.ts";
-import { heapFigures } from "./heap-watch.ts";
+import { heapFigures } from "../engine/heap.ts";
 import type { ErrorCode } from "../core/errors.ts";
 
 /** What the gauges read when scraped. */

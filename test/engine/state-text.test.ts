@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
+import { SwooshError } from "../../src/core/errors.ts";
 import { canonicalJSON } from "../../src/core/json.ts";
 import type { StateMachine } from "../../src/core/state-machine.ts";
 import { orchestratorMachine } from "../../src/domain/index.ts";
@@ -20,6 +21,42 @@ after(async () => {
 });
 
 describe("engine: stateText", () => {
+  it("gives a read up (unavailable, with the heap figures) while the heap has no room for the text, and reads again once it has", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const limitBytes = 1024 * 1024 * 1024;
+    let share = 0.3;
+    /** Calls of heapFigures after which it reports 80% (a read that fills the heap as it goes). */
+    let overAfterCalls = Number.POSITIVE_INFINITY;
+    let calls = 0;
+    const heapFigures = () => {
+      calls += 1;
+      return { usedBytes: (calls > overAfterCalls ? 0.8 : share) * limitBytes, limitBytes };
+    };
+    const engine = await openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined, heapFigures });
+    const big = "y".repeat(300);
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k", payload: { i, big } } })));
+    const refusedAs = (error: unknown): boolean => {
+      assert.ok(error instanceof SwooshError, String(error));
+      assert.equal(error.code, "unavailable");
+      assert.match(error.message, /not enough memory for the state's text/);
+      assert.deepEqual(error.details, { heapUsedBytes: 0.8 * limitBytes, heapLimitBytes: limitBytes });
+      return true;
+    };
+
+    share = 0.8;
+    await assert.rejects(engine.stateText(), refusedAs, "refused before a piece is read");
+    share = 0.3;
+    overAfterCalls = calls + 4;
+    await assert.rejects(engine.stateText(), refusedAs, "given up part way, once the heap is past 75%");
+    overAfterCalls = Number.POSITIVE_INFINITY;
+    const text = await engine.stateText();
+    assert.ok(text.pieces.length > 4, `read in pieces: ${text.pieces.length}`);
+    assert.ok(text.pieces.every((piece) => Buffer.isBuffer(piece)), "held as bytes, outside V8's heap");
+    assert.equal(Buffer.concat(text.pieces as Buffer[]).toString("utf8"), canonicalJSON((await engine.readState()).state));
+    await engine.close();
+  });
+
   it("is the state of the index it was asked at, whatever is applied while it is read", async () => {
     const { dir, cleanup } = await tempDir();
     cleanups.push(cleanup);

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { HeapWarnings, heapFigures, semiSpaceMaxMiB } from "../../src/server/heap-watch.ts";
+import { heapFigures, semiSpaceMaxMiB } from "../../src/engine/heap.ts";
+import { HeapWarnings } from "../../src/server/heap-watch.ts";
 
 const MIB = 1024 * 1024;
 const at = (usedMiB: number) => ({ usedBytes: usedMiB * MIB, limitBytes: 100 * MIB });

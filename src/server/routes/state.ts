@@ -123,6 +123,16 @@ function sendStateText(reply: FastifyReply, read: StateText, sending: SendingTex
 
 export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
   const sending = new SendingTexts();
+  /** A read the engine gave up for want of heap (it names the figures) is worth retrying in a few seconds: say so. */
+  const retryLaterWhenShortOfMemory = async (reply: FastifyReply, read: Promise<StateText>): Promise<StateText> => {
+    try {
+      return await read;
+    } catch (error) {
+      const details = error instanceof SwooshError ? error.details : undefined;
+      if (typeof details === "object" && details !== null && "heapLimitBytes" in details) reply.header("retry-after", "5");
+      throw error;
+    }
+  };
   app.get("/state", async (request, reply) => {
     const engine = runtime.requireEngine();
     const atText = queryParam(request.query, "at");
@@ -131,7 +141,7 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
       // Time travel: a snapshot plus a replay, done a step at a time, then sent as for the live state.
       const at = parseIndex(atText, "at");
       const slot = sending.reserve(reply, `at ${at}`);
-      const read = await engine.stateTextAt(at);
+      const read = await retryLaterWhenShortOfMemory(reply, engine.stateTextAt(at));
       reply.header("etag", `"${read.stateHash}"`);
       if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
       return sendStateText(reply, read, sending, slot);
@@ -144,7 +154,7 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
     // The state's canonical text, read a slice at a time and sent as it is:
     // no copy of the state, and no one long serialization on the event loop.
     const slot = sending.reserve(reply, `live ${engine.stats().appliedIndex}`);
-    const read = await engine.stateText();
+    const read = await retryLaterWhenShortOfMemory(reply, engine.stateText());
     reply.header("etag", `"${read.stateHash}"`);
     if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
     return sendStateText(reply, read, sending, slot);
