@@ -163,6 +163,15 @@ const SNAPSHOT_CHARS_PER_COMMAND = 256;
  * later; granted, it could have taken the server and every client with it.
  */
 const READ_HEAP_SHARE_MAX = 0.75;
+/**
+ * A page of records (GET /log, a /watch catching up, GET /tasks) holds about
+ * this many characters at most, whatever its `limit`: entries and tasks may
+ * be ~1 MiB each, and 1,000 of them made one JSON answer past V8's longest
+ * string (the page failed after 6 s and gigabytes of heap). At least one record.
+ */
+export const PAGE_CHARS_MAX = 16 * 1024 * 1024;
+/** Records read from the WAL per step of a log page, so that a page stops reading at its budget. */
+const LOG_READ_CHUNK = 64;
 /** Record texts a read serializes are kept for the next read (RecordTextCache) only while the heap is under this share: they are as large as the state. */
 const REMEMBER_HEAP_SHARE_MAX = 0.5;
 /** Longest command `type` (the HTTP schema uses the same bound). */
@@ -556,40 +565,61 @@ export class Engine<Model> {
   }
 
   /**
-   * Durable WAL entries from `from` on, at most `limit`, each checked against
-   * the hash chain (G3: a damaged entry is never handed out; `WalChainError`
-   * names it). The record before the page, while still held, anchors the
-   * first entry; the oldest held record can only be checked against itself.
+   * Durable WAL entries from `from` on, at most `limit` and about `charsMax`
+   * characters of records (always at least one entry: a reader goes on from
+   * the last index + 1), each checked against the hash chain (G3: a damaged
+   * entry is never handed out; `WalChainError` names it). The record before
+   * the page, while still held, anchors the first entry; the oldest held
+   * record can only be checked against itself. Records are read
+   * LOG_READ_CHUNK at a time, so a page of large entries stops reading at
+   * its budget.
    */
-  async readLog(from: number, limit: number): Promise<LogEntry[]> {
+  async readLog(from: number, limit: number, charsMax = PAGE_CHARS_MAX): Promise<LogEntry[]> {
     await this.barrier();
     const firstIndex = this.log.firstIndex();
     const start = Math.max(from, firstIndex);
     const count = Math.min(limit, this.durableIndex - start + 1);
     if (count <= 0) return [];
     const anchored = start > firstIndex;
-    let records = await this.log.read(anchored ? start - 1 : start, anchored ? count + 1 : count);
-    // A truncation may have run since firstIndex was read: then the page starts
-    // later than asked, and its first entry has nothing before it to be
-    // checked against (it is checked against its own prevHash).
-    let prevHash: string | undefined;
-    if (anchored && records[0]?.index === start - 1) {
-      prevHash = records[0].hash;
-      records = records.slice(1);
-    } else if (records[0]?.index === 1) {
-      prevHash = this.genesis.stateHash;
-    }
     const file = this.walFile();
     const entries: LogEntry[] = [];
-    for (const record of records.slice(0, count)) {
-      const expectedPrev = prevHash ?? (parseRecordOrNull(record)?.prevHash ?? "");
-      const opened = openRecord(record, record.index, expectedPrev);
-      if (opened.entry === undefined) throw new WalChainError(record.index, opened.problem, file);
-      if (entries.length > 0 && record.index !== (entries[entries.length - 1] as LogEntry).index + 1) {
-        throw new WalChainError(record.index, `expected index ${(entries[entries.length - 1] as LogEntry).index + 1}`, file);
+    let chars = 0;
+    let prevHash: string | undefined;
+    let next = start;
+    for (let chunk = 0; entries.length < count; chunk++) {
+      const want = Math.min(count - entries.length, LOG_READ_CHUNK);
+      const anchorNow = chunk === 0 && anchored;
+      let records = await this.log.read(anchorNow ? next - 1 : next, anchorNow ? want + 1 : want);
+      if (chunk === 0) {
+        // A truncation may have run since firstIndex was read: then the page starts
+        // later than asked, and its first entry has nothing before it to be
+        // checked against (it is checked against its own prevHash).
+        if (anchorNow && records[0]?.index === start - 1) {
+          prevHash = records[0].hash;
+          records = records.slice(1);
+        } else if (records[0]?.index === 1) {
+          prevHash = this.genesis.stateHash;
+        }
+      } else if (records[0]?.index !== next) {
+        // Truncated under this read (a snapshot dropped older entries): the page ends
+        // here, and the reader asking for `next` learns it is gone (history_pruned).
+        return entries;
       }
-      entries.push(opened.entry);
-      prevHash = record.hash;
+      for (const record of records.slice(0, want)) {
+        const recordChars = record.hash.length + record.body.length;
+        if (entries.length > 0 && chars + recordChars > charsMax) return entries;
+        const expectedPrev = prevHash ?? (parseRecordOrNull(record)?.prevHash ?? "");
+        const opened = openRecord(record, record.index, expectedPrev);
+        if (opened.entry === undefined) throw new WalChainError(record.index, opened.problem, file);
+        if (entries.length > 0 && record.index !== (entries[entries.length - 1] as LogEntry).index + 1) {
+          throw new WalChainError(record.index, `expected index ${(entries[entries.length - 1] as LogEntry).index + 1}`, file);
+        }
+        entries.push(opened.entry);
+        chars += recordChars;
+        prevHash = record.hash;
+        next = record.index + 1;
+      }
+      if (records.length < want) return entries;
     }
     return entries;
   }

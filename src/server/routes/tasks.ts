@@ -3,7 +3,8 @@
  *
  * Filters combine with AND: `status` (one status, or several comma-separated),
  * `kind` (exact), `agentId` (the holder of a live lease). Pages follow
- * pagination.ts: ascending task id, opaque cursor, limit 1..1000 (default 100).
+ * pagination.ts: ascending task id, opaque cursor, limit 1..1000 (default 100),
+ * and at most about PAGE_CHARS_MAX characters of tasks (one at least).
  * Records are never mutated once in the state (reducer rule 2), so a page can
  * hand out the records themselves.
  */
@@ -12,6 +13,8 @@ import { SwooshError } from "../../core/errors.ts";
 import type { Task, TaskStatus } from "../../domain/index.ts";
 import { IDS_PER_STEP } from "../../core/sliced-sort.ts";
 import { DictionaryCapture } from "../../core/state-capture.ts";
+import { PAGE_CHARS_MAX } from "../../engine/engine.ts";
+import { JSON_CONTENT_TYPE } from "../errors.ts";
 import { PageCollector, decodeCursor, encodeCursor, parseLimit } from "../pagination.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { queryParam } from "./common.ts";
@@ -59,9 +62,21 @@ export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime)
       const { ids, more } = collector.result();
       return { tasks: ids.map((id) => tasks.get(id) as unknown as Task), more };
     });
-    const last = page.tasks.at(-1);
-    reply.header("swoosh-index", String(index));
-    return { index, tasks: page.tasks, nextCursor: page.more && last !== undefined ? encodeCursor(last.id) : null };
+    // The page also ends at about PAGE_CHARS_MAX characters (one task at least):
+    // its text is built here, a task at a time, and sent as it is.
+    const texts: string[] = [];
+    let chars = 0;
+    for (const task of page.tasks) {
+      const text = JSON.stringify(task);
+      if (texts.length > 0 && chars + text.length > PAGE_CHARS_MAX) break;
+      texts.push(text);
+      chars += text.length;
+    }
+    const more = page.more || texts.length < page.tasks.length;
+    const last = page.tasks[texts.length - 1];
+    const nextCursor = more && last !== undefined ? JSON.stringify(encodeCursor(last.id)) : "null";
+    reply.header("swoosh-index", String(index)).type(JSON_CONTENT_TYPE);
+    return `{"index":${index},"tasks":[${texts.join(",")}],"nextCursor":${nextCursor}}`;
   });
 
   app.get<{ Params: { id: string } }>("/tasks/:id", async (request, reply) => {
