@@ -29,6 +29,15 @@ export const DEPENDS_ON_COUNT_MAX = 1000;
 export const CAPACITY_MAX = 10_000;
 /** Tasks one `task.claim` may lease. */
 export const CLAIM_LIMIT_MAX = 1000;
+/**
+ * Characters of task payloads (canonical JSON) one `task.claim` hands out at
+ * most, one lease at least: the leases carry the payloads, and 1,000 leases
+ * of ~900 KB payloads made an answer past V8's longest string — the claim was
+ * applied and durable, but its answer failed after 12 s (503 internal
+ * error), so the worker never learned its tokens. A claim that stops here
+ * leases fewer than asked, as when fewer tasks are queued ("up to", SPEC §6).
+ */
+export const CLAIM_PAYLOAD_CHARS_MAX = 16 * 1024 * 1024;
 /** Task priorities are 32-bit signed integers, so comparisons by subtraction cannot overflow. */
 export const PRIORITY_MIN = -(2 ** 31);
 export const PRIORITY_MAX = 2 ** 31 - 1;

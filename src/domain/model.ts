@@ -40,6 +40,8 @@ export class TaskSlot {
    * writes to it need no journal entry.
    */
   born = 0;
+  /** Length of the payload's canonical JSON, computed when first claimed (the payload never changes). */
+  payloadChars: number | null = null;
 
   constructor(public task: Task) {}
 }

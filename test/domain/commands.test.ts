@@ -11,6 +11,7 @@ import type { JsonObject } from "../../src/core/json.ts";
 import {
   CAPACITY_MAX,
   CLAIM_LIMIT_MAX,
+  CLAIM_PAYLOAD_CHARS_MAX,
   createGenesisState,
   DEFAULT_CONFIG,
   ID_LENGTH_MAX,
@@ -445,6 +446,21 @@ describe("task.prune", () => {
     assert.deepEqual(d.ok("task.prune", { before: d.nowMs + 1 }), { pruned: 3, taskIds: ["blocker", "needed", "waiting"] });
     assert.deepEqual(Object.keys(d.state.tasks), []);
     assert.equal((d.ok("task.submit", { taskId: "done", kind: "other" }) as JsonObject).created, true, "a pruned id is free again");
+  });
+});
+
+describe("task.claim of large payloads", () => {
+  test("stops once the leased payloads reach CLAIM_PAYLOAD_CHARS_MAX (one lease at least); the rest stay first in line", () => {
+    const d = withAgent();
+    const big = "p".repeat(Math.floor(CLAIM_PAYLOAD_CHARS_MAX * 0.45));
+    for (const id of ["a", "b", "c"]) d.ok("task.submit", { taskId: id, kind: "k", payload: { big } });
+    d.ok("task.submit", { taskId: "small", kind: "k" });
+    assert.deepEqual(claim(d, "w", 4).map((l) => l.taskId), ["a", "b"], "a third 45% payload would pass the budget");
+    assert.deepEqual(claim(d, "w", 4).map((l) => l.taskId), ["c", "small"], "then the next in claim order");
+    const huge = "q".repeat(CLAIM_PAYLOAD_CHARS_MAX + 10);
+    d.ok("task.submit", { taskId: "huge", kind: "k", payload: huge });
+    d.ok("task.submit", { taskId: "tiny", kind: "k" });
+    assert.deepEqual(claim(d, "w", 4).map((l) => l.taskId), ["huge"], "a payload over the budget comes alone");
   });
 });
 

@@ -4,11 +4,15 @@
  * A claim takes the best claimable tasks from the ready queue (priority desc,
  * createdAt asc, id asc, requires ⊆ labels, notBefore <= now) and leases each
  * with a fresh fencing token: `leaseTokenSeq + 1`, so tokens strictly increase
- * over all leases ever. Complete and fail must present the token of the live
+ * over all leases ever. It stops early once the leased payloads reach
+ * CLAIM_PAYLOAD_CHARS_MAX characters of canonical JSON (a function of the state
+ * alone, so replay and restore decide alike). Complete and fail must present the token of the live
  * lease; anything else — an expired-and-requeued lease, a lease released by
  * agent loss, a task never leased — is `stale_lease`.
  */
+import { canonicalJSON } from "../../core/json.ts";
 import type { ApplyContext, ApplyOutcome } from "../../core/state-machine.ts";
+import { CLAIM_PAYLOAD_CHARS_MAX } from "../limits.ts";
 import { endAttempt, leaseTo, noneReleased, succeed } from "../lifecycle.ts";
 import { TaskSlot } from "../model.ts";
 import type { OrchestratorModel } from "../model.ts";
@@ -33,10 +37,16 @@ export function claim(m: OrchestratorModel, p: CommandPayload<"task.claim">, ctx
     const groups = m.queue.matching(agent);
     const expiresAt = ctx.nowMs + m.state.config.leaseTtlMs;
     let token = m.state.leaseTokenSeq;
+    let payloadChars = 0;
     while (leases.length < wanted) {
-      const entry = m.queue.take(groups);
-      if (entry === undefined) break;
-      const slot = entry.owner as TaskSlot;
+      const next = m.queue.peek(groups);
+      if (next === undefined) break;
+      const slot = next.owner as TaskSlot;
+      // The answer carries every payload: it stops at CLAIM_PAYLOAD_CHARS_MAX (one lease at least).
+      slot.payloadChars ??= canonicalJSON(slot.task.payload ?? null).length;
+      if (leases.length > 0 && payloadChars + slot.payloadChars > CLAIM_PAYLOAD_CHARS_MAX) break;
+      payloadChars += slot.payloadChars;
+      m.queue.take(groups);
       token++;
       const task = leaseTo(m, slot, agent, token, expiresAt, ctx.hlc);
       leases.push({ attempt: task.attempts + 1, expiresAt, kind: task.kind, payload: task.payload, taskId: task.id, token });

@@ -188,6 +188,19 @@ export class ReadyQueue {
    * replace `owner.queueEntry`).
    */
   take(groups: readonly ReadyGroup[]): QueueEntry | undefined {
+    const first = this.first(groups);
+    if (first === undefined) return undefined;
+    first.group.heap.pop();
+    this.dequeue(first.entry.owner);
+    return first.entry;
+  }
+
+  /** The entry `take` would remove next, left in place. */
+  peek(groups: readonly ReadyGroup[]): QueueEntry | undefined {
+    return this.first(groups)?.entry;
+  }
+
+  private first(groups: readonly ReadyGroup[]): { entry: QueueEntry; group: ReadyGroup } | undefined {
     let best: QueueEntry | undefined;
     let bestGroup: ReadyGroup | undefined;
     for (const group of groups) {
@@ -197,10 +210,7 @@ export class ReadyQueue {
         bestGroup = group;
       }
     }
-    if (bestGroup === undefined || best === undefined) return undefined;
-    bestGroup.heap.pop();
-    this.dequeue(best.owner);
-    return best;
+    return bestGroup === undefined || best === undefined ? undefined : { entry: best, group: bestGroup };
   }
 
   private liveHead(group: ReadyGroup): QueueEntry | undefined {
