@@ -20,6 +20,7 @@
  * ("expected") and recomputed ("actual") hash.
  */
 import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { posix } from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import { canonicalJSON } from "../core/json.ts";
@@ -53,11 +54,35 @@ const OUTCOME_ROWS_PER_STEP = 1024;
  * of every field but `state` and `metaHash`.
  */
 export function computeMetaHash(fields: Omit<SnapshotDocument, "state" | "metaHash">, outcomesText = canonicalJSON(fields.outcomes)): string {
+  return metaHashWith(fields, (hash) => hash.update(outcomesText, "utf8"));
+}
+
+/** The meta hash with the outcomes' canonical text fed by `feedOutcomes`. */
+function metaHashWith(fields: Omit<SnapshotDocument, "state" | "metaHash">, feedOutcomes: (hash: Hash) => void): string {
   const hash = createHash("sha256");
   hash.update(metaTextBefore(fields), "utf8");
-  hash.update(outcomesText, "utf8");
+  feedOutcomes(hash);
   hash.update(metaTextAfter(fields.stateHash), "utf8");
   return hash.digest("hex");
+}
+
+/**
+ * Feeds `canonicalJSON(outcomes)` to `hash` a row at a time (the canonical
+ * text of an array is its elements' joined by commas in brackets): the rows
+ * may hold results with payloads, and 100,000 of them can pass V8's longest
+ * string, which one canonicalJSON of them all would throw on.
+ */
+function feedOutcomeRows(hash: Hash, outcomes: JsonValue): void {
+  if (!Array.isArray(outcomes)) {
+    hash.update(canonicalJSON(outcomes), "utf8");
+    return;
+  }
+  hash.update("[", "utf8");
+  for (let i = 0; i < outcomes.length; i++) {
+    if (i > 0) hash.update(",", "utf8");
+    hash.update(canonicalJSON(outcomes[i]), "utf8");
+  }
+  hash.update("]", "utf8");
 }
 
 /** How a snapshot file begins, up to its outcome rows (the field order of the file, not the canonical one of the meta hash). */
@@ -239,10 +264,8 @@ export class FileSnapshotStore implements SnapshotStore {
     const read = bytes.length <= this.wholeTextBytesMax ? readWhole(bytes, corrupt) : readSplit(bytes, Math.min(this.wholeTextBytesMax, JSON_PART_BYTES_MAX), corrupt);
     const { doc } = read;
     let metaHash: string;
-    let outcomesText: string;
     try {
-      outcomesText = canonicalJSON(doc.outcomes);
-      metaHash = computeMetaHash(doc, outcomesText);
+      metaHash = read.metaHash();
     } catch (error) {
       throw corrupt(`header is not hashable JSON: ${(error as Error).message}`);
     }
@@ -252,7 +275,7 @@ export class FileSnapshotStore implements SnapshotStore {
       throw corrupt(`belongs to cluster ${JSON.stringify(doc.clusterId)}, expected ${JSON.stringify(this.clusterId)}`);
     }
     if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
-    const stateBytes = read.stateBytes(outcomesText);
+    const stateBytes = read.stateBytes();
     let stateHash = stateBytes === null ? "" : createHash("sha256").update(stateBytes).digest("hex");
     try {
       if (stateHash !== doc.stateHash) stateHash = computeStateHash(doc.state);
@@ -286,10 +309,11 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 }
 
-/** A snapshot file parsed, with a way to the bytes of its state member (null when they cannot be located). */
+/** A snapshot file parsed, with its header's meta hash and the bytes of its state member (null when they cannot be located). */
 interface SnapshotRead {
   readonly doc: SnapshotDocument;
-  stateBytes(outcomesText: string): Buffer | null;
+  metaHash(): string;
+  stateBytes(): Buffer | null;
 }
 
 type Corrupt = (detail: string) => SnapshotCorruptError;
@@ -304,7 +328,10 @@ function readWhole(bytes: Buffer, corrupt: Corrupt): SnapshotRead {
     throw corrupt(`not valid JSON (truncated or damaged): ${(error as Error).message}`);
   }
   const doc = checkShape(parsed, corrupt);
-  return { doc, stateBytes: (outcomesText) => stateBytesOf(bytes, text, doc, outcomesText) };
+  // The file is one string, so its outcomes' text fits in one too; it serves both the hash and locating the state.
+  let outcomesText: string | undefined;
+  const outcomes = (): string => (outcomesText ??= canonicalJSON(doc.outcomes));
+  return { doc, metaHash: () => computeMetaHash(doc, outcomes()), stateBytes: () => stateBytesOf(bytes, text, doc, outcomes()) };
 }
 
 /**
@@ -327,7 +354,7 @@ function readSplit(bytes: Buffer, partBytesMax: number, corrupt: Corrupt): Snaps
   }
   const doc = checkShape({ ...fields }, corrupt);
   const range = stateRange as MemberRange;
-  return { doc, stateBytes: () => bytes.subarray(range.start, range.end) };
+  return { doc, metaHash: () => metaHashWith(doc, (hash) => feedOutcomeRows(hash, doc.outcomes)), stateBytes: () => bytes.subarray(range.start, range.end) };
 }
 
 function checkShape(value: unknown, corrupt: (detail: string) => SnapshotCorruptError): SnapshotDocument {

@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { computeStateHash, sha256Hex } from "../../src/core/hash.ts";
 import { canonicalJSON } from "../../src/core/json.ts";
 import { RecordTextCache } from "../../src/core/record-text-cache.ts";
-import type { JsonObject } from "../../src/core/json.ts";
+import type { JsonObject, JsonValue } from "../../src/core/json.ts";
 import { SnapshotCorruptError } from "../../src/storage/errors.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { FileSnapshotStore, computeMetaHash, snapshotFileName } from "../../src/storage/snapshot-store.ts";
@@ -104,6 +104,32 @@ for (const [title, wholeTextBytesMax] of [
       const { clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes } = doc;
       assert.deepEqual({ clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes }, headerAt(33));
       assert.equal(doc.metaHash, computeMetaHash(doc));
+    });
+
+    it("verifies outcome rows as the engine writes them (an array of rows, hashed a row at a time in parts) and catches an edited row", async () => {
+      const { fs, store } = await strictStore({ clusterId: "c1" });
+      const rows: JsonValue[] = Array.from({ length: 40 }, (_, i) => [
+        i % 5 === 0 ? "__proto__" : `id-${i}-😀`,
+        i + 1,
+        `${String(1_700_000_000_000 + i).padStart(15, "0")}-0000000000-n1`,
+        { leases: [{ payload: { "é\n": i, list: [i, null, true] }, taskId: `t${i}`, token: i }] },
+      ]);
+      const header = { ...headerAt(9), outcomes: rows };
+      // The engine hands its rows over as a JsonRows view, not an array.
+      await store.save({ ...header, outcomes: { length: rows.length, row: (i: number) => rows[i] as JsonValue } }, new RecordTextCache().pieces(stateAt(9), 64));
+      const doc = await store.load(9);
+      assert.deepEqual(doc.outcomes, rows);
+      assert.equal(doc.metaHash, computeMetaHash({ ...doc, outcomes: rows }));
+      const path = store.pathFor(9);
+      const text = (await fs.readFile(path)).toString("utf8");
+      const edited = text.replace('"taskId":"t17"', '"taskId":"t71"');
+      assert.notEqual(edited, text);
+      await overwrite(fs, path, edited);
+      const error = await store.load(9).then(
+        () => assert.fail("load accepted an edited outcome row"),
+        (caught: unknown) => caught,
+      );
+      assertCorrupt(error, /metaHash does not match/, 9);
     });
 
     it("keeps special keys (__proto__, constructor, empty, emoji) as ordinary keys", async () => {
