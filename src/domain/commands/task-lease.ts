@@ -16,6 +16,7 @@ import { CLAIM_PAYLOAD_CHARS_MAX } from "../limits.ts";
 import { endAttempt, leaseTo, noneReleased, succeed } from "../lifecycle.ts";
 import { TaskSlot } from "../model.ts";
 import type { OrchestratorModel } from "../model.ts";
+import type { QueueEntry } from "../indexes/ready-queue.ts";
 import type { CommandPayload, CommandResult } from "../schemas.ts";
 import { accept, refuse } from "../validate.ts";
 import type { Refusal } from "../validate.ts";
@@ -38,15 +39,18 @@ export function claim(m: OrchestratorModel, p: CommandPayload<"task.claim">, ctx
     const expiresAt = ctx.nowMs + m.state.config.leaseTtlMs;
     let token = m.state.leaseTokenSeq;
     let payloadChars = 0;
-    while (leases.length < wanted) {
-      const next = m.queue.peek(groups);
-      if (next === undefined) break;
-      const slot = next.owner as TaskSlot;
-      // The answer carries every payload: it stops at CLAIM_PAYLOAD_CHARS_MAX (one lease at least).
+    // The answer carries every payload: it stops at CLAIM_PAYLOAD_CHARS_MAX (one lease at least).
+    const fitsTheAnswer = (entry: QueueEntry): boolean => {
+      const slot = entry.owner as TaskSlot;
       slot.payloadChars ??= canonicalJSON(slot.task.payload ?? null).length;
-      if (leases.length > 0 && payloadChars + slot.payloadChars > CLAIM_PAYLOAD_CHARS_MAX) break;
+      if (leases.length > 0 && payloadChars + slot.payloadChars > CLAIM_PAYLOAD_CHARS_MAX) return false;
       payloadChars += slot.payloadChars;
-      m.queue.take(groups);
+      return true;
+    };
+    while (leases.length < wanted) {
+      const entry = m.queue.take(groups, fitsTheAnswer);
+      if (entry === undefined) break;
+      const slot = entry.owner as TaskSlot;
       token++;
       const task = leaseTo(m, slot, agent, token, expiresAt, ctx.hlc);
       leases.push({ attempt: task.attempts + 1, expiresAt, kind: task.kind, payload: task.payload, taskId: task.id, token });

@@ -184,23 +184,11 @@ export class ReadyQueue {
 
   /**
    * Removes and returns the first live entry in claim order among `groups`, or
-   * undefined when they hold none. The caller takes ownership (must clear or
-   * replace `owner.queueEntry`).
+   * undefined when they hold none or `admit` refuses it (it then stays first
+   * in line). The caller takes ownership (must clear or replace
+   * `owner.queueEntry`).
    */
-  take(groups: readonly ReadyGroup[]): QueueEntry | undefined {
-    const first = this.first(groups);
-    if (first === undefined) return undefined;
-    first.group.heap.pop();
-    this.dequeue(first.entry.owner);
-    return first.entry;
-  }
-
-  /** The entry `take` would remove next, left in place. */
-  peek(groups: readonly ReadyGroup[]): QueueEntry | undefined {
-    return this.first(groups)?.entry;
-  }
-
-  private first(groups: readonly ReadyGroup[]): { entry: QueueEntry; group: ReadyGroup } | undefined {
+  take(groups: readonly ReadyGroup[], admit: (entry: QueueEntry) => boolean = () => true): QueueEntry | undefined {
     let best: QueueEntry | undefined;
     let bestGroup: ReadyGroup | undefined;
     for (const group of groups) {
@@ -210,7 +198,10 @@ export class ReadyQueue {
         bestGroup = group;
       }
     }
-    return bestGroup === undefined || best === undefined ? undefined : { entry: best, group: bestGroup };
+    if (bestGroup === undefined || best === undefined || !admit(best)) return undefined;
+    bestGroup.heap.pop();
+    this.dequeue(best.owner);
+    return best;
   }
 
   private liveHead(group: ReadyGroup): QueueEntry | undefined {
