@@ -20,7 +20,6 @@
  * ("expected") and recomputed ("actual") hash.
  */
 import { createHash } from "node:crypto";
-import type { Hash } from "node:crypto";
 import { posix } from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import { canonicalJSON } from "../core/json.ts";
@@ -54,35 +53,25 @@ const OUTCOME_ROWS_PER_STEP = 1024;
  * of every field but `state` and `metaHash`.
  */
 export function computeMetaHash(fields: Omit<SnapshotDocument, "state" | "metaHash">, outcomesText = canonicalJSON(fields.outcomes)): string {
-  return metaHashWith(fields, (hash) => hash.update(outcomesText, "utf8"));
-}
-
-/** The meta hash with the outcomes' canonical text fed by `feedOutcomes`. */
-function metaHashWith(fields: Omit<SnapshotDocument, "state" | "metaHash">, feedOutcomes: (hash: Hash) => void): string {
   const hash = createHash("sha256");
   hash.update(metaTextBefore(fields), "utf8");
-  feedOutcomes(hash);
+  hash.update(outcomesText, "utf8");
   hash.update(metaTextAfter(fields.stateHash), "utf8");
   return hash.digest("hex");
 }
 
 /**
- * Feeds `canonicalJSON(outcomes)` to `hash` a row at a time (the canonical
- * text of an array is its elements' joined by commas in brackets): the rows
- * may hold results with payloads, and 100,000 of them can pass V8's longest
- * string, which one canonicalJSON of them all would throw on.
+ * `computeMetaHash` with the outcome rows fed as `save` writes them
+ * (`outcomePieces`, a step of rows at a time): the rows may hold results with
+ * payloads, and 100,000 of them can pass V8's longest string, which one
+ * canonicalJSON of them all would throw on.
  */
-function feedOutcomeRows(hash: Hash, outcomes: JsonValue): void {
-  if (!Array.isArray(outcomes)) {
-    hash.update(canonicalJSON(outcomes), "utf8");
-    return;
-  }
-  hash.update("[", "utf8");
-  for (let i = 0; i < outcomes.length; i++) {
-    if (i > 0) hash.update(",", "utf8");
-    hash.update(canonicalJSON(outcomes[i]), "utf8");
-  }
-  hash.update("]", "utf8");
+async function metaHashByPieces(fields: Omit<SnapshotDocument, "state" | "metaHash">): Promise<string> {
+  const hash = createHash("sha256");
+  hash.update(metaTextBefore(fields), "utf8");
+  for await (const piece of outcomePieces(fields.outcomes)) hash.update(piece, "utf8");
+  hash.update(metaTextAfter(fields.stateHash), "utf8");
+  return hash.digest("hex");
 }
 
 /** How a snapshot file begins, up to its outcome rows (the field order of the file, not the canonical one of the meta hash). */
@@ -265,7 +254,7 @@ export class FileSnapshotStore implements SnapshotStore {
     const { doc } = read;
     let metaHash: string;
     try {
-      metaHash = read.metaHash();
+      metaHash = await read.metaHash();
     } catch (error) {
       throw corrupt(`header is not hashable JSON: ${(error as Error).message}`);
     }
@@ -312,7 +301,7 @@ export class FileSnapshotStore implements SnapshotStore {
 /** A snapshot file parsed, with its header's meta hash and the bytes of its state member (null when they cannot be located). */
 interface SnapshotRead {
   readonly doc: SnapshotDocument;
-  metaHash(): string;
+  metaHash(): string | Promise<string>;
   stateBytes(): Buffer | null;
 }
 
@@ -354,7 +343,7 @@ function readSplit(bytes: Buffer, partBytesMax: number, corrupt: Corrupt): Snaps
   }
   const doc = checkShape({ ...fields }, corrupt);
   const range = stateRange as MemberRange;
-  return { doc, metaHash: () => metaHashWith(doc, (hash) => feedOutcomeRows(hash, doc.outcomes)), stateBytes: () => bytes.subarray(range.start, range.end) };
+  return { doc, metaHash: () => metaHashByPieces(doc), stateBytes: () => bytes.subarray(range.start, range.end) };
 }
 
 function checkShape(value: unknown, corrupt: (detail: string) => SnapshotCorruptError): SnapshotDocument {
