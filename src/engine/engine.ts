@@ -32,6 +32,7 @@ import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
+import { mib } from "./heap.ts";
 import { collectText, pacedWhileAdvancing, pacer, runPaced, slicedPieces } from "./paced.ts";
 import type { CollectedText } from "./paced.ts";
 import { rebuiltModelPieces, travelInWorker } from "./time-travel.ts";
@@ -376,7 +377,6 @@ export class Engine<Model> {
   private readonly heapRoomForText = (): void => {
     const { usedBytes, limitBytes } = this.settings.heapFigures();
     if (usedBytes <= READ_HEAP_SHARE_MAX * limitBytes) return;
-    const mib = (bytes: number): number => Math.round(bytes / (1024 * 1024));
     throw new SwooshError(
       "unavailable",
       `not enough memory for the state's text now: the heap holds ${mib(usedBytes)} MiB of its ${mib(limitBytes)} MiB limit ` +

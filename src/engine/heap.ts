@@ -17,7 +17,12 @@ export interface HeapFigures {
   readonly limitBytes: number;
 }
 
-export const MIB = 1024 * 1024;
+const MIB = 1024 * 1024;
+
+/** `bytes` in whole MiB, as the heap messages give them. */
+export function mib(bytes: number): number {
+  return Math.round(bytes / MIB);
+}
 /** V8's default largest semi-space on 64-bit Node, in MiB. */
 const SEMI_SPACE_MAX_MIB_DEFAULT = 16;
 

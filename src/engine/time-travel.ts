@@ -14,7 +14,7 @@ import { siblingModuleUrl } from "../core/module-url.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import type { CommandLog } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError } from "./errors.ts";
-import { heapFigures } from "./heap.ts";
+import { heapFigures, mib } from "./heap.ts";
 
 /** The module (URL) and export of the state machine a worker replays with. */
 export interface TimeTravelMachine {
@@ -125,7 +125,7 @@ function workerError(error: Error, toIndex: number): Error {
   const { limitBytes } = heapFigures();
   return new SwooshError(
     "unavailable",
-    `not enough memory to rebuild the state as of index ${toIndex}: its worker thread ran out of heap (${Math.round(limitBytes / (1024 * 1024))} MiB); ` +
+    `not enough memory to rebuild the state as of index ${toIndex}: its worker thread ran out of heap (${mib(limitBytes)} MiB); ` +
       "retry later, or restart with a larger --max-old-space-size",
     { index: toIndex, heapLimitBytes: limitBytes },
   );

@@ -15,7 +15,7 @@
  */
 import { PerformanceObserver, constants } from "node:perf_hooks";
 import type { FastifyBaseLogger } from "fastify";
-import { MIB, heapFigures } from "../engine/heap.ts";
+import { heapFigures, mib } from "../engine/heap.ts";
 import type { HeapFigures } from "../engine/heap.ts";
 
 export interface HeapWarningPolicy {
@@ -68,8 +68,8 @@ export function watchHeap(log: FastifyBaseLogger, policy: HeapWarningPolicy = HE
     if (!fullGc) return;
     const figures = heapFigures();
     if (!warnings.afterFullGc(figures, performance.now())) return;
-    const usedMiB = Math.round(figures.usedBytes / MIB);
-    const limitMiB = Math.round(figures.limitBytes / MIB);
+    const usedMiB = mib(figures.usedBytes);
+    const limitMiB = mib(figures.limitBytes);
     log.warn(
       { heapUsedBytes: figures.usedBytes, heapLimitBytes: figures.limitBytes },
       `the live heap is ${usedMiB} MiB of the ${limitMiB} MiB it may grow to (${Math.round((100 * figures.usedBytes) / figures.limitBytes)}%) after a full GC: ` +
