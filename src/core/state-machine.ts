@@ -53,8 +53,12 @@ export interface StateMachine<Model> {
    * Builds the live model from a canonical state (genesis or a verified
    * snapshot), rebuilding every index. The result must answer every later
    * command exactly as a model that reached this state by applying commands.
+   * `lastAppliedHlc` (a snapshot's) is the HLC of the last command applied to
+   * `state`: every later command's "now" is at least its wall ms, so a
+   * machine may bring time-dependent indexes up to it, as the model that
+   * never stopped may already have done.
    */
-  restore(state: JsonObject): Model;
+  restore(state: JsonObject, lastAppliedHlc?: string): Model;
   /** Validates and applies one command (rules above). */
   apply(model: Model, command: Command, context: ApplyContext): ApplyOutcome;
   /** The canonical state held by the model, as is (the caller must not mutate it). */

@@ -41,7 +41,7 @@ function taskNamed(key: string): string {
   return `state task ${JSON.stringify(key)}`;
 }
 
-export function restoreModel(input: JsonObject): OrchestratorModel {
+export function restoreModel(input: JsonObject, lastAppliedHlc?: string): OrchestratorModel {
   if (!stateCheck.Check(input)) {
     const first = stateCheck.Errors(input).First();
     throw new InvalidStateError(`state ${first?.path || "(root)"}: ${first?.message ?? "invalid"}`);
@@ -115,5 +115,10 @@ export function restoreModel(input: JsonObject): OrchestratorModel {
     if (slot.task.status === "queued") enqueue(m, slot);
     else trackIfPrunable(m, slot);
   }
+  // Backoffs that ended by the last applied command are claimable now (every
+  // later claim or tick would promote them first). Left in the delayed heap,
+  // they would read as a deadline already past, and the server would log a
+  // system.tick that changes nothing after every restart from such a snapshot.
+  if (lastAppliedHlc !== undefined && lastAppliedHlc !== "") m.queue.promote(hlcWallMs(lastAppliedHlc));
   return m;
 }

@@ -532,7 +532,7 @@ export class Engine<Model> {
       } catch {
         return null;
       }
-      model = this.machine.restore(doc.state);
+      model = this.machine.restore(doc.state, doc.lastAppliedHlc);
       from = { fromIndex: snapshotIndex, logHash: doc.logHash, hlc: doc.lastAppliedHlc };
     }
     const position = await replayInto(this.machine, model, this.log, { ...from, toIndex: index, pause });

@@ -94,7 +94,7 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       skip({ file, index: snapshotIndex, detail: `outcomes: ${(error as Error).message}` });
       continue;
     }
-    const model = machine.restore(doc.state);
+    const model = machine.restore(doc.state, doc.lastAppliedHlc);
     return replayTail(input, model, { index: snapshotIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, outcomes, snapshotIndex }, problems);
   }
 

@@ -75,7 +75,7 @@ async function run(request: Extract<TimeTravelRequest, { kind: "start" }>): Prom
     state = request.base.state;
     from = { fromIndex: 0, logHash: request.base.logHash, hlc: "" };
   }
-  const model = machine.restore(state);
+  const model = machine.restore(state, from.hlc);
   const position = await replayInto(machine, model, remoteLog, { ...from, toIndex: request.toIndex, file: data.walFile });
   // Read in one go (this thread serves nobody else), encoded once into one
   // buffer, hashed there, and handed over transferred rather than copied.

@@ -109,7 +109,7 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     }
     if (start === null) return report({ genesisHash: genesis.stateHash, walFirstIndex: firstIndex, walLastIndex: lastIndex, snapshotsChecked: indexes.length });
 
-    const model = options.machine.restore(start.state);
+    const model = options.machine.restore(start.state, start.hlc);
     let matched = 0;
     let chainHash = start.logHash;
     const total = lastIndex - start.index;

@@ -283,7 +283,9 @@ function runSequence(ops: readonly Op[]): void {
       if (shadows.length < 3) {
         const state = machine.state(d.model);
         const view = machine.view(d.model);
-        shadows.push({ model: machine.restore(roundTrip(state)), view, viewHash: computeStateHash(view) });
+        // Every other shadow is restored as recovery restores a snapshot (with the last applied HLC, which promotes ended backoffs).
+        const lastAppliedHlc = shadows.length % 2 === 0 ? d.log[d.log.length - 1]?.ctx.hlc : undefined;
+        shadows.push({ model: machine.restore(roundTrip(state), lastAppliedHlc), view, viewHash: computeStateHash(view) });
       }
       if (captures.length < 3) {
         const capture = (machine.capture as NonNullable<typeof machine.capture>)(d.model);
@@ -383,7 +385,7 @@ function runSequence(ops: readonly Op[]): void {
   assert.equal(computeStateHash(machine.state(replayed)), d.hash(), "replay from genesis diverged");
   for (const shadow of shadows) assert.equal(computeStateHash(shadow.view), shadow.viewHash, "a view changed after later commands");
   // A restore of the final state answers a final claim round like the live model.
-  const restored = machine.restore(roundTrip(machine.state(d.model)));
+  const restored = machine.restore(roundTrip(machine.state(d.model)), d.log[d.log.length - 1]?.ctx.hlc);
   for (const agentId of AGENT_IDS) {
     const ctx = d.nextContext();
     const cmd = { type: "task.claim", payload: { agentId, limit: 3 } };

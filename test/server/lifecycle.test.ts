@@ -110,6 +110,33 @@ describe("server: lifecycle", () => {
     await reopened.close();
   });
 
+  it("a restart from the final snapshot logs no tick for a backoff that already ended", async (t) => {
+    const { dir, closeFirst } = await tempDirClosedFirst(t, "swoosh-server-");
+    const first = await startTestServer(t, {}, dir);
+    closeFirst(() => first.close());
+    const ticks = async (url: string) => ((await get(url, "/log?limit=1000")).body.entries as Array<{ type: string }>).filter((entry) => entry.type === "system.tick").length;
+    await command(first.url, "orchestrator.configure", { backoffBaseMs: 50, backoffMaxMs: 50 });
+    await command(first.url, "agent.register", { agentId: "a" });
+    await command(first.url, "task.submit", { taskId: "t", kind: "k" });
+    const lease = (await command(first.url, "task.claim", { agentId: "a" })).body.result.leases[0];
+    assert.equal((await command(first.url, "task.fail", { taskId: "t", token: lease.token, error: "flaky" })).status, 200);
+    // The server ticks once when the backoff ends; then nothing is due.
+    const ticked = await eventually(async () => ((await ticks(first.url)) >= 1 ? ticks(first.url) : undefined), 5000, "the backoff's tick");
+    await first.close();
+
+    // Restored from the final snapshot (taken after that tick): the ended backoff is no deadline.
+    for (let restart = 0; restart < 2; restart++) {
+      const again = await startTestServer(t, {}, dir);
+      await new Promise((resolve) => setTimeout(resolve, 1300));
+      const count = await ticks(again.url);
+      await again.close();
+      assert.equal(count, ticked, `restart ${restart + 1} logged a tick that changes nothing`);
+    }
+    const last = await startTestServer(t, {}, dir);
+    assert.equal((await command(last.url, "task.claim", { agentId: "a" })).body.result.leases[0]?.taskId, "t", "the task is claimable at once");
+    await last.close();
+  });
+
   it("ticks by itself when a lease expires, and not while halted", async (t) => {
     const { url } = await startTestServer(t);
     const ticks = async () => ((await get(url, "/log?limit=1000")).body.entries as Array<{ type: string }>).filter((entry) => entry.type === "system.tick").length;
