@@ -217,7 +217,7 @@ export const COMMAND_TYPES = Object.keys(COMMAND_PAYLOAD_SCHEMAS) as CommandType
 
 // ---------------------------------------------------------------- command results
 
-const IdListSchema = Type.Array(IdSchema, { maxItems: RESULT_IDS_MAX, description: `The first ${RESULT_IDS_MAX} ids, sorted.` });
+const IdListSchema = Type.Array(IdSchema, { maxItems: RESULT_IDS_MAX, description: `At most ${RESULT_IDS_MAX} of the ids, sorted (which ones: API_INTEGRATION.md, Commands).` });
 
 export const AgentRegisterResult = Type.Object({ agentId: IdSchema, created: Type.Boolean() }, closed);
 export const AgentHeartbeatResult = Type.Object(
