@@ -13,7 +13,7 @@ import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 import { canonicalJSON } from "../core/json.ts";
 import type { StateMachine } from "../core/state-machine.ts";
-import { writeFileAtomic } from "../storage/atomic-file.ts";
+import { removeTempFiles, writeFileAtomic } from "../storage/atomic-file.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore } from "../storage/snapshot-store.ts";
@@ -140,6 +140,9 @@ export async function openEngine<Model>(options: OpenEngineOptions<Model>): Prom
   let log: CommandLog;
   let preloaded: PreloadedSnapshot | null;
   try {
+    // Holding the lock, this process is the only snapshot writer: a temp file
+    // found now was left by a writer that died mid-snapshot.
+    await removeTempFiles(fs, layout.snapshotDir);
     // The newest snapshot is read and verified while the WAL's file is read in
     // a child process (lmdb-probe.ts), on the other core: recovery usually
     // starts from it, and on a large state the two take about as long.

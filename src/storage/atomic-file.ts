@@ -102,4 +102,27 @@ async function writeBuffered(
   await flush();
 }
 
+/**
+ * Removes the temp files a writer killed mid-write left in `dir` (a crashed
+ * snapshot write leaves one as large as the state; a crash loop would pile
+ * them up until the disk is full). Only for the one process that writes into
+ * `dir` (the data dir's lock holder), before it writes: any temp file there
+ * then belongs to a dead writer. Returns the names removed.
+ */
+export async function removeTempFiles(fs: FileSystem, dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.includes(TEMP_MARKER)) continue;
+    await fs.unlink(posix.join(dir, name));
+    removed.push(name);
+  }
+  return removed;
+}
+
 function ignore(): void {}

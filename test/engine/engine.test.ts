@@ -291,6 +291,23 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
     await reopened.close();
   });
 
+  it("removes the temp files of snapshot writes a crash interrupted, and nothing else", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotEvery: 0 });
+    await engine.submit({ type: "counter.add", payload: { amount: 2 } });
+    await engine.snapshot();
+    await engine.close();
+    const snapshots = path.join(dir, "snapshots");
+    const kept = (await readdir(snapshots)).sort();
+    // What a process killed mid-write leaves: a partial file under the temp name (another pid's).
+    await writeFile(path.join(snapshots, "snapshot-00000000000000000009.json.tmp-99999999-3"), '{"formatVersion":1,"sta');
+    await writeFile(path.join(snapshots, "snapshot-00000000000000000001.json.tmp-1-1"), "");
+    const reopened = await open(dir, { snapshotEvery: 0 });
+    assert.deepEqual((await readdir(snapshots)).sort(), kept);
+    assert.equal((await reopened.readState()).state.count, 2);
+    await reopened.close();
+  });
+
   it("keeps the whole WAL until K snapshots exist, so a young cluster keeps its history", async () => {
     const dir = await dataDir();
     const engine = await open(dir, { snapshotsKept: 3 });

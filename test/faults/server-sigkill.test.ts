@@ -27,7 +27,7 @@
  * the seed is printed and SWOOSH_SEED replays the kill moments and the mix.
  */
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
@@ -327,6 +327,11 @@ function checkRetries(ledger: Ledger, context: string): void {
   ledger.retried.length = 0;
 }
 
+/** Temp files in the snapshot dir (a snapshot write in progress, or one a kill interrupted). */
+async function snapshotTemps(dataDir: string): Promise<string[]> {
+  return (await readdir(path.join(dataDir, "snapshots")).catch(() => [] as string[])).filter((name) => name.includes(".tmp-"));
+}
+
 describe(`swoosh serve under SIGKILL with retrying HTTP writers (seed ${seed}, rounds ${rounds})`, () => {
   it("keeps every acknowledged command, applies each id once, and recovers the replay's state hash", { timeout: Math.max(600_000, rounds * ROUND_TIMEOUT_MS) }, async (t) => {
     t.diagnostic(`seed ${seed} (replay with SWOOSH_SEED=${seed} SWOOSH_KILL_ROUNDS=${rounds})`);
@@ -334,7 +339,7 @@ describe(`swoosh serve under SIGKILL with retrying HTTP writers (seed ${seed}, r
     const { dir: root, cleanup } = await tempDir("swoosh-server-kill-");
     t.after(cleanup);
     const { file: genesisFile, genesis } = await writeGenesis(root, "sigkill", { leaseTtlMs: DURATION_MS_MAX, heartbeatTimeoutMs: DURATION_MS_MAX });
-    const totals = { kills: 0, startupKills: 0, acknowledged: 0, retries: 0, commandsLogged: 0, unseen: 0, dataDirs: 0 };
+    const totals = { kills: 0, startupKills: 0, acknowledged: 0, retries: 0, commandsLogged: 0, unseen: 0, dataDirs: 0, tempsLeft: 0 };
     let startupMs = 1500;
 
     let ledger = new Ledger();
@@ -399,6 +404,8 @@ describe(`swoosh serve under SIGKILL with retrying HTTP writers (seed ${seed}, r
       const duringStartup = used && random() < 0.125;
       let expected: { lastIndex: number; stateHash: string } | null = null;
       if (used) {
+        // A kill during a snapshot write leaves its temp file; the next server removes it.
+        totals.tempsLeft += (await snapshotTemps(dataDir)).length;
         const verify = await verifyCli(dataDir);
         assert.equal(verify.status, 0, `${context}: swoosh verify after the kill:\n${verify.stdout}${verify.stderr}`);
         expected = { lastIndex: verify.report?.walLastIndex ?? -1, stateHash: verify.report?.finalStateHash ?? "" };
@@ -420,6 +427,8 @@ describe(`swoosh serve under SIGKILL with retrying HTTP writers (seed ${seed}, r
         }
         const info = await server.ready;
         startupMs = info.startupMs;
+        const stale = (await snapshotTemps(dataDir)).filter((name) => !name.includes(`.tmp-${server.child.pid}-`));
+        assert.deepEqual(stale, [], `${context}: temp files of killed snapshot writes were left`);
         if (expected !== null) await checkRecovered(info, ledger, expected, context);
         const killAfterMs = 100 + Math.floor(random() * 1400);
         const follower = follow(info.url, ledger, context);
@@ -449,7 +458,8 @@ describe(`swoosh serve under SIGKILL with retrying HTTP writers (seed ${seed}, r
     t.diagnostic(
       `seed ${seed}: ${totals.kills} kills (${totals.startupKills} during startup) over ${totals.dataDirs} data dirs, ` +
         `${totals.acknowledged} commands acknowledged, ${totals.retries} retried, ${totals.commandsLogged} log entries read and checked ` +
-        `(${totals.unseen} truncated before the follower read them, covered by the count), 0 lost, 0 applied twice`,
+        `(${totals.unseen} truncated before the follower read them, covered by the count), 0 lost, 0 applied twice; ` +
+        `${totals.tempsLeft} temp files of killed snapshot writes removed at restart`,
     );
     assert.ok(totals.acknowledged > 0, "the load got commands acknowledged");
   });
