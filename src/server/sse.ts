@@ -15,7 +15,10 @@
  * Memory is bounded per stream: a live stream whose unsent bytes (Node's
  * buffer plus the socket's) exceed `bufferMaxBytes` when the next frame comes
  * is dropped (connection destroyed, metric counted); the client reconnects with
- * Last-Event-ID and catches up through the paced replay. Streams are capped in
+ * Last-Event-ID and catches up through the paced replay. A replaying stream
+ * reads the WAL a page of about `replayPageCharsMax` at a time and waits for
+ * the socket to drain before each next frame; a client that takes nothing for
+ * `replayStallMs` is dropped the same way. Streams are capped in
  * number too. A comment line every `heartbeatMs` keeps idle proxies and the
  * socket timeout from closing a quiet stream.
  */
@@ -31,7 +34,7 @@ import type { WireEntry } from "./wire.ts";
 /** The engine calls a hub needs. */
 export interface WatchSource {
   subscribe(listener: (event: AppliedEvent) => void): () => void;
-  readLog(from: number, limit: number): Promise<LogEntry[]>;
+  readLog(from: number, limit: number, charsMax: number): Promise<LogEntry[]>;
   stats(): EngineStats;
   readonly firstLogIndex: number;
 }
@@ -43,6 +46,14 @@ export interface WatchSettings {
   readonly clientsMax: number;
   /** Entries per WAL read while replaying (each entry is at most one request body). */
   readonly replayPageSize: number;
+  /**
+   * Characters of entries per WAL read while replaying (one entry at least):
+   * a replaying stream holds its page until the client has taken it, so this
+   * bounds what one client that stops reading keeps on the heap.
+   */
+  readonly replayPageCharsMax: number;
+  /** A replaying stream whose client takes nothing for this long is dropped (as a live one past bufferMaxBytes is). */
+  readonly replayStallMs: number;
 }
 
 export const DEFAULT_WATCH_SETTINGS: WatchSettings = {
@@ -50,6 +61,8 @@ export const DEFAULT_WATCH_SETTINGS: WatchSettings = {
   heartbeatMs: 15_000,
   clientsMax: 1024,
   replayPageSize: 32,
+  replayPageCharsMax: 1024 * 1024,
+  replayStallMs: 60_000,
 };
 
 /** EventSource reconnect delay the stream suggests to clients. */
@@ -227,14 +240,14 @@ class WatchStream {
 
   /** Sends entries from the WAL until the stream has caught up with the hub, then goes live. */
   private async replayPages(): Promise<void> {
-    const { replayPageSize } = this.hub.settings;
+    const { replayPageSize, replayPageCharsMax } = this.hub.settings;
     while (this.mode === "replay") {
       // Checked and switched in one synchronous step: no live frame can slip between.
       if (this.nextIndex > this.hub.newest) {
         this.mode = "live";
         return;
       }
-      const entries = await this.hub.source.readLog(this.nextIndex, replayPageSize);
+      const entries = await this.hub.source.readLog(this.nextIndex, replayPageSize, replayPageCharsMax);
       if (this.mode !== "replay") return;
       if (entries.length === 0 || (entries[0] as LogEntry).index !== this.nextIndex) {
         // Truncated by a snapshot while this client was catching up.
@@ -253,13 +266,19 @@ class WatchStream {
     }
   }
 
+  /** Resolves on 'drain' or 'close'; a client that takes nothing for `replayStallMs` is dropped first. */
   private drained(): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
+        clearTimeout(stall);
         this.response.off("drain", done);
         this.response.off("close", done);
         resolve();
       };
+      const stall = setTimeout(() => {
+        if (this.mode === "replay") this.drop();
+        done();
+      }, this.hub.settings.replayStallMs);
       this.response.on("drain", done);
       this.response.on("close", done);
     });

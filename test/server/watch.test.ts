@@ -114,6 +114,33 @@ describe("server: GET /watch", () => {
     assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, submitted);
   });
 
+  it("drops a client that stops reading while it catches up from the WAL; it resumes where it stopped", async (t) => {
+    const { url } = await startTestServer(t, { watch: { replayStallMs: 400 } });
+    // More than the kernel's socket buffers hold, so the replay must wait for the client.
+    const bulk = "y".repeat(500_000);
+    const written = 48;
+    for (let i = 0; i < written; i += 8) {
+      const batch = Array.from({ length: 8 }, (_, j) => command(url, "task.submit", { taskId: `b${i + j}`, kind: "bulk", payload: bulk }));
+      assert.ok((await Promise.all(batch)).every((answer) => answer.status === 200));
+    }
+    const stalled = await SseClient.open(url, "/watch?from=1");
+    t.after(() => stalled.close());
+    stalled.pause();
+    const metricValue = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec((await get(url, "/metrics")).text)?.[1]);
+    await eventually(async () => ((await metricValue("swoosh_watch_dropped_total")) === 1 ? true : undefined), 10_000, "the stalled replay to be dropped");
+    assert.equal(await metricValue("swoosh_watch_clients"), 0);
+
+    stalled.resume();
+    await eventually(() => (stalled.ended ? true : undefined), 5000, "the dropped stream to end");
+    const received = stalled.entries().map((entry) => entry.index);
+    assert.ok(received.length < written, `it did not get everything (${received.length})`);
+    assertConsecutive(received, 1, received.length);
+    const again = await SseClient.open(url, "/watch", { "last-event-id": String(received.length) });
+    t.after(() => again.close());
+    await again.waitForEvents(written - received.length, 10_000);
+    assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, written);
+  });
+
   it("ends open streams on close", async (t) => {
     const server = await startTestServer(t);
     const client = await SseClient.open(server.url);
