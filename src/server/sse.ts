@@ -65,6 +65,8 @@ export const DEFAULT_WATCH_SETTINGS: WatchSettings = {
   replayStallMs: 60_000,
 };
 
+export const SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8";
+
 /** EventSource reconnect delay the stream suggests to clients. */
 const RETRY_MS = 1000;
 
@@ -176,7 +178,7 @@ class WatchStream {
     // The stream ends only on shutdown or a drop; never reuse its connection.
     response.shouldKeepAlive = false;
     response.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
+      "content-type": SSE_CONTENT_TYPE,
       "cache-control": "no-cache, no-transform",
       "x-accel-buffering": "no",
       "x-request-id": this.requestId,

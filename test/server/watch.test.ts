@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SseClient, command, eventually, get, startTestServer } from "./helpers.ts";
+import { SseClient, call, command, eventually, get, startTestServer } from "./helpers.ts";
 
 function assertConsecutive(indexes: number[], from: number, to: number): void {
   assert.deepEqual(indexes, Array.from({ length: to - from + 1 }, (_, i) => from + i));
@@ -139,6 +139,16 @@ describe("server: GET /watch", () => {
     t.after(() => again.close());
     await again.waitForEvents(written - received.length, 10_000);
     assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, written);
+  });
+
+  it("answers HEAD /watch with the stream's headers and no stream", async (t) => {
+    const { url } = await startTestServer(t);
+    const answer = await call(url, "HEAD", "/watch");
+    assert.equal(answer.status, 200);
+    assert.match(answer.headers.get("content-type") ?? "", /^text\/event-stream/);
+    assert.equal(answer.text, "");
+    assert.equal((await call(url, "HEAD", "/watch?from=9")).status, 404, "the same checks as GET");
+    assert.match((await get(url, "/metrics")).text, /^swoosh_watch_clients 0$/m);
   });
 
   it("ends open streams on close", async (t) => {

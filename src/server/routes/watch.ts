@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { ServerRuntime } from "../runtime.ts";
+import { SSE_CONTENT_TYPE } from "../sse.ts";
 import { parseIndex, queryParam } from "./common.ts";
 
 export function registerWatchRoute(app: FastifyInstance, runtime: ServerRuntime): void {
@@ -24,6 +25,9 @@ export function registerWatchRoute(app: FastifyInstance, runtime: ServerRuntime)
       from = hub.newest + 1;
     }
     hub.checkStart(from);
+    // HEAD: the stream's headers and no stream (Node sends no body for HEAD, so a
+    // hijacked stream would neither flush its headers nor ever end).
+    if (request.method === "HEAD") return reply.type(SSE_CONTENT_TYPE).header("cache-control", "no-cache, no-transform").send();
     reply.hijack();
     hub.start(reply.raw, from, String(request.id));
   });
