@@ -221,7 +221,13 @@ const IdListSchema = Type.Array(IdSchema, { maxItems: RESULT_IDS_MAX, descriptio
 
 export const AgentRegisterResult = Type.Object({ agentId: IdSchema, created: Type.Boolean() }, closed);
 export const AgentHeartbeatResult = Type.Object(
-  { agentId: IdSchema, status: AgentStatusSchema, leases: Type.Integer({ minimum: 0 }), expiresAt: WallMsSchema },
+  {
+    agentId: IdSchema,
+    status: AgentStatusSchema,
+    leases: Type.Integer({ minimum: 0 }),
+    expiresAt: WallMsSchema,
+    offlineAt: { ...WallMsSchema, description: "now + heartbeatTimeoutMs: without another heartbeat or register, the first tick from then on takes the agent offline." },
+  },
   closed,
 );
 export const AgentDrainResult = Type.Object({ agentId: IdSchema, status: AgentStatusSchema }, closed);

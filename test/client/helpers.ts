@@ -36,13 +36,14 @@ export interface SeenRequest {
   readonly body: string;
 }
 
-type Rule = { readonly match: (request: SeenRequest) => boolean; remaining: number; readonly action: "drop-answer" | "503" };
+type Rule = { readonly match: (request: SeenRequest) => boolean; remaining: number; readonly action: "drop-answer" | "503" | "hang" };
 
 /** An HTTP proxy in front of a server, on 127.0.0.1:0. */
 export class TestProxy {
   readonly requests: SeenRequest[] = [];
   private readonly rules: Rule[] = [];
   private readonly streams = new Set<{ response: http.ServerResponse; upstream: http.IncomingMessage }>();
+  private readonly hanging = new Set<http.ServerResponse>();
   private constructor(
     private readonly server: http.Server,
     readonly url: string,
@@ -74,6 +75,11 @@ export class TestProxy {
     this.rules.push({ match, remaining: count, action: "503" });
   }
 
+  /** The next `count` requests matching: never forwarded nor answered (a server or network that hangs), until the proxy closes. */
+  hang(match: (request: SeenRequest) => boolean, count = 1): void {
+    this.rules.push({ match, remaining: count, action: "hang" });
+  }
+
   /** Destroys every streaming answer in progress (a /watch disconnect). */
   cutStreams(): number {
     const cut = this.streams.size;
@@ -87,6 +93,7 @@ export class TestProxy {
 
   close(): Promise<void> {
     this.cutStreams();
+    for (const response of this.hanging) response.destroy();
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -100,6 +107,11 @@ export class TestProxy {
       this.requests.push(seen);
       const rule = this.rules.find((candidate) => candidate.remaining > 0 && candidate.match(seen));
       if (rule !== undefined) rule.remaining--;
+      if (rule?.action === "hang") {
+        this.hanging.add(response);
+        response.on("close", () => this.hanging.delete(response));
+        return;
+      }
       if (rule?.action === "503") {
         response.writeHead(503, { "content-type": "application/json" });
         response.end(JSON.stringify({ error: { code: "unavailable", message: "proxy says: try later" } }));

@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import { LeaseLostError, NonRetryableError, SwooshClient, runWorker } from "../../src/client/index.ts";
+import { LeaseLostError, NonRetryableError, SwooshApiError, SwooshClient, runWorker } from "../../src/client/index.ts";
 import type { Task, TaskContext, Worker, WorkerOptions } from "../../src/client/index.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
-import { TestProxy, collectingLogger, delay, eventually, startTestServer } from "./helpers.ts";
+import { TestProxy, collectingLogger, delay, eventually, startTestServer, within } from "./helpers.ts";
 
 /**
  * The workers of one test, stopped (quickly: the test is over) before its
@@ -277,6 +277,81 @@ describe("runWorker", () => {
     assert.equal(task.result, "attempt 2");
     assert.equal(task.attempts, 1);
     assert.equal((await client.listAgents()).agents[0]?.status, "ready");
+  });
+
+  it("aborts ctx.signal when the lease expires while its request hangs (another agent gets the task)", async (t) => {
+    const startWorker = fleet(t);
+    const { url } = await startTestServer(t);
+    const proxy = await TestProxy.start(t, url);
+    const client = new SwooshClient({ url });
+    await client.configure({ leaseTtlMs: 800, backoffBaseMs: 10 });
+    const runs: Array<{ agentId: string; startedMs: number; endedMs?: number; aborted?: unknown }> = [];
+    const slow = async (_payload: unknown, ctx: TaskContext): Promise<string> => {
+      const run: { agentId: string; startedMs: number; endedMs?: number; aborted?: unknown } = { agentId: ctx.agentId, startedMs: Date.now() };
+      runs.push(run);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 4000);
+        ctx.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          run.aborted = ctx.signal.reason;
+          resolve();
+        });
+      });
+      run.endedMs = Date.now();
+      return ctx.agentId;
+    };
+    const first = startWorker({ url: proxy.url, agentId: "a-hung", handlers: { slow } });
+    await first.ready;
+    await client.submitTask({ taskId: "s", kind: "slow" });
+    await eventually(() => (runs.length === 1 ? true : undefined), 5000, "the first run to start");
+    // Every later request of the first worker hangs: no heartbeat gets through, and the loop waits on the request.
+    proxy.hang((request) => request.path === "/commands", 1_000_000);
+    const second = startWorker({ url, agentId: "b-direct", handlers: { slow } });
+    await second.ready;
+    await eventually(() => (runs.length === 2 ? true : undefined), 8000, "the second agent to get the task");
+    const [hung, taker] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    assert.ok(hung.aborted instanceof LeaseLostError && hung.aborted.reason === "expired", `the first run was aborted at its expiry (${String(hung.aborted)})`);
+    assert.ok(hung.endedMs !== undefined && hung.endedMs <= taker.startedMs + 100, `the first run ended (${hung.endedMs}) before the second started (${taker.startedMs})`);
+  });
+
+  it("beats often enough when the heartbeat timeout is far shorter than the lease TTL", async (t) => {
+    const startWorker = fleet(t);
+    const { url } = await startTestServer(t);
+    const client = new SwooshClient({ url });
+    // Set before the worker starts: no event tells it; its heartbeat answers must.
+    await client.configure({ leaseTtlMs: 6000, heartbeatTimeoutMs: 900 });
+    const aborted: unknown[] = [];
+    const worker = startWorker({
+      url,
+      agentId: "steady",
+      handlers: {
+        long: async (_payload: unknown, ctx: TaskContext) => {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 2500);
+            ctx.signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              aborted.push(ctx.signal.reason);
+              resolve();
+            });
+          });
+          return "done";
+        },
+      },
+    });
+    await worker.ready;
+    await client.submitTask({ taskId: "l", kind: "long" });
+    const task = await waitForStatus(client, "l", ["succeeded", "failed"], 10_000);
+    assert.deepEqual(aborted, [], "the handler was never aborted");
+    assert.equal(task.status, "succeeded");
+    assert.equal(task.attempts, 0, "the lease was never released (the agent never went offline)");
+  });
+
+  it("rejects ready and stops when the token is refused from the start", async (t) => {
+    const startWorker = fleet(t);
+    const { url } = await startTestServer(t, { token: "right-token" });
+    const worker = startWorker({ url, token: "wrong-token", agentId: "intruder", handlers: { k: () => 1 } });
+    await assert.rejects(within(worker.ready, 5000, "ready to settle"), (error: unknown) => error instanceof SwooshApiError && error.code === "unauthorized");
+    await within(worker.stopped, 5000, "the worker to stop");
   });
 
   it("keeps working across a server restart", async (t) => {

@@ -141,13 +141,14 @@ describe("agent.register / heartbeat / drain / remove", () => {
   });
 
   test("heartbeat extends every lease of the agent; unknown_agent", () => {
-    const d = withAgent({ leaseTtlMs: 1000 });
+    const d = withAgent({ leaseTtlMs: 1000, heartbeatTimeoutMs: 400 });
     d.ok("task.submit", { taskId: "t1", kind: "k" });
     d.ok("task.submit", { taskId: "t2", kind: "k" });
     const leases = claim(d, "w", 2);
     assert.equal(leases[0]?.expiresAt, d.nowMs + 1000);
-    d.advance(700);
-    assert.deepEqual(d.ok("agent.heartbeat", { agentId: "w" }), { agentId: "w", status: "ready", leases: 2, expiresAt: d.nowMs + 1000 });
+    d.advance(300);
+    // offlineAt: when the agent goes offline without another sign of life (here before its leases would expire).
+    assert.deepEqual(d.ok("agent.heartbeat", { agentId: "w" }), { agentId: "w", status: "ready", leases: 2, expiresAt: d.nowMs + 1000, offlineAt: d.nowMs + 400 });
     assert.equal(d.task("t1").lease?.expiresAt, d.nowMs + 1000);
     assert.equal(d.task("t1").lease?.token, leases[0]?.token);
     d.advance(700);

@@ -62,7 +62,7 @@ export interface WorkerOptions {
   readonly handlers: Readonly<Record<string, TaskHandler>>;
   /** Default: warnings and errors to the console. */
   readonly logger?: WorkerLogger;
-  /** Default: a third of the lease TTL the server reports (read from every heartbeat answer). */
+  /** Default: a third of the sooner of the lease TTL and the heartbeat timeout (both read from every heartbeat answer). */
   readonly heartbeatIntervalMs?: number;
   /** Fallback claim attempt interval while the /watch stream is down. Default 2000. */
   readonly pollIntervalMs?: number;

@@ -7,8 +7,8 @@
  *     [agent.register]  [agent.heartbeat]  task.complete | task.fail …  [task.claim]
  *
  * — register only when (re)joining; a heartbeat when due (a third of the
- * lease TTL, which every heartbeat answer reveals: expiresAt − its HLC's wall
- * time); the outcomes of finished handlers; and the next claim for the free
+ * sooner of the lease TTL and the heartbeat timeout, which every heartbeat
+ * answer reveals: expiresAt and offlineAt − its HLC's wall time); the outcomes of finished handlers; and the next claim for the free
  * capacity, so finishing a task and taking the next one is one round trip,
  * and the claim sees the capacity its completions freed. A batch that gets
  * no answer is sent again unchanged — same idempotency ids — until it is
@@ -28,7 +28,8 @@
  * lease is gone (expired, task cancelled, agent taken offline) — and adopts
  * leases it did not know it had (a previous incarnation's, after a restart).
  * A lease whose expiry passes (in server time, estimated from answer HLCs)
- * without a heartbeat getting through is aborted too, and its outcome still
+ * without a heartbeat getting through is aborted too — by a timer of its own,
+ * so a request hanging in the loop cannot delay it — and its outcome still
  * reported: a fail or complete the server refuses as `stale_lease` is harmless,
  * one it accepts releases a lease that would otherwise live on.
  *
@@ -103,6 +104,8 @@ export class WorkerRuntime implements Worker {
   private lastHeartbeatSentAtMs = Number.NEGATIVE_INFINITY;
   /** Server wall ms minus local ms, from the last answer's HLC (undefined before one). */
   private serverOffsetMs: number | undefined;
+  /** Fires at the earliest local moment a held lease expires (armExpiryTimer). */
+  private expiryTimer: NodeJS.Timeout | null = null;
 
   private graceDeadlineMs = Number.POSITIVE_INFINITY;
   private networkDeadlineMs = Number.POSITIVE_INFINITY;
@@ -214,6 +217,13 @@ export class WorkerRuntime implements Worker {
       try {
         results = await this.client.commands(steps.map((step) => step.command));
       } catch (error) {
+        if (!this.everRegistered && error instanceof SwooshApiError && error.code === "unauthorized") {
+          // The token is wrong from the start: `ready` rejects, as for a register refused as bad_request.
+          this.log.error?.("cannot register; stopping", { error: error.message, code: error.code });
+          this.rejectReady(error);
+          this.phase = "done";
+          break;
+        }
         if (!this.batchRefused(steps, error)) await this.pause(error);
         continue;
       }
@@ -222,6 +232,7 @@ export class WorkerRuntime implements Worker {
       this.counters.batches++;
       this.itemTrouble = false;
       steps.forEach((step, i) => this.handleResult(step, results[i] as BatchItemResult));
+      this.armExpiryTimer();
       // A refusal that asks for the same step again (register, an odd claim error) must not spin.
       if (this.itemTrouble) await this.pause();
       else this.failureStreak = 0;
@@ -396,6 +407,8 @@ export class WorkerRuntime implements Worker {
     }
     const answer = result.result as CommandResult<"agent.heartbeat">;
     this.leaseTtlMs = Math.max(1, answer.expiresAt - hlcWallMs(result.hlc));
+    // A cluster's heartbeat timeout may be far shorter than its lease TTL (and set in its genesis, which no event shows).
+    if (typeof answer.offlineAt === "number") this.heartbeatTimeoutMs = Math.max(1, answer.offlineAt - hlcWallMs(result.hlc));
     this.agentStatus = answer.status;
     for (const held of this.table.all()) if (!held.gone && held.claimIndex < result.index) held.expiresAt = answer.expiresAt;
     if (answer.leases !== expectedLeases) {
@@ -530,6 +543,29 @@ export class WorkerRuntime implements Worker {
     this.outbox.push({ token, taskId, command: outcomeCommand(held.lease, outcome), notBeforeMs: 0, retries: 0, shrunk: false });
   }
 
+  /**
+   * Arms one timer for the earliest expiry among running handlers' leases, so
+   * a handler is aborted when its lease expires even while the loop waits on a
+   * request that hangs (another agent may be running the task by then).
+   */
+  private armExpiryTimer(): void {
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    if (this.serverOffsetMs === undefined || this.phase === "done") return;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const held of this.table.all()) {
+      if (!held.gone && !held.handlerSettled && held.lossReason === undefined) earliest = Math.min(earliest, held.expiresAt);
+    }
+    if (earliest === Number.POSITIVE_INFINITY) return;
+    const delayMs = Math.max(0, earliest - this.serverOffsetMs + 1 - Date.now());
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = null;
+      this.checkExpiry(Date.now());
+      this.armExpiryTimer();
+    }, delayMs);
+    this.expiryTimer.unref();
+  }
+
   /** Aborts handlers whose lease passed its expiry (in estimated server time) without a heartbeat getting through. */
   private checkExpiry(nowMs: number): void {
     if (this.serverOffsetMs === undefined) return;
@@ -579,6 +615,7 @@ export class WorkerRuntime implements Worker {
       this.log.info?.("adopting a lease this agent held before (a previous run?)", { taskId: task.id, token });
       this.startLease({ taskId: task.id, kind: task.kind, payload: task.payload, token, expiresAt: task.lease.expiresAt, attempt: task.attempts + 1 }, readIndex);
     }
+    this.armExpiryTimer();
     return true;
   }
 
@@ -686,6 +723,7 @@ export class WorkerRuntime implements Worker {
 
   private cleanUp(): void {
     this.phase = "done";
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     this.watchController.abort();
     this.rejectReady(new Error("the worker stopped before it registered"));
     if (this.signalHandler !== null) {

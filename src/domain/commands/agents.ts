@@ -73,7 +73,9 @@ export function heartbeat(m: OrchestratorModel, p: CommandPayload<"agent.heartbe
   const slot = m.agents.get(p.agentId);
   if (slot === undefined) return unknownAgent(p.agentId);
   const expiresAt = refreshAgent(m, slot, ctx);
-  const result: CommandResult<"agent.heartbeat"> = { agentId: p.agentId, expiresAt, leases: slot.leases.size, status: slot.agent.status };
+  // offlineAt tells a worker how often it must beat (heartbeatTimeoutMs may be far shorter than the lease TTL).
+  const offlineAt = ctx.nowMs + m.state.config.heartbeatTimeoutMs;
+  const result: CommandResult<"agent.heartbeat"> = { agentId: p.agentId, expiresAt, leases: slot.leases.size, offlineAt, status: slot.agent.status };
   return accept(result);
 }
 
