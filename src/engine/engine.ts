@@ -191,6 +191,8 @@ export class Engine<Model> {
   private hashAt: { index: number; hash: string } | null = null;
   /** The time travel under way (they run one at a time: each holds a large model). */
   private travelling: Promise<void> = Promise.resolve();
+  /** Time travels queued or under way, by target index: callers asking for one index share one (each holds a whole state's text). */
+  private readonly travelsByIndex = new Map<number, Promise<StateText>>();
   /** Time-travel replays under way, each with the snapshot it starts from (null: genesis) and the first log index it still has to read. */
   private readonly replayHolds = new Set<{ readonly snapshot: number | null; readonly from: number }>();
   /** The bound of the retention truncation under way (0 when none): entries below it may be going. */
@@ -417,14 +419,20 @@ export class Engine<Model> {
    * module (settings) and snapshot files, a worker thread loads the snapshot,
    * replays and serializes, and this thread only reads it WAL records;
    * otherwise the replay and the text are done here a step at a time
-   * (loading the snapshot is then one step). One time travel runs at a time.
+   * (loading the snapshot is then one step). One time travel runs at a time,
+   * and callers asking for an index already queued or under way share it.
    */
   stateTextAt(index: number): Promise<StateText> {
+    const queued = this.travelsByIndex.get(index);
+    if (queued !== undefined) return queued;
     const run = this.travelling.then(() => this.travelledText(index));
-    this.travelling = run.then(
+    const settled = run.then(
       () => undefined,
       () => undefined,
     );
+    this.travelling = settled;
+    this.travelsByIndex.set(index, run);
+    void settled.then(() => this.travelsByIndex.delete(index));
     return run;
   }
 

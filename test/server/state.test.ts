@@ -8,11 +8,43 @@ import { readdir } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { describe, it } from "node:test";
+import type { TestContext } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
 import { canonicalJSON } from "../../src/core/json.ts";
 import { defaultGenesis } from "../../src/index.ts";
 import { STATE_TEXTS_SENDING_MAX } from "../../src/server/routes/state.ts";
 import { command, eventually, get, post, startTestServer } from "./helpers.ts";
+
+/** ~12 MB of state (6,000 tasks of 2 KB payloads, indexes 1–6,000): more than loopback buffers take from a client that reads nothing. */
+async function fillLargeState(url: string): Promise<void> {
+  for (let from = 0; from < 6000; from += 400) {
+    const commands = Array.from({ length: 400 }, (_, i) => ({ type: "task.submit", payload: { taskId: `t${from + i}`, kind: "k", payload: { pad: "x".repeat(2000) } } }));
+    assert.equal((await post(url, "/commands", { commands })).status, 200);
+  }
+}
+
+/**
+ * Clients that ask for a path and read nothing once the answer has started
+ * (`stallOn` gives the status line they got); destroyed after the test, by a
+ * hook registered before the server's own clean-up so that it does not wait
+ * for these connections.
+ */
+function slowReaders(t: TestContext): { stalled: net.Socket[]; stallOn: (url: string, path: string) => Promise<string> } {
+  const stalled: net.Socket[] = [];
+  t.after(() => {
+    for (const socket of stalled) socket.destroy();
+  });
+  const stallOn = async (url: string, path: string): Promise<string> => {
+    const socket = net.connect(Number(new URL(url).port), "127.0.0.1");
+    stalled.push(socket);
+    socket.on("error", () => undefined);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    await new Promise((resolve) => socket.once("readable", resolve));
+    const first = (socket.read(64) as Buffer | null)?.toString("latin1") ?? "";
+    return first.slice(0, first.indexOf("\r\n"));
+  };
+  return { stalled, stallOn };
+}
 
 describe("server: state and genesis", () => {
   it("serves the state with its hash as ETag and answers If-None-Match with 304", async (t) => {
@@ -78,27 +110,13 @@ describe("server: state and genesis", () => {
   });
 
   it("holds at most a few state texts for clients that read slowly: past them GET /state is 503 until one is done", async (t) => {
-    const stalled: net.Socket[] = [];
-    // Registered before the server's own clean-up, so that it does not wait for these connections.
-    t.after(() => {
-      for (const socket of stalled) socket.destroy();
-    });
+    const { stalled, stallOn } = slowReaders(t);
     const { url } = await startTestServer(t);
-    // ~12 MB of state: more than loopback buffers take from a client that reads nothing.
-    for (let from = 0; from < 6000; from += 400) {
-      const commands = Array.from({ length: 400 }, (_, i) => ({ type: "task.submit", payload: { taskId: `t${from + i}`, kind: "k", payload: { pad: "x".repeat(2000) } } }));
-      assert.equal((await post(url, "/commands", { commands })).status, 200);
-    }
-    const { port } = new URL(url);
+    await fillLargeState(url);
     const stall = async (agentId: string): Promise<void> => {
       // A command first: each stalled reader is at its own index, so each holds its own text.
       assert.equal((await command(url, "agent.register", { agentId })).status, 200);
-      const socket = net.connect(Number(port), "127.0.0.1");
-      stalled.push(socket);
-      socket.on("error", () => undefined);
-      socket.write(`GET /state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-      // The answer has started (its first bytes are here); nothing is read from now on.
-      await new Promise((resolve) => socket.once("readable", resolve));
+      assert.equal(await stallOn(url, "/state"), "HTTP/1.1 200 OK");
     };
     for (let i = 0; i < STATE_TEXTS_SENDING_MAX - 1; i++) await stall(`a${i}`);
 
@@ -112,6 +130,8 @@ describe("server: state and genesis", () => {
     assert.deepEqual(travels.map((answer) => answer.status).sort(), [200, 503]);
 
     await stall("last");
+    // (At the index "last" reads, a read would share its text: one more command makes a new one.)
+    assert.equal((await command(url, "agent.register", { agentId: "after-last" })).status, 200);
     const refused = await get(url, "/state");
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error.code, "unavailable");
@@ -130,6 +150,24 @@ describe("server: state and genesis", () => {
     assert.equal(served.body.stateHash, computeStateHash(served.body.state));
     assert.equal(Object.keys(served.body.state.tasks).length, 6000);
     assert.ok(Object.hasOwn(served.body.state.agents, "late"));
+  });
+
+  it("reads of one ?at share one text, also once it is being sent; distinct ones count against the bound", async (t) => {
+    const { stallOn } = slowReaders(t);
+    const { url } = await startTestServer(t);
+    // ~12 MB of state at every index past 4,000.
+    await fillLargeState(url);
+    const stall = (path: string): Promise<string> => stallOn(url, path);
+    // Six slow readers of one index at once, then three more of it one by one (while it is being sent): one text.
+    const together = await Promise.all(Array.from({ length: 6 }, () => stall("/state?at=4500")));
+    assert.deepEqual(together, Array(6).fill("HTTP/1.1 200 OK"));
+    for (let i = 0; i < 3; i++) assert.equal(await stall("/state?at=4500"), "HTTP/1.1 200 OK");
+    // So there is room for STATE_TEXTS_SENDING_MAX - 1 other texts, and no more.
+    for (let i = 1; i < STATE_TEXTS_SENDING_MAX; i++) assert.equal(await stall(`/state?at=${4500 + i * 100}`), "HTTP/1.1 200 OK", `text ${i + 1}`);
+    const refused = await get(url, "/state?at=5500");
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.body.error.details?.sending, STATE_TEXTS_SENDING_MAX, refused.text);
+    assert.equal(await stall("/state?at=4500"), "HTTP/1.1 200 OK", "a text being sent is shared even at the bound");
   });
 
   it("serves ?at=INDEX, with 404 past the end, 400 for a bad index and 410 once history is pruned", async (t) => {

@@ -31,6 +31,8 @@ export const STATE_TEXTS_SENDING_MAX = 4;
 interface StateSlot {
   /** What it reads: the live state at an index, or a time travel's target. */
   readonly key: string;
+  /** A text of `key` that responses are sending now: this one sends it too, with no read of its own. */
+  readonly shared: StateText | null;
   text: StateText | null;
   closed: boolean;
 }
@@ -43,21 +45,28 @@ interface StateSlot {
  */
 class SendingTexts {
   private readonly responses = new Map<StateText, number>();
+  /** The text responses are sending for each key (the latest, when several). */
+  private readonly sendingByKey = new Map<string, StateText>();
   private readonly reading = new Map<string, number>();
 
-  /** Room for the text `key` names, held until `reply`'s response is done; else 503 `unavailable` with Retry-After. */
+  /**
+   * Room for the text `key` names, held until `reply`'s response is done; else
+   * 503 `unavailable` with Retry-After. A key being read or sent takes no more
+   * room: the engine shares reads of one key, and a text being sent is reused.
+   */
   reserve(reply: FastifyReply, key: string): StateSlot {
+    const shared = this.sendingByKey.get(key) ?? null;
     const taken = this.reading.size + this.responses.size;
-    if (!this.reading.has(key) && taken >= STATE_TEXTS_SENDING_MAX) {
+    if (shared === null && !this.reading.has(key) && taken >= STATE_TEXTS_SENDING_MAX) {
       reply.header("retry-after", "1");
       throw new SwooshError("unavailable", `${taken} state texts are being read or sent to clients; retry once one of them is done`, { sending: taken });
     }
     this.reading.set(key, (this.reading.get(key) ?? 0) + 1);
-    const slot: StateSlot = { key, text: null, closed: false };
+    const slot: StateSlot = { key, shared, text: null, closed: false };
     reply.raw.once("close", () => {
       slot.closed = true;
       if (slot.text === null) this.doneReading(key);
-      else this.release(slot.text);
+      else this.release(slot as StateSlot & { text: StateText });
     });
     return slot;
   }
@@ -68,14 +77,16 @@ class SendingTexts {
     this.doneReading(slot.key);
     slot.text = read;
     this.responses.set(read, (this.responses.get(read) ?? 0) + 1);
+    this.sendingByKey.set(slot.key, read);
   }
 
   private doneReading(key: string): void {
     countDown(this.reading, key);
   }
 
-  private release(read: StateText): void {
-    countDown(this.responses, read);
+  private release(slot: StateSlot & { text: StateText }): void {
+    countDown(this.responses, slot.text);
+    if (!this.responses.has(slot.text) && this.sendingByKey.get(slot.key) === slot.text) this.sendingByKey.delete(slot.key);
   }
 }
 
@@ -141,7 +152,7 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
       // Time travel: a snapshot plus a replay, done a step at a time, then sent as for the live state.
       const at = parseIndex(atText, "at");
       const slot = sending.reserve(reply, `at ${at}`);
-      const read = await retryLaterWhenShortOfMemory(reply, engine.stateTextAt(at));
+      const read = slot.shared ?? (await retryLaterWhenShortOfMemory(reply, engine.stateTextAt(at)));
       reply.header("etag", `"${read.stateHash}"`);
       if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
       return sendStateText(reply, read, sending, slot);
@@ -154,7 +165,7 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
     // The state's canonical text, read a slice at a time and sent as it is:
     // no copy of the state, and no one long serialization on the event loop.
     const slot = sending.reserve(reply, `live ${engine.stats().appliedIndex}`);
-    const read = await retryLaterWhenShortOfMemory(reply, engine.stateText());
+    const read = slot.shared ?? (await retryLaterWhenShortOfMemory(reply, engine.stateText()));
     reply.header("etag", `"${read.stateHash}"`);
     if (etagMatches(ifNoneMatch, read.stateHash)) return reply.code(304).send();
     return sendStateText(reply, read, sending, slot);
