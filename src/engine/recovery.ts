@@ -60,8 +60,14 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
   for (const snapshotIndex of await snapshots.list()) {
     const file = path.join(input.snapshotDir, snapshotFileName(snapshotIndex));
     if (snapshotIndex > lastIndex) {
-      skip({ file, index: snapshotIndex, detail: `snapshot is ahead of the WAL, which ends at ${lastIndex}` });
-      continue;
+      // A snapshot is written only once its index is durable in the WAL: the
+      // WAL has lost acknowledged entries (deleted, replaced, cut short).
+      // Starting from anything older would serve a past state and hand its
+      // indexes out again; a snapshot that is itself damaged proves the same.
+      throw new RecoveryError(`the WAL ${input.walPath} ends at index ${lastIndex}, behind snapshot ${snapshotIndex}: entries it held are gone`, [
+        ...problems,
+        { file: input.walPath, index: lastIndex + 1, detail: `missing: snapshot ${file} was written after index ${snapshotIndex} was durable in the WAL` },
+      ]);
     }
     if (snapshotIndex + 1 < firstIndex) {
       skip({ file, index: snapshotIndex, detail: `the WAL no longer reaches back to it (starts at ${firstIndex})` });

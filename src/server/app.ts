@@ -8,9 +8,7 @@
  * (auth.ts), and the runtime's gate (503 while shutting down or after a WAL
  * failure). `/healthz` passes the last two unconditionally.
  */
-import { randomUUID } from "node:crypto";
 import http from "node:http";
-import type { IncomingMessage } from "node:http";
 import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { bearerChecker, PUBLIC_PATHS, unauthorized } from "./auth.ts";
@@ -28,6 +26,7 @@ import { registerOpenApiRoute } from "./routes/openapi.ts";
 import { registerStateRoutes } from "./routes/state.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
 import { registerWatchRoute } from "./routes/watch.ts";
+import { requestIdOf } from "./request-id.ts";
 import type { ServerRuntime } from "./runtime.ts";
 import { SwooshError } from "../core/errors.ts";
 
@@ -61,16 +60,6 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
 }
 
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
-const requestIdPrefix = randomUUID().slice(0, 8);
-let requestSeq = 0;
-
-/** The request's id: the client's `X-Request-Id` when it is a short token, else a per-process prefix and a counter (no UUID draw on the hot path). */
-export function requestIdOf(request: IncomingMessage): string {
-  const given = request.headers["x-request-id"];
-  return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : `${requestIdPrefix}-${(requestSeq++).toString(36)}`;
-}
-
 export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyInstance {
   const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
   const tokenOk = options.token === undefined ? null : bearerChecker(options.token);
@@ -102,7 +91,15 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     requestIdHeader: false,
     genReqId: requestIdOf,
     clientErrorHandler,
-    frameworkErrors: (error, _request, reply) => {
+    // A URL Fastify cannot decode (`/tasks/%zz`) ends here, before the onRequest
+    // hook: the same request id and token check, then the 400.
+    frameworkErrors: (error, request, reply) => {
+      reply.header("x-request-id", String(request.id));
+      if (tokenOk !== null && !tokenOk(request.headers.authorization)) {
+        reply.header("www-authenticate", 'Bearer realm="swoosh"');
+        sendError(reply, unauthorized());
+        return;
+      }
       sendError(reply, toSwooshError(error) ?? new SwooshError("bad_request", "the request could not be routed"));
     },
   }) as unknown as FastifyInstance;

@@ -10,6 +10,7 @@ import type { Socket } from "node:net";
 import { ERROR_STATUS, SwooshError } from "../core/errors.ts";
 import { ReplayDivergenceError, WalChainError } from "../engine/errors.ts";
 import { LogCorruptError } from "../storage/errors.ts";
+import { newRequestId } from "./request-id.ts";
 import type { ErrorBody, ErrorCode } from "../core/errors.ts";
 
 /** The media type of every JSON answer, errors included. */
@@ -93,6 +94,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   const message = error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "the request took too long to arrive" : "the request could not be parsed as HTTP";
   const body = errorJson("bad_request", message);
   socket.end(
-    `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${newRequestId()}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -18,7 +18,7 @@
  * is read, so it goes to Fastify whole and is answered there exactly as before.
  *
  * Past the headers it keeps Fastify's behaviour: the `X-Request-Id` header
- * (app.ts `requestIdOf`), a body that is not UTF-8 JSON answered 400 with
+ * (request-id.ts `requestIdOf`), a body that is not UTF-8 JSON answered 400 with
  * `Connection: close` (as Fastify's parser errors are), errors in the SPEC
  * shape logged as the error handler logs them (`answerFor`), refusals counted
  * by code, `Connection: close` on answers sent once shutdown began, and the

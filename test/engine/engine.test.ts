@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { open as openLmdb } from "lmdb";
@@ -402,6 +402,33 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
       );
       return true;
     });
+  });
+
+  it("refuses to start when the WAL lost entries a snapshot proves were durable (cut short, or deleted)", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotEvery: 0 });
+    for (let i = 0; i < 9; i++) {
+      await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+      if (i === 4 || i === 8) await engine.snapshot();
+    }
+    await engine.close();
+    const walPath = path.join(dir, "wal");
+    // Entries 8 and 9 gone (snapshot 9 stays): starting from snapshot 5 would serve index 7 and hand out 8 again.
+    const env = openLmdb({ path: walPath });
+    const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
+    await db.remove(9);
+    await db.remove(8);
+    await env.close();
+    const refusedWith = (lastIndex: number) => (error: unknown) => {
+      assert.ok(error instanceof RecoveryError, String(error));
+      assert.match(error.message, new RegExp(`ends at index ${lastIndex}, behind snapshot 9`));
+      assert.deepEqual(error.problems.at(-1)?.index, lastIndex + 1);
+      return true;
+    };
+    await assert.rejects(open(dir), refusedWith(7));
+    // The WAL deleted whole: not a fresh start from genesis either.
+    await rm(walPath, { recursive: true, force: true });
+    await assert.rejects(open(dir), refusedWith(0));
   });
 
   it("answers stateAt from snapshots and the WAL, and history_pruned below what is kept", async () => {

@@ -60,6 +60,13 @@ describe("server: HTTP edge", () => {
     assert.equal((await get(url, "/state", { authorization: "Bearer s3cret token" })).status, 200);
     const accepted = await post(url, "/command", { type: "agent.register", payload: { agentId: "a" } }, { authorization: "bearer s3cret token" });
     assert.equal(accepted.status, 200, accepted.text);
+    // A URL that cannot be decoded is checked like any other: the token first, then 400; a request id either way.
+    const undecodable = await get(url, "/tasks/%zz");
+    assertError(undecodable, 401, "unauthorized");
+    assert.match(undecodable.headers.get("x-request-id") ?? "", /./);
+    const withToken = await get(url, "/tasks/%zz", { authorization: "Bearer s3cret token", "x-request-id": "mine-1" });
+    assertError(withToken, 400, "bad_request");
+    assert.equal(withToken.headers.get("x-request-id"), "mine-1");
   });
 
   it("refuses bodies over the limit with 413 payload_too_large", async (t) => {
@@ -114,6 +121,7 @@ describe("server: HTTP edge", () => {
     const answer = await rawExchange(url, "GARBAGE \x00\x01 nonsense\r\n\r\n");
     assert.match(answer, /^HTTP\/1\.1 400/);
     assert.match(answer, /"code":"bad_request"/);
+    assert.match(answer, /\r\nX-Request-Id: [0-9a-f]{8}-[0-9a-z]+\r\n/i, "every answer carries a request id");
     assert.equal((await get(url, "/healthz")).status, 200);
   });
 
