@@ -12,6 +12,7 @@
 import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 import { canonicalJSON } from "../core/json.ts";
+import type { JsonObject } from "../core/json.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { removeTempFiles, writeFileAtomic } from "../storage/atomic-file.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
@@ -83,7 +84,12 @@ export async function readGenesisFile(fs: FileSystem, dataDir: string): Promise<
  * accepts the same genesis again, refuses another with `already_initialized`
  * and a bad hash with `genesis_hash_mismatch`. Returns whether it wrote.
  */
-export async function initializeDataDir(fs: FileSystem, dataDir: string, input: unknown): Promise<{ genesis: GenesisDocument; created: boolean }> {
+export async function initializeDataDir(
+  fs: FileSystem,
+  dataDir: string,
+  input: unknown,
+  checkState?: (state: JsonObject) => void,
+): Promise<{ genesis: GenesisDocument; created: boolean }> {
   const genesis = checkGenesis(input);
   const existing = await readGenesisFile(fs, dataDir);
   if (existing !== null) {
@@ -99,9 +105,22 @@ export async function initializeDataDir(fs: FileSystem, dataDir: string, input: 
   if (await fs.exists(layout.walPath)) {
     throw new RecoveryError("the data dir has a WAL but no genesis file", [{ file: layout.genesisPath, detail: "missing" }]);
   }
+  // Before anything is written: a dir bound to a state no engine can load would never open again.
+  checkState?.(genesis.state);
   await mkdirDurable(fs, dataDir);
   await writeFileAtomic(fs, layout.genesisPath, [canonicalJSON(genesis) + "\n"]);
   return { genesis, created: true };
+}
+
+/** The machine's own check of a genesis state (restoring it), as a `bad_request` naming what is wrong. */
+function stateCheckOf<Model>(machine: StateMachine<Model>): (state: JsonObject) => void {
+  return (state) => {
+    try {
+      machine.restore(state);
+    } catch (error) {
+      throw new SwooshError("bad_request", `genesis.state is not a state this server can run: ${error instanceof Error ? error.message : String(error)}`, { field: "state" });
+    }
+  };
 }
 
 /** mkdir -p, then fsync the parent so the new directory's entry survives a power loss. */
@@ -127,10 +146,10 @@ export async function openEngine<Model>(options: OpenEngineOptions<Model>): Prom
 
   let genesis = await readGenesisFile(fs, options.dataDir);
   if (options.genesis !== undefined) {
-    genesis = (await initializeDataDir(fs, options.dataDir, options.genesis)).genesis;
+    genesis = (await initializeDataDir(fs, options.dataDir, options.genesis, stateCheckOf(options.machine))).genesis;
   } else if (genesis === null) {
     if (!options.defaultGenesis) throw new SwooshError("bad_request", `data dir ${options.dataDir} is not initialized and no genesis was given`);
-    genesis = (await initializeDataDir(fs, options.dataDir, options.defaultGenesis())).genesis;
+    genesis = (await initializeDataDir(fs, options.dataDir, options.defaultGenesis(), stateCheckOf(options.machine))).genesis;
   }
 
   await mkdirDurable(fs, layout.snapshotDir);

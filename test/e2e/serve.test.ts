@@ -5,6 +5,7 @@
  * bearer-token auth.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
@@ -111,6 +112,8 @@ describe("swoosh serve, state and command", () => {
     await writeFile(genesisA, JSON.stringify(docA));
     await writeFile(genesisB, JSON.stringify(docB));
     await writeFile(tampered, JSON.stringify({ ...docA, stateHash: "0".repeat(64) }));
+    const notAState = path.join(d, "not-a-state.json");
+    await writeFile(notAState, JSON.stringify({ ...docA, state: { foo: 1 }, stateHash: computeStateHash({ foo: 1 }) }));
 
     // None of these may start a server (and none touches a shared data dir): run them in parallel.
     const badStarts: Array<[string[], Record<string, string>, RegExp]> = [
@@ -124,9 +127,11 @@ describe("swoosh serve, state and command", () => {
       [["--genesis", notJson], {}, /not valid JSON/],
       [["--genesis", path.join(d, "missing.json")], {}, /cannot read genesis file/],
       [["--genesis", tampered], {}, /genesis_hash_mismatch/],
+      [["--genesis", notAState], {}, /bad_request: genesis\.state is not a state this server can run: state \/schemaVersion/],
     ];
     const runs = await Promise.all(badStarts.map(([args, env]) => runCli(["serve", "--data-dir", path.join(d, "never"), ...args], { env })));
     runs.forEach((run, i) => assertFailure(run, 2, (badStarts[i] as [string[], Record<string, string>, RegExp])[2]));
+    assert.equal(existsSync(path.join(d, "never")), false, "a refused start wrote nothing");
 
     const dataDir = path.join(d, "data");
     const server = await startServe(["--data-dir", dataDir], { env: { SWOOSH_GENESIS: genesisA } });

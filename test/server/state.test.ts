@@ -238,6 +238,13 @@ describe("server: state and genesis", () => {
     const malformed = await post(url, "/state", { clusterId: "x" });
     assert.equal(malformed.status, 400);
     assert.equal(malformed.body.error.code, "bad_request");
+    // Hashed right, but no orchestrator state: binding the dir to it would leave a dir no server can open.
+    const notAState = await post(url, "/state", { ...genesis, state: { foo: 1 }, stateHash: computeStateHash({ foo: 1 }) });
+    assert.equal(notAState.status, 400, notAState.text);
+    assert.equal(notAState.body.error.code, "bad_request");
+    assert.match(notAState.body.error.message, /schemaVersion/);
+    const badConfig = { ...genesis.state, config: { ...(genesis.state.config as object), backoffBaseMs: 5000, backoffMaxMs: 10 } };
+    assert.equal((await post(url, "/state", { ...genesis, state: badConfig, stateHash: computeStateHash(badConfig) })).status, 400);
     assert.deepEqual(await readdir(dataDir), []);
 
     const created = await post(url, "/state", genesis);
