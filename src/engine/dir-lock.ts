@@ -5,12 +5,25 @@
  * the engine that owns the directory: a live other process — or another open
  * engine in this process — refuses the open; a dead pid (after SIGKILL or a
  * power loss) is taken over, so a crashed server restarts without help.
+ *
+ * Race-free between processes that start at once: the LOCK file is only ever
+ * created with O_EXCL, so of several creators one wins. A stale LOCK (naming
+ * pid X, dead) is removed only by the taker that created `LOCK.takeover-X`,
+ * again with O_EXCL, and only after reading X in LOCK once more while holding
+ * it — nothing else removes a LOCK naming X — then everyone competes for a
+ * fresh O_EXCL create. A taker that dies holding `LOCK.takeover-X` leaves it
+ * to be removed by the next one (its pid is dead too).
  */
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 
 const heldInThisProcess = new Set<string>();
+
+/** Rounds of trying to take the LOCK before giving up (another taker's takeover in progress costs a few). */
+const LOCK_ROUNDS_MAX = 200;
+/** Pause between rounds while another process takes over a stale LOCK. */
+const TAKEOVER_WAIT_MS = 5;
 
 function isAlive(pid: number): boolean {
   try {
@@ -22,6 +35,38 @@ function isAlive(pid: number): boolean {
   }
 }
 
+function errnoOf(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException).code;
+}
+
+/** The pid a lock file names; null when the file is gone, 0 when it names none. */
+async function holderOf(file: string): Promise<number | null> {
+  try {
+    const pid = Number.parseInt(await readFile(file, "utf8"), 10);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : 0;
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/** Creates `file` holding this pid, only if no file of that name exists; false when one does. */
+async function createExclusive(file: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(file, "wx");
+  } catch (error) {
+    if (errnoOf(error) === "EEXIST") return false;
+    throw error;
+  }
+  try {
+    await handle.writeFile(`${process.pid}\n`);
+  } finally {
+    await handle.close();
+  }
+  return true;
+}
+
 export interface DirLock {
   release(): Promise<void>;
 }
@@ -31,24 +76,46 @@ export async function lockDataDir(dataDir: string): Promise<DirLock> {
   if (heldInThisProcess.has(lockPath)) {
     throw new SwooshError("unavailable", `data dir ${dataDir} is already open in this process`);
   }
-  let holder: number | null = null;
-  try {
-    holder = Number.parseInt(await readFile(lockPath, "utf8"), 10);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-  if (holder !== null && Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-    throw new SwooshError("unavailable", `data dir ${dataDir} is in use by process ${holder} (${lockPath})`, { pid: holder });
-  }
-  await writeFile(lockPath, `${process.pid}\n`);
+  const inUse = (pid: number) => new SwooshError("unavailable", `data dir ${dataDir} is in use by process ${pid} (${lockPath})`, { pid });
   heldInThisProcess.add(lockPath);
+  try {
+    for (let round = 0; round < LOCK_ROUNDS_MAX; round++) {
+      if (await createExclusive(lockPath)) return heldLock(lockPath);
+      const holder = await holderOf(lockPath);
+      if (holder === null) continue; // released meanwhile
+      if (holder !== 0 && holder !== process.pid && isAlive(holder)) throw inUse(holder);
+      // Stale (a dead pid; or this pid, from a run before a restart).
+      const takeover = `${lockPath}.takeover-${holder}`;
+      if (!(await createExclusive(takeover))) {
+        const taker = await holderOf(takeover);
+        // Its taker died taking over (or was this pid in a run before a restart: this process holds none now).
+        if (taker !== null && (taker === process.pid || !isAlive(taker))) await rm(takeover, { force: true });
+        await new Promise((resolve) => setTimeout(resolve, TAKEOVER_WAIT_MS));
+        continue;
+      }
+      try {
+        // Still X, read while holding the takeover: no one else may change it now.
+        if ((await holderOf(lockPath)) === holder) await rm(lockPath, { force: true });
+      } finally {
+        await rm(takeover, { force: true });
+      }
+    }
+    throw new SwooshError("unavailable", `data dir ${dataDir}: could not take ${lockPath} (other processes kept taking it); retry`);
+  } catch (error) {
+    heldInThisProcess.delete(lockPath);
+    throw error;
+  }
+}
+
+function heldLock(lockPath: string): DirLock {
   let released = false;
   return {
     async release() {
       if (released) return;
       released = true;
       heldInThisProcess.delete(lockPath);
-      await rm(lockPath, { force: true });
+      // Only our own: a LOCK naming another pid is not ours to remove.
+      if ((await holderOf(lockPath)) === process.pid) await rm(lockPath, { force: true });
     },
   };
 }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { open as openLmdb } from "lmdb";
 import { SwooshError } from "../../src/core/errors.ts";
@@ -166,6 +168,25 @@ describe("engine: one writer per data dir", () => {
     await writeFile(path.join(dir, "LOCK"), "2147483646\n");
     const taken = await open(dir);
     await taken.close();
+  });
+
+  it("lets exactly one of several processes that start at the same moment take the lock, fresh or stale", async () => {
+    const contender = fileURLToPath(new URL("../support/lock-contender.ts", import.meta.url));
+    for (const [round, stale] of [[1, false], [2, true], [3, false], [4, true]] as const) {
+      const dir = await dataDir();
+      if (stale) await writeFile(path.join(dir, "LOCK"), "2147483646\n"); // a dead process's
+      const startAtMs = Date.now() + 2500;
+      const outputs = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          new Promise<string>((resolve, reject) => {
+            execFile(process.execPath, ["--import", "tsx", contender, dir, String(startAtMs), "1500"], { timeout: 20_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout.trim())));
+          }),
+        ),
+      );
+      assert.equal(outputs.filter((line) => line === "GOT").length, 1, `round ${round} (${stale ? "stale" : "fresh"} LOCK): ${JSON.stringify(outputs)}`);
+      assert.ok(outputs.every((line) => line === "GOT" || line.startsWith("REFUSED data dir")), JSON.stringify(outputs));
+      assert.deepEqual((await readdir(dir)).filter((name) => name.startsWith("LOCK")), [], "released, and nothing left aside");
+    }
   });
 });
 
