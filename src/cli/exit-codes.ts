@@ -24,3 +24,13 @@ export class StdoutClosed extends CliError {
     this.name = "StdoutClosed";
   }
 }
+
+/**
+ * Exit code for a path the user named that cannot be used: missing, or a
+ * directory where a file belongs (or the reverse), is bad usage (2); any other
+ * failure to read it (EIO, EACCES…) is a runtime failure (1).
+ */
+export function exitCodeForPath(error: unknown): number {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === "ENOENT" || code === "EISDIR" || code === "ENOTDIR" ? EXIT_BAD_INPUT : EXIT_RUNTIME_FAILURE;
+}

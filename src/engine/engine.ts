@@ -518,7 +518,8 @@ export class Engine<Model> {
       const built = await this.holding(snapshotIndex, () => build(snapshotIndex));
       if (built !== null) return built;
     }
-    if (this.firstReadableIndex() <= 1) {
+    // Index 0 is the genesis state, kept for good: no log entry is needed to reach it.
+    if (this.firstReadableIndex() <= 1 || index === 0) {
       const built = await this.holding(null, () => build(null));
       if (built !== null) return built;
     }

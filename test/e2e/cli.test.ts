@@ -42,7 +42,9 @@ describe("swoosh CLI", () => {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /not valid JSON/);
     assert.doesNotMatch(bad.stderr, /\n\s+at /, "no stack trace");
-    assert.equal(swoosh(["hash", path.join(d, "missing.json")]).status, 1);
+    // A path that names no file is bad usage, like any bad argument.
+    assert.equal(swoosh(["hash", path.join(d, "missing.json")]).status, 2);
+    assert.equal(swoosh(["hash", d]).status, 2, "a directory");
   });
 
   it("genesis prints a document whose hash verifies, with config flags applied", () => {
@@ -55,6 +57,11 @@ describe("swoosh CLI", () => {
     assert.equal(doc.genesisTime, "2026-11-29T12:00:00.000Z");
     assert.equal(doc.stateHash, computeStateHash(doc.state));
     assert.equal(swoosh(["genesis", "--cluster-id", "farm", "--max-attempts", "zero"]).status, 2);
+    // Decimal integers and ISO-8601 times only, as serve's flags: nothing JavaScript would coerce.
+    for (const flags of [["--max-attempts", "0x10"], ["--lease-ttl-ms", "1e3"], ["--max-attempts", "1.0"], ["--genesis-time", "1"], ["--genesis-time", "March 7 2020"]]) {
+      const refused = swoosh(["genesis", "--cluster-id", "farm", ...flags]);
+      assert.equal(refused.status, 2, `${flags.join(" ")}: ${refused.stdout}`);
+    }
     assert.equal(swoosh(["genesis"]).status, 2, "missing --cluster-id is bad usage");
     assert.equal(swoosh(["no-such-command"]).status, 2);
     assert.equal(swoosh(["--help"]).status, 0);

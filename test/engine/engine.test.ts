@@ -467,6 +467,9 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
     assert.equal((await engine.stateAt(20)).state.count, 210);
     await isRejectedWith(engine.stateAt(5), "history_pruned");
     await isRejectedWith(engine.stateAt(26), "not_found");
+    // Index 0 is genesis, whatever the log still holds.
+    assert.equal((await engine.stateAt(0)).state.count, 0);
+    assert.equal((await engine.stateTextAt(0)).stateHash, counterGenesis().stateHash);
     await engine.close();
   });
 });

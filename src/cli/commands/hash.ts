@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { computeStateHash } from "../../core/hash.ts";
 import { JsonValueError } from "../../core/json.ts";
 import { parseJsonText } from "../../core/json-split.ts";
-import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
+import { CliError, EXIT_BAD_INPUT, exitCodeForPath } from "../exit-codes.ts";
 
 /** The input's bytes (parsed from bytes, a text larger than V8's longest string still reads). */
 async function readInput(file: string): Promise<Buffer> {
@@ -24,7 +24,7 @@ export function registerHash(program: Command): void {
       try {
         bytes = await readInput(file);
       } catch (error) {
-        throw new CliError(`cannot read ${file}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
+        throw new CliError(`cannot read ${file}: ${(error as Error).message}`, exitCodeForPath(error));
       }
       let value: unknown;
       try {

@@ -60,6 +60,8 @@ function startupError(error: unknown, options: ServerOptions): unknown {
   if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
     return new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
   }
+  // A data dir path that is a file, or under one: bad usage, named as such.
+  if (code === "ENOTDIR" || code === "EEXIST") return new CliError(`data dir ${options.dataDir} is not a directory (${(error as Error).message})`, EXIT_BAD_INPUT);
   return error;
 }
 
@@ -105,7 +107,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option("--genesis <file>", "initialize an empty data dir with this genesis document (`swoosh genesis` prints one); on an initialized dir it must be the same genesis").env("SWOOSH_GENESIS"))
     .addOption(new Option("--await-genesis", "on an empty data dir, wait for a genesis on POST /state instead of creating a default one"))
     .addOption(new Option("--token-file <file>", "require `Authorization: Bearer <token>` with the token in this file (SWOOSH_TOKEN holds the token itself)").env("SWOOSH_TOKEN_FILE"))
-    .addOption(new Option("--snapshot-every <n>", "take a snapshot every N commands; 0 only at shutdown (default 10000)").env("SWOOSH_SNAPSHOT_EVERY").argParser(integerIn(0, Number.MAX_SAFE_INTEGER)))
+    .addOption(new Option("--snapshot-every <n>", "take a snapshot after at least N commands (with a large state, about one per 256 bytes of the last snapshot); 0 only at shutdown (default 10000)").env("SWOOSH_SNAPSHOT_EVERY").argParser(integerIn(0, Number.MAX_SAFE_INTEGER)))
     .addOption(new Option("--node-id <id>", "this node's id in HLC stamps, [A-Za-z0-9_.-]{1,64} (default node-1)").env("SWOOSH_NODE_ID").argParser(parseNodeId))
     .addOption(new Option("--max-drift-ms <ms>", "refuse a client HLC further ahead of local time than this (default 60000)").env("SWOOSH_MAX_DRIFT_MS").argParser(integerIn(0, Number.MAX_SAFE_INTEGER)))
     .addOption(new Option("--body-limit-bytes <bytes>", "largest request body; larger is 413 (default 1048576)").env("SWOOSH_BODY_LIMIT_BYTES").argParser(integerIn(1, 2 ** 30)))
