@@ -226,7 +226,11 @@ export const AgentHeartbeatResult = Type.Object(
     status: AgentStatusSchema,
     leases: Type.Integer({ minimum: 0 }),
     expiresAt: WallMsSchema,
-    offlineAt: { ...WallMsSchema, description: "now + heartbeatTimeoutMs: without another heartbeat or register, the first tick from then on takes the agent offline." },
+    offlineAt: Type.Integer({
+      minimum: 0,
+      maximum: PRUNE_BEFORE_MAX,
+      description: "now + heartbeatTimeoutMs: without another heartbeat or register, the first tick from then on takes the agent offline.",
+    }),
   },
   closed,
 );
