@@ -30,7 +30,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { JSON_CONTENT_TYPE, answerFor, errorJson } from "./errors.ts";
 import { readJsonBody } from "./json-body.ts";
 import { applyCommand } from "./routes/command.ts";
-import { applyBatch } from "./routes/commands.ts";
+import { applyBatch, batchAnswerBody } from "./routes/commands.ts";
 import type { ServerRuntime } from "./runtime.ts";
 import { SwooshError } from "../core/errors.ts";
 
@@ -139,9 +139,9 @@ class WriteExchange {
       return;
     }
     this.first = this.more = null;
-    (this.batch ? applyBatch(this.runtime, body, this.log) : applyCommand(this.runtime, body, this.log))
+    (this.batch ? applyBatch(this.runtime, body, this.log).then(batchAnswerBody) : applyCommand(this.runtime, body, this.log).then((value) => JSON.stringify(value)))
       .then(
-        (value) => this.send(200, JSON.stringify(value), false),
+        (text) => this.send(200, text, false),
         (error: unknown) => this.fail(error, false),
       )
       // A failure to answer (a bug) is answered like any unexpected error, never left as an unhandled rejection.
@@ -168,21 +168,27 @@ class WriteExchange {
     this.send(answer.status, errorJson(answer.code, answer.message, answer.details), closeConnection);
   }
 
-  private send(status: number, body: string, closeConnection: boolean): void {
+  private send(status: number, body: string | Buffer[], closeConnection: boolean): void {
     const { phase } = this.runtime;
     // Requests in flight when shutdown began answer with Connection: close (as app.ts's onSend hook does).
     const close = closeConnection || (phase !== "ready" && phase !== "awaiting_genesis");
     if (this.logged) {
       this.response.once("finish", () => this.log.info({ res: { statusCode: status }, responseTime: performance.now() - this.startedAt }, "request completed"));
     }
-    const length = Buffer.byteLength(body);
+    const length = typeof body === "string" ? Buffer.byteLength(body) : body.reduce((sum, piece) => sum + piece.length, 0);
     this.response.writeHead(
       status,
       close
         ? { "x-request-id": this.id, connection: "close", "content-type": JSON_CONTENT_TYPE, "content-length": length }
         : { "x-request-id": this.id, "content-type": JSON_CONTENT_TYPE, "content-length": length },
     );
-    this.response.end(body);
+    if (typeof body === "string") {
+      this.response.end(body);
+      return;
+    }
+    // A batch answer too long for one string (batchAnswerBody): its pieces, in order.
+    for (const piece of body) this.response.write(piece);
+    this.response.end();
   }
 }
 

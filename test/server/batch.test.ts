@@ -3,6 +3,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import http from "node:http";
+import { batchAnswerBody } from "../../src/server/routes/commands.ts";
+import type { BatchItem } from "../../src/server/routes/commands.ts";
 import { command, get, post, startTestServer } from "./helpers.ts";
 
 describe("POST /commands (batch)", () => {
@@ -67,5 +70,56 @@ describe("POST /commands (batch)", () => {
       assert.equal(answer.body.error.code, "bad_request");
     }
     assert.equal((await get(url, "/state")).body.index, before);
+  });
+
+  it("builds a long answer as pieces whose bytes are exactly the JSON text", () => {
+    const results: BatchItem[] = [
+      { index: 1, hlc: "h1", result: { leases: [{ taskId: "__proto__", kind: "k", payload: { text: "Café ☕ 😀" }, token: 1, expiresAt: 5, attempt: 1 }] } },
+      { error: { code: "stale_lease", message: "no", details: { taskId: "x" } } },
+      { index: 3, hlc: "h3", result: null, duplicate: true },
+    ];
+    const expected = JSON.stringify({ results });
+    for (const limit of [0, 1, 20, 60, expected.length - 1, expected.length, 1e9]) {
+      const body = batchAnswerBody({ results }, limit);
+      const text = typeof body === "string" ? body : Buffer.concat(body).toString("utf8");
+      assert.equal(text, expected, `limit ${limit}`);
+      assert.equal(typeof body === "string", expected.length - 2 <= limit, `one string only while short (limit ${limit})`);
+    }
+    assert.equal(batchAnswerBody({ results: [] }), '{"results":[]}');
+  });
+
+  it("answers a batch whose results pass 64 MiB (claims of large payloads), on the lean path and through Fastify", async (t) => {
+    const { url } = await startTestServer(t);
+    const big = "p".repeat(1_000_000);
+    // One per request: a body is at most 1 MiB.
+    for (let i = 0; i < 70; i += 10) {
+      const submits = await Promise.all(Array.from({ length: 10 }, (_, j) => command(url, "task.submit", { taskId: `big${i + j}`, kind: "k", payload: big })));
+      assert.ok(submits.every((answer) => answer.status === 200));
+    }
+    const agents = Array.from({ length: 5 }, (_, i) => ({ type: "agent.register", payload: { agentId: `w${i}`, capacity: 20 } }));
+    assert.equal((await post(url, "/commands", { commands: agents })).status, 200);
+    // Five claims of up to 16 MiB of payloads each: ~70 MB of answer.
+    const claims = { commands: Array.from({ length: 5 }, (_, i) => ({ type: "task.claim", payload: { agentId: `w${i}`, limit: 20 }, id: `claim-${i}` })) };
+    const leasesOf = (body: { results: Array<{ result: { leases: Array<{ taskId: string; payload: string }> } }> }) => body.results.flatMap((item) => item.result.leases);
+    const lean = await post(url, "/commands", claims);
+    assert.equal(lean.status, 200);
+    assert.ok(lean.text.length > 64 * 1024 * 1024, `${lean.text.length} characters`);
+    const leased = leasesOf(lean.body);
+    assert.equal(new Set(leased.map((lease) => lease.taskId)).size, 70);
+    assert.ok(leased.every((lease) => lease.payload === big));
+    // The same batch again, chunked (so Fastify's route answers): the duplicates carry the same outcomes.
+    const chunked = await new Promise<string>((resolve, reject) => {
+      const request = http.request(url + "/commands", { method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => (response.statusCode === 200 ? resolve(Buffer.concat(chunks).toString("utf8")) : reject(new Error(`status ${response.statusCode}`))));
+      });
+      request.on("error", reject);
+      request.end(JSON.stringify(claims));
+    });
+    const again = JSON.parse(chunked) as { results: Array<{ duplicate?: boolean; result: { leases: Array<{ taskId: string; payload: string }> } }> };
+    assert.ok(again.results.every((item) => item.duplicate === true));
+    assert.deepEqual(leasesOf(again).map((lease) => lease.taskId), leased.map((lease) => lease.taskId));
+    assert.equal((await get(url, "/healthz")).status, 200);
   });
 });

@@ -15,10 +15,11 @@
  * `applyBatch` is the whole route past body parsing; the Fastify route and
  * the lean hot path (hot-path.ts) both call it.
  */
+import { Readable } from "node:stream";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { CommandOutcome } from "../../engine/engine.ts";
 import type { ErrorBody } from "../../core/errors.ts";
-import { toSwooshError } from "../errors.ts";
+import { JSON_CONTENT_TYPE, toSwooshError } from "../errors.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { checkCommandBatch, checkCommandEnvelope } from "../schemas.ts";
 import { submitParsed } from "./command.ts";
@@ -59,6 +60,47 @@ export async function applyBatch(runtime: ServerRuntime, body: unknown, log: Fas
   return { results };
 }
 
+/**
+ * Past this many characters a batch's answer is built as UTF-8 pieces instead
+ * of one string: 1,000 claims of up to 16 MiB of payloads each can pass V8's
+ * longest string (~512 MiB), and the commands are applied by then.
+ */
+export const BATCH_ANSWER_STRING_CHARS_MAX = 64 * 1024 * 1024;
+
+/**
+ * `JSON.stringify(answer)`, as one string while it is short, else as buffers
+ * whose concatenation is that text (each item serialized on its own, so no
+ * single string grows past the longest item).
+ */
+export function batchAnswerBody(answer: { results: BatchItem[] }, stringCharsMax = BATCH_ANSWER_STRING_CHARS_MAX): string | Buffer[] {
+  const head = '{"results":[';
+  const texts: string[] = [];
+  let chars = head.length;
+  let pieces: Buffer[] | null = null;
+  answer.results.forEach((item, i) => {
+    const text = (i === 0 ? "" : ",") + JSON.stringify(item);
+    chars += text.length;
+    if (pieces === null && chars <= stringCharsMax) {
+      texts.push(text);
+      return;
+    }
+    if (pieces === null) {
+      pieces = [Buffer.from(head + texts.join(""))];
+      texts.length = 0;
+    }
+    pieces.push(Buffer.from(text));
+  });
+  if (pieces === null) return `${head}${texts.join("")}]}`;
+  const bytes: Buffer[] = pieces;
+  bytes.push(Buffer.from("]}"));
+  return bytes;
+}
+
 export function registerCommandsRoute(app: FastifyInstance, runtime: ServerRuntime): void {
-  app.post("/commands", (request) => applyBatch(runtime, request.body, request.log));
+  app.post("/commands", async (request, reply) => {
+    const body = batchAnswerBody(await applyBatch(runtime, request.body, request.log));
+    reply.type(JSON_CONTENT_TYPE);
+    if (typeof body === "string") return reply.send(body);
+    return reply.header("content-length", body.reduce((sum, piece) => sum + piece.length, 0)).send(Readable.from(body));
+  });
 }
