@@ -8,7 +8,8 @@
  *
  * — register only when (re)joining; a heartbeat when due (a third of the
  * sooner of the lease TTL and the heartbeat timeout, which every heartbeat
- * answer reveals: expiresAt and offlineAt − its HLC's wall time); the outcomes of finished handlers; and the next claim for the free
+ * answer reveals: expiresAt and offlineAt − its HLC's wall time); the
+ * outcomes of finished handlers; and the next claim for the free
  * capacity, so finishing a task and taking the next one is one round trip,
  * and the claim sees the capacity its completions freed. A batch that gets
  * no answer is sent again unchanged — same idempotency ids — until it is
