@@ -27,10 +27,14 @@ export class SwooshApiError extends Error {
     /** The HTTP status; 0 when no answer came. */
     readonly status: number,
     readonly details?: JsonValue,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
+    this.retryAfterMs = options?.retryAfterMs;
   }
+
+  /** How long the server asked to wait before trying again (its `Retry-After`), if it said. */
+  readonly retryAfterMs: number | undefined;
 
   /** True when sending the same request again (with the same idempotency id) may succeed. */
   get retryable(): boolean {
@@ -38,15 +42,16 @@ export class SwooshApiError extends Error {
   }
 
   /** Builds the error of an answer whose body is `{"error": {code, message, details?}}` (or anything else). */
-  static fromAnswer(status: number, body: unknown, fallbackText: string): SwooshApiError {
+  static fromAnswer(status: number, body: unknown, fallbackText: string, retryAfter?: string | null): SwooshApiError {
+    const options = { retryAfterMs: retryAfterMsOf(retryAfter) };
     const error = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null | undefined)?.error;
     if (typeof error?.code === "string") {
       const message = typeof error.message === "string" ? error.message : error.code;
-      return new SwooshApiError(error.code as ErrorCode, message, status, error.details as JsonValue | undefined);
+      return new SwooshApiError(error.code as ErrorCode, message, status, error.details as JsonValue | undefined, options);
     }
     // Not a Swoosh error body (a proxy's page, say): name it by its status.
     const code: ErrorCode | ClientErrorCode = status === 503 ? "unavailable" : status === 401 ? "unauthorized" : status === 404 ? "not_found" : "bad_response";
-    return new SwooshApiError(code, `HTTP ${status}: ${fallbackText.slice(0, 200)}`, status);
+    return new SwooshApiError(code, `HTTP ${status}: ${fallbackText.slice(0, 200)}`, status, undefined, options);
   }
 
   /** The error of one refused slot of a `POST /commands` answer; `status` is the one its code maps to. */
@@ -85,4 +90,13 @@ export class LeaseLostError extends Error {
   ) {
     super(`lease ${token} of task ${JSON.stringify(taskId)} is lost (${reason})`);
   }
+}
+
+/** A `Retry-After` value (delay-seconds or an HTTP date) in ms from now; undefined when absent or unreadable. */
+export function retryAfterMsOf(value: string | null | undefined, nowMs: number = Date.now()): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const dateMs = Date.parse(text);
+  return Number.isNaN(dateMs) ? undefined : Math.max(0, dateMs - nowMs);
 }

@@ -69,7 +69,7 @@ export class HttpTransport {
       throw new SwooshApiError("network_error", `${request.method} ${this.baseUrl}${request.path}: ${networkReason(error)}`, 0, undefined, { cause: error });
     }
     if ((response.status >= 200 && response.status < 300) || response.status === 304) return { status: response.status, headers: response.headers, text };
-    throw SwooshApiError.fromAnswer(response.status, parseJson(text), text);
+    throw SwooshApiError.fromAnswer(response.status, parseJson(text), text, response.headers.get("retry-after"));
   }
 }
 

@@ -6,6 +6,9 @@
  * min(maxDelayMs, baseDelayMs · 2^(n−1)) plus a random part of the other half,
  * so delays grow for sure while clients that failed together spread out.
  *
+ * A failure carrying `retryAfterMs` (the server's Retry-After) waits at
+ * least that long; past `elapsedMaxMs` it is given up instead.
+ *
  * Only failures the caller declares retryable are retried. The client retries
  * commands only because every command it sends carries an idempotency id: a
  * retry of a command that did apply gets the first outcome back (G5).
@@ -74,7 +77,9 @@ export async function withRetry<T>(attempt: (tryNumber: number) => Promise<T>, r
       return await attempt(tryNumber);
     } catch (error) {
       if (hooks.signal?.aborted || !retryable(error) || tryNumber >= policy.attemptsMax) throw error;
-      const delayMs = backoffDelayMs(tryNumber, policy, hooks.random);
+      // A server that said when to come back (Retry-After) is not asked sooner.
+      const askedMs = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+      const delayMs = Math.max(backoffDelayMs(tryNumber, policy, hooks.random), typeof askedMs === "number" ? askedMs : 0);
       if (nowMs() + delayMs - startedAtMs > policy.elapsedMaxMs) throw error;
       hooks.onRetry?.(error, tryNumber, delayMs);
       await sleep(delayMs, hooks.signal);

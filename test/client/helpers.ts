@@ -36,7 +36,7 @@ export interface SeenRequest {
   readonly body: string;
 }
 
-type Rule = { readonly match: (request: SeenRequest) => boolean; remaining: number; readonly action: "drop-answer" | "503" | "hang" };
+type Rule = { readonly match: (request: SeenRequest) => boolean; remaining: number; readonly action: "drop-answer" | "503" | "hang"; readonly retryAfter?: string };
 
 /** An HTTP proxy in front of a server, on 127.0.0.1:0. */
 export class TestProxy {
@@ -70,9 +70,9 @@ export class TestProxy {
     this.rules.push({ match, remaining: count, action: "drop-answer" });
   }
 
-  /** The next `count` requests matching: answered 503 without being forwarded. */
-  fail503(match: (request: SeenRequest) => boolean, count = 1): void {
-    this.rules.push({ match, remaining: count, action: "503" });
+  /** The next `count` requests matching: answered 503 (with `retryAfter` as its Retry-After, if given) without being forwarded. */
+  fail503(match: (request: SeenRequest) => boolean, count = 1, retryAfter?: string): void {
+    this.rules.push({ match, remaining: count, action: "503", retryAfter });
   }
 
   /** The next `count` requests matching: never forwarded nor answered (a server or network that hangs), until the proxy closes. */
@@ -113,7 +113,7 @@ export class TestProxy {
         return;
       }
       if (rule?.action === "503") {
-        response.writeHead(503, { "content-type": "application/json" });
+        response.writeHead(503, { "content-type": "application/json", ...(rule.retryAfter === undefined ? {} : { "retry-after": rule.retryAfter }) });
         response.end(JSON.stringify({ error: { code: "unavailable", message: "proxy says: try later" } }));
         return;
       }

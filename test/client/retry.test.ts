@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { describe, it } from "node:test";
 import { SwooshApiError, SwooshClient, backoffDelayMs } from "../../src/client/index.ts";
+import { retryAfterMsOf } from "../../src/client/errors.ts";
 import { withRetry } from "../../src/client/retry.ts";
 import { TestProxy, delay, startTestServer } from "./helpers.ts";
 
@@ -101,6 +102,22 @@ describe("client retries", () => {
     const log = await client.readLog({ limit: 1000 });
     assert.equal(log.entries.filter((entry) => entry.type === "task.submit").length, 2);
     assert.equal(log.entries.filter((entry) => entry.type === "task.claim").length, 1);
+  });
+
+  it("waits at least as long as a 503's Retry-After asks", async (t) => {
+    const { url } = await startTestServer(t);
+    const proxy = await TestProxy.start(t, url);
+    const delays: number[] = [];
+    const client = new SwooshClient({ url: proxy.url, retry: { baseDelayMs: 10 }, onRetry: ({ delayMs }) => delays.push(delayMs) });
+    proxy.fail503((request) => request.path === "/command", 1, "1");
+    const startedMs = Date.now();
+    assert.equal((await client.registerAgent({ agentId: "patient" })).result.created, true);
+    assert.deepEqual(delays, [1000]);
+    assert.ok(Date.now() - startedMs >= 1000);
+    assert.equal(retryAfterMsOf("7"), 7000);
+    assert.equal(retryAfterMsOf(new Date(10_000).toUTCString(), 4_000), 6000);
+    assert.equal(retryAfterMsOf("soon"), undefined);
+    assert.equal(retryAfterMsOf(null), undefined);
   });
 
   it("retries 503 answers with the same id", async (t) => {
