@@ -30,6 +30,8 @@ export { createGenesis, checkGenesis } from "./engine/genesis.ts";
 export type { GenesisDocument } from "./engine/genesis.ts";
 export { RecoveryError } from "./engine/errors.ts";
 export { verifyDataDir } from "./engine/verify.ts";
+export { startTicker } from "./engine/ticker.ts";
+export type { TickerSettings, TickerLog } from "./engine/ticker.ts";
 export { orchestratorMachine, createGenesisState } from "./domain/index.ts";
 
 export type SwooshOptions = Omit<OpenEngineOptions<OrchestratorModel>, "machine">;

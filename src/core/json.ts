@@ -373,3 +373,31 @@ export function nestingDepth(text: string, limit = Number.MAX_SAFE_INTEGER): num
 export function cloneJson<T extends JsonValue>(value: T): T {
   return JSON.parse(canonicalJSON(value)) as T;
 }
+
+/**
+ * Freezes `value` and everything reachable from it (an object already frozen
+ * is taken as done, with all it holds), and returns it. What the engine hands
+ * out and keeps itself — results, events, the records of a state read — is
+ * frozen so that a caller cannot change the engine's state by changing them.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
+  const stack: object[] = [value];
+  while (stack.length > 0) {
+    const object = stack.pop() as object;
+    Object.freeze(object);
+    for (const child of Object.values(object)) {
+      if (typeof child === "object" && child !== null && !Object.isFrozen(child)) stack.push(child as object);
+    }
+  }
+  return value;
+}
+
+/** Freezes every value below the top two levels of `view` (state → collection → record): what a two-level copy still shares. */
+export function freezeRecords(view: JsonObject): JsonObject {
+  for (const member of Object.values(view)) {
+    if (typeof member !== "object" || member === null) continue;
+    for (const record of Object.values(member)) deepFreeze(record);
+  }
+  return view;
+}

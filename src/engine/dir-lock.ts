@@ -14,7 +14,7 @@
  * fresh O_EXCL create. A taker that dies holding `LOCK.takeover-X` leaves it
  * to be removed by the next one (its pid is dead too).
  */
-import { open, readFile, rm } from "node:fs/promises";
+import { open, readFile, realpath, rm } from "node:fs/promises";
 import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 
@@ -72,7 +72,8 @@ export interface DirLock {
 }
 
 export async function lockDataDir(dataDir: string): Promise<DirLock> {
-  const lockPath = path.join(path.resolve(dataDir), "LOCK");
+  // The real path: the same directory through a symlink is the same lock in this process too.
+  const lockPath = path.join(await realpath(dataDir), "LOCK");
   if (heldInThisProcess.has(lockPath)) {
     throw new SwooshError("unavailable", `data dir ${dataDir} is already open in this process`);
   }

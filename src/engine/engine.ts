@@ -16,7 +16,7 @@
  */
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
-import { JSON_DEPTH_MAX, JsonValueError, ownedCanonicalJSON } from "../core/json.ts";
+import { JSON_DEPTH_MAX, JsonValueError, deepFreeze, freezeRecords, ownedCanonicalJSON } from "../core/json.ts";
 import type { OwnedJson } from "../core/json.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
@@ -214,6 +214,7 @@ export class Engine<Model> {
   private appendsInFlight = 0;
   private poisonedBy: Error | null = null;
   private closing = false;
+  private closed: Promise<void> | null = null;
 
   private flushes = 0;
   private lastBatchSize = 0;
@@ -269,7 +270,7 @@ export class Engine<Model> {
     if (id !== undefined) {
       const seen = this.outcomes.get(id);
       if (seen !== undefined) {
-        return this.whenDurable(seen.index).then(() => ({ index: seen.index, hlc: seen.hlc, result: seen.result, duplicate: true as const }));
+        return this.whenDurable(seen.index).then(() => ({ index: seen.index, hlc: seen.hlc, result: deepFreeze(seen.result), duplicate: true as const }));
       }
     }
 
@@ -294,7 +295,8 @@ export class Engine<Model> {
     }
 
     const prevHash = this.chainHead;
-    const result = outcome.result;
+    // Handed to the caller, kept for duplicates and shown to listeners: frozen, so no one can change the others' copy.
+    const result = deepFreeze(outcome.result);
     const body = entryBody(index, hlc, type, payloadText, id, prevHash);
     const hash = chainHash(prevHash, body);
     this.chainHead = hash;
@@ -334,7 +336,8 @@ export class Engine<Model> {
 
   /** The canonical state and its position, durable, as a stable copy. */
   async readState(): Promise<{ index: number; hlc: string; logHash: string; state: JsonObject }> {
-    return this.read(({ index, hlc, logHash, model }) => ({ index, hlc, logHash, state: this.machine.view(model) }));
+    // The view copies the top two levels; the records it shares with the live state are frozen.
+    return this.read(({ index, hlc, logHash, model }) => ({ index, hlc, logHash, state: freezeRecords(this.machine.view(model)) }));
   }
 
   /** `computeStateHash` of the current durable state (remembered until the next command). */
@@ -681,8 +684,13 @@ export class Engine<Model> {
    * Stops taking commands, lets every accepted one become durable, optionally
    * takes a final snapshot, and closes the log.
    */
-  async close(options: { snapshot?: boolean } = {}): Promise<void> {
-    if (this.closing) return;
+  /** Closes the engine; a second call returns the first call's promise (resolved once the log is closed and the lock released). */
+  close(options: { snapshot?: boolean } = {}): Promise<void> {
+    this.closed ??= this.closeOnce(options);
+    return this.closed;
+  }
+
+  private async closeOnce(options: { snapshot?: boolean }): Promise<void> {
     this.closing = true;
     try {
       if (!this.poisonedBy) {
@@ -753,15 +761,26 @@ export class Engine<Model> {
     this.lastBatchSize = batch.length;
     this.releaseWaiters();
     const durationMs = performance.now() - startedMs;
-    for (const listener of this.flushListeners) listener({ batchSize: batch.length, durationMs });
+    // A listener that throws is its own bug: reported, and neither the other
+    // listeners nor the engine's next flush and snapshot may miss a step for it.
+    for (const listener of this.flushListeners) this.callListener(listener, { batchSize: batch.length, durationMs });
     if (this.listeners.size > 0) {
       for (const sealed of batch) {
-        const event = sealed.event();
-        for (const listener of this.listeners) listener(event);
+        // Its payload is the one the state keeps (a task's payload): frozen before any listener sees it.
+        const event = deepFreeze(sealed.event());
+        for (const listener of this.listeners) this.callListener(listener, event);
       }
     }
     this.maybeSnapshot();
     this.startAppends();
+  }
+
+  private callListener<T>(listener: (value: T) => void, value: T): void {
+    try {
+      listener(value);
+    } catch (error) {
+      this.settings.onListenerError(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   private releaseWaiters(): void {

@@ -139,8 +139,11 @@ async function preloadNewest(snapshots: SnapshotStore): Promise<PreloadedSnapsho
 }
 
 /** Opens (recovering) or initializes a data directory and returns a running engine. */
-export async function openEngine<Model>(options: OpenEngineOptions<Model>): Promise<Engine<Model>> {
-  const settings = resolveSettings(options);
+export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promise<Engine<Model>> {
+  const settings = resolveSettings(given);
+  if (typeof given.dataDir !== "string" || given.dataDir === "") throw new RangeError("dataDir must be a non-empty path");
+  // Resolved once: every path below stays the same directory if the process changes its working directory later.
+  const options = { ...given, dataDir: path.resolve(given.dataDir) };
   const fs = options.fs ?? new NodeFileSystem();
   const layout = dataDirLayout(options.dataDir);
 

@@ -1,6 +1,7 @@
 /**
  * Engine settings with their defaults. Every limit is named with its unit.
  */
+import { NODE_ID_PATTERN } from "../core/hlc.ts";
 import type { Clock } from "../core/hlc.ts";
 import { DEFAULT_OUTCOME_RETENTION } from "./outcomes.ts";
 import type { OutcomeRetention } from "./outcomes.ts";
@@ -44,6 +45,8 @@ export interface EngineSettings {
   /** A flush failed: the engine is poisoned; the embedding process should exit non-zero. */
   readonly onFatal: (error: Error) => void;
   readonly onSnapshotError: (error: Error) => void;
+  /** A `subscribe` or `onFlush` listener threw: the error is handed here (default: stderr) and the engine goes on. */
+  readonly onListenerError: (error: Error) => void;
   /** How full the heap is (heap.ts); a read that would hold a whole state's text checks it as it goes. */
   readonly heapFigures: () => HeapFigures;
 }
@@ -53,6 +56,10 @@ export type EngineSettingsInput = Partial<EngineSettings>;
 function defaultOnFatal(error: Error): void {
   process.stderr.write(`swoosh: fatal: write-ahead log flush failed, exiting: ${error.message}\n`);
   process.exit(1);
+}
+
+function defaultOnListenerError(error: Error): void {
+  process.stderr.write(`swoosh: a subscribe/onFlush listener threw (the engine goes on): ${error.stack ?? error.message}\n`);
 }
 
 function defaultOnSnapshotError(error: Error): void {
@@ -72,6 +79,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     timeTravelMachine: input.timeTravelMachine ?? null,
     onFatal: input.onFatal ?? defaultOnFatal,
     onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
+    onListenerError: input.onListenerError ?? defaultOnListenerError,
     heapFigures: input.heapFigures ?? heapFigures,
   };
   for (const [name, value, min] of [
@@ -85,5 +93,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
   ] as const) {
     if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
   }
+  // Checked here, before anything is written to a data dir (the clock would refuse it only after).
+  if (!NODE_ID_PATTERN.test(settings.nodeId)) throw new RangeError(`nodeId must match ${NODE_ID_PATTERN}, got ${JSON.stringify(settings.nodeId)}`);
   return settings;
 }

@@ -18,7 +18,7 @@ import { ServerRuntime } from "./runtime.ts";
 import { watchHeap } from "./heap-watch.ts";
 import type { EngineOpener } from "./runtime.ts";
 import type { WatchSettings } from "./sse.ts";
-import type { TickerSettings } from "./ticker.ts";
+import type { TickerSettings } from "../engine/ticker.ts";
 
 export { buildApp, BODY_LIMIT_BYTES_DEFAULT, HTTP_TIMEOUTS } from "./app.ts";
 export type { AppOptions } from "./app.ts";

@@ -24,8 +24,8 @@ import { NodeFileSystem } from "../storage/node-fs.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { DEFAULT_WATCH_SETTINGS, WatchHub } from "./sse.ts";
 import type { WatchSettings } from "./sse.ts";
-import { DEFAULT_TICKER_SETTINGS, Ticker } from "./ticker.ts";
-import type { TickerSettings } from "./ticker.ts";
+import { DEFAULT_TICKER_SETTINGS, Ticker } from "../engine/ticker.ts";
+import type { TickerSettings } from "../engine/ticker.ts";
 
 export type RuntimePhase = "awaiting_genesis" | "ready" | "closing" | "closed" | "failed";
 

@@ -22,7 +22,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { TypeCheck } from "@sinclair/typebox/compiler";
 import type { TSchema } from "@sinclair/typebox";
 import { computeStateHash } from "../../src/core/hash.ts";
-import { canonicalJSON } from "../../src/core/json.ts";
+import { canonicalJSON, deepFreeze, freezeRecords } from "../../src/core/json.ts";
 import type { JsonObject, JsonValue } from "../../src/core/json.ts";
 import { RecordTextCache } from "../../src/core/record-text-cache.ts";
 import type { ApplyOutcome } from "../../src/core/state-machine.ts";
@@ -310,7 +310,12 @@ function runSequence(ops: readonly Op[]): void {
     const queuedBefore = new Set(Object.keys(state.tasks).filter((id) => state.tasks[id]?.status === "queued"));
     const tasksBefore = machine.view(d.model).tasks as unknown as OrchestratorState["tasks"];
 
+    // Rule 2 (records are replaced, never mutated), enforced: every record is frozen, as the engine
+    // freezes the records of a state read and the results and events it hands out.
+    freezeRecords(machine.view(d.model));
+    deepFreeze(command.payload);
     const outcome: ApplyOutcome = machine.apply(d.model, command, ctx);
+    deepFreeze(outcome);
     stepCaptures();
     for (const shadow of shadows) {
       assert.deepEqual(machine.apply(shadow.model, command, ctx), outcome, `restored model disagrees on ${command.type}`);

@@ -1,6 +1,7 @@
 /**
  * The server's own `system.tick` (SPEC §6): time passes in the log only when
- * someone logs it, so the server does.
+ * someone logs it, so the server does — and so does a library caller who
+ * embeds the engine and wants leases to expire (`startTicker`).
  *
  * Policy: ask the model when the next deadline is (`nextDeadlineMs`: a lease
  * expiring, an agent going silent, a backoff ending) and tick as soon as it has
@@ -11,9 +12,8 @@
  * A tick that fails is logged and the loop goes on; `unavailable` (engine
  * closing or failed) ends the loop quietly. Nothing here can crash the process.
  */
-import type { FastifyBaseLogger } from "fastify";
 import { SwooshError } from "../core/errors.ts";
-import type { Engine } from "../engine/engine.ts";
+import type { Engine } from "./engine.ts";
 import { nextDeadlineMs } from "../domain/index.ts";
 import type { OrchestratorModel } from "../domain/index.ts";
 
@@ -26,6 +26,15 @@ export interface TickerSettings {
 
 export const DEFAULT_TICKER_SETTINGS: TickerSettings = { checkIntervalMaxMs: 1000, checkIntervalMinMs: 10 };
 
+/** Where a failed tick is reported (pino's shape; the server passes its logger). */
+export interface TickerLog {
+  warn(fields: object, message: string): void;
+}
+
+const stderrLog: TickerLog = {
+  warn: (fields, message) => process.stderr.write(`swoosh: ${message} ${JSON.stringify(fields, (key, value: unknown) => (value instanceof Error ? value.message : value))}\n`),
+};
+
 export class Ticker {
   private running = false;
   private timer: NodeJS.Timeout | null = null;
@@ -34,7 +43,7 @@ export class Ticker {
 
   constructor(
     private readonly engine: Engine<OrchestratorModel>,
-    private readonly log: FastifyBaseLogger,
+    private readonly log: TickerLog = stderrLog,
     private readonly settings: TickerSettings = DEFAULT_TICKER_SETTINGS,
   ) {}
 
@@ -91,4 +100,15 @@ export class Ticker {
       this.timer.unref();
     });
   }
+}
+
+/**
+ * Starts issuing `system.tick` for an engine a library caller embeds, as
+ * `swoosh serve` does (leases then expire and silent agents go offline without
+ * a server); `stop()` before `engine.close()`.
+ */
+export function startTicker(engine: Engine<OrchestratorModel>, options: { settings?: TickerSettings; log?: TickerLog } = {}): { stop(): Promise<void> } {
+  const ticker = new Ticker(engine, options.log ?? stderrLog, options.settings ?? DEFAULT_TICKER_SETTINGS);
+  ticker.start();
+  return { stop: () => ticker.stop() };
 }

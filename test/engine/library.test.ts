@@ -1,0 +1,186 @@
+/**
+ * The engine as a library caller meets it (SPEC §10): what it hands out
+ * cannot change what it keeps; a relative data dir stays the same directory;
+ * a throwing listener hurts no one else; close() twice; the same dir through
+ * a symlink is the same lock; bad settings write nothing; a snapshot that
+ * verifies but does not load is passed over.
+ */
+import assert from "node:assert/strict";
+import { mkdir, readdir, symlink } from "node:fs/promises";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { SwooshError } from "../../src/core/errors.ts";
+import type { AppliedEvent } from "../../src/engine/engine.ts";
+import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
+import { NodeFileSystem } from "../../src/storage/node-fs.ts";
+import { openSwoosh, startTicker } from "../../src/index.ts";
+import type { SwooshOptions } from "../../src/index.ts";
+import { tempDir } from "../support/engine-fixtures.ts";
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+async function dataDir(): Promise<string> {
+  const { dir, cleanup } = await tempDir();
+  cleanups.push(cleanup);
+  return dir;
+}
+
+const open = (dir: string, options: Partial<SwooshOptions> = {}) => openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined, ...options });
+
+/** Runs `change` and expects the strict-mode TypeError of writing to a frozen object. */
+function refusesChange(change: () => void, what: string): void {
+  assert.throws(change, TypeError, what);
+}
+
+describe("engine as a library", () => {
+  it("hands out results, events, state reads and duplicates frozen: changing them cannot change the state", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    const events: AppliedEvent[] = [];
+    engine.subscribe((event) => events.push(event));
+    await engine.submit({ type: "agent.register", payload: { agentId: "a1", labels: ["linux"] } });
+    await engine.submit({ type: "task.submit", payload: { taskId: "t1", kind: "build", payload: { repo: "x", args: ["-v"] } } });
+    const claim = await engine.submit({ type: "task.claim", payload: { agentId: "a1" } }, undefined);
+    const first = await engine.submit({ type: "task.submit", payload: { taskId: "t2", kind: "build" }, id: "c-1" });
+    const hash = await engine.stateHash();
+
+    const lease = (claim.result as { leases: Array<{ payload: { repo: string; args: string[] } }> }).leases[0];
+    refusesChange(() => ((lease as { payload: { repo: string } }).payload.repo = "HACKED"), "a claim's payload");
+    refusesChange(() => (lease as { payload: { args: string[] } }).payload.args.push("--evil"), "an array in it");
+    const { state } = await engine.readState();
+    const tasks = state.tasks as Record<string, { status: string; payload: { repo: string } }>;
+    refusesChange(() => ((tasks.t1 as { status: string }).status = "succeeded"), "a record of a state read");
+    refusesChange(() => (((tasks.t1 as { payload: { repo: string } }).payload.repo = "HACKED")), "a payload in it");
+    refusesChange(() => (state.agents as Record<string, { labels: string[] }>).a1?.labels.push("zzz"), "an agent's labels");
+    refusesChange(() => ((events[1]?.payload as { payload: { repo: string } }).payload.repo = "HACKED"), "an event's payload");
+    refusesChange(() => ((first.result as { created: unknown }).created = "MUTATED"), "a result");
+    // The copies of the top two levels are the caller's own: changing them touches nothing.
+    delete (state.tasks as Record<string, unknown>).t1;
+
+    const again = await engine.submit({ type: "task.submit", payload: { taskId: "t2", kind: "build" }, id: "c-1" });
+    assert.equal(again.duplicate, true);
+    assert.deepEqual(again.result, { created: true, status: "queued", taskId: "t2" });
+    refusesChange(() => ((again.result as { created: unknown }).created = "MUTATED"), "a duplicate's result");
+    assert.equal(await engine.stateHash(), hash);
+    await engine.snapshot();
+    await engine.close();
+    const reopened = await open(dir);
+    assert.equal(await reopened.stateHash(), hash, "the snapshot and the replay agree");
+    const afterRestart = await reopened.submit({ type: "task.submit", payload: { taskId: "t2", kind: "build" }, id: "c-1" });
+    refusesChange(() => ((afterRestart.result as { created: unknown }).created = "MUTATED"), "a duplicate's result read back from a snapshot");
+    await reopened.close();
+  });
+
+  it("keeps using the directory a relative dataDir named at open, after the process changes its working directory", async () => {
+    const root = await dataDir();
+    const [cwd1, cwd2] = [path.join(root, "cwd1"), path.join(root, "cwd2")];
+    await Promise.all([mkdir(cwd1), mkdir(cwd2)]);
+    const startCwd = process.cwd();
+    try {
+      process.chdir(cwd1);
+      const engine = await open("rel", { snapshotsKept: 1 });
+      for (let i = 0; i < 3; i++) await engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } });
+      process.chdir(cwd2);
+      for (let i = 0; i < 3; i++) await engine.submit({ type: "agent.register", payload: { agentId: `b${i}` } });
+      await engine.snapshot();
+      await engine.close();
+      assert.deepEqual(await readdir(cwd2), [], "nothing was written under the new working directory");
+      process.chdir(cwd1);
+      const reopened = await open("rel");
+      assert.equal(Object.keys((await reopened.readState()).state.agents as object).length, 6);
+      await reopened.close();
+    } finally {
+      process.chdir(startCwd);
+    }
+  });
+
+  it("isolates a listener that throws: the others see every event and the engine goes on", async () => {
+    const dir = await dataDir();
+    const listenerErrors: Error[] = [];
+    const engine = await open(dir, { onListenerError: (error) => listenerErrors.push(error) });
+    engine.subscribe((event) => {
+      if (event.index === 2) throw new Error("listener bug");
+    });
+    const seen: number[] = [];
+    engine.subscribe((event) => seen.push(event.index));
+    engine.onFlush(() => {
+      throw new Error("flush listener bug");
+    });
+    await Promise.all([0, 1, 2].map((i) => engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } })));
+    for (let i = 3; i < 6; i++) await engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } });
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6]);
+    assert.ok(listenerErrors.some((error) => error.message === "listener bug"));
+    assert.ok(listenerErrors.some((error) => error.message === "flush listener bug"));
+    await engine.close();
+  });
+
+  it("close() twice: the second resolves once the first is done, and the dir opens again", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    const inFlight = Array.from({ length: 50 }, (_, i) => engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } }));
+    const first = engine.close({ snapshot: true });
+    await engine.close();
+    // Resolved only once the first close is done: the lock is free at once.
+    const reopened = await open(dir);
+    await Promise.all([first, ...inFlight]);
+    assert.equal(Object.keys((await reopened.readState()).state.agents as object).length, 50);
+    await reopened.close();
+  });
+
+  it("refuses the same data dir opened again through a symlink, and leaves the first engine's LOCK alone", async () => {
+    const root = await dataDir();
+    const real = path.join(root, "real");
+    const engine = await open(real);
+    await symlink(real, path.join(root, "link"));
+    await assert.rejects(open(path.join(root, "link")), (error: unknown) => error instanceof SwooshError && error.code === "unavailable");
+    assert.ok((await readdir(real)).includes("LOCK"));
+    await engine.submit({ type: "agent.register", payload: { agentId: "a" } });
+    await engine.close();
+  });
+
+  it("startTicker lets an embedded engine's leases expire, as the server's own ticks do", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    await engine.submit({ type: "orchestrator.configure", payload: { leaseTtlMs: 200 } });
+    await engine.submit({ type: "agent.register", payload: { agentId: "a" } });
+    await engine.submit({ type: "task.submit", payload: { taskId: "t", kind: "k" } });
+    await engine.submit({ type: "task.claim", payload: { agentId: "a" } });
+    const ticker = startTicker(engine);
+    const status = async () => ((await engine.readState()).state.tasks as Record<string, { status: string }>).t?.status;
+    const deadline = Date.now() + 5000;
+    while ((await status()) === "leased" && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await ticker.stop();
+    assert.equal(await status(), "queued", "the lease expired through a logged tick");
+    assert.ok((await engine.readLog(1, 100)).some((entry) => entry.type === "system.tick"));
+    await engine.close();
+  });
+
+  it("refuses a bad nodeId before writing anything", async () => {
+    const root = await dataDir();
+    await assert.rejects(open(path.join(root, "d"), { nodeId: "bad id" }), RangeError);
+    assert.deepEqual(await readdir(root), []);
+  });
+
+  it("passes over a snapshot whose hashes verify but whose state does not load, and replays from an older one", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    await engine.submit({ type: "agent.register", payload: { agentId: "a" } });
+    await engine.snapshot();
+    await engine.submit({ type: "agent.register", payload: { agentId: "b" } });
+    const [entry] = await engine.readLog(2, 1);
+    const hash = await engine.stateHash();
+    await engine.close();
+    // A snapshot at index 2 as a bug might write it: hashed and sealed, naming the right WAL entry, but no orchestrator state.
+    const store = new FileSnapshotStore(new NodeFileSystem(), path.join(dir, "snapshots"));
+    const { clusterId, outcomes } = await store.load(1);
+    await store.save({ clusterId, lastAppliedIndex: 2, lastAppliedHlc: entry?.hlc ?? "", logHash: entry?.hash ?? "", outcomes }, ['{"foo":1}']);
+    const skipped: string[] = [];
+    const reopened = await open(dir, { onSkippedSnapshot: (problem) => skipped.push(problem.detail) });
+    assert.equal(await reopened.stateHash(), hash);
+    assert.ok(skipped.some((detail) => /does not load/.test(detail)), JSON.stringify(skipped));
+    await reopened.close();
+  });
+});
