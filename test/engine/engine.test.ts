@@ -3,7 +3,7 @@ import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { open as openLmdb } from "lmdb";
 import { SwooshError } from "../../src/core/errors.ts";
 import { computeStateHash } from "../../src/core/hash.ts";
@@ -19,18 +19,9 @@ import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import type { SnapshotStore } from "../../src/storage/types.ts";
 import { counterGenesisState, counterMachine } from "../support/counter-machine.ts";
 import type { CounterState } from "../support/counter-machine.ts";
-import { FaultyLog, ManualClock, counterGenesis, tempDir } from "../support/engine-fixtures.ts";
+import { FaultyLog, ManualClock, counterGenesis, tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups) await cleanup();
-});
-
-async function dataDir(): Promise<string> {
-  const { dir, cleanup } = await tempDir();
-  cleanups.push(cleanup);
-  return dir;
-}
+const dataDir = tempDirsRemovedAtEnd();
 
 type Options = Partial<OpenEngineOptions<CounterState>>;
 

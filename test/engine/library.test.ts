@@ -8,25 +8,16 @@
 import assert from "node:assert/strict";
 import { mkdir, readdir, symlink } from "node:fs/promises";
 import path from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { SwooshError } from "../../src/core/errors.ts";
 import type { AppliedEvent } from "../../src/engine/engine.ts";
 import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { openSwoosh, startTicker } from "../../src/index.ts";
 import type { SwooshOptions } from "../../src/index.ts";
-import { tempDir } from "../support/engine-fixtures.ts";
+import { tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups) await cleanup();
-});
-
-async function dataDir(): Promise<string> {
-  const { dir, cleanup } = await tempDir();
-  cleanups.push(cleanup);
-  return dir;
-}
+const dataDir = tempDirsRemovedAtEnd();
 
 const open = (dir: string, options: Partial<SwooshOptions> = {}) => openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined, ...options });
 

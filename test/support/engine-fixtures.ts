@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { after } from "node:test";
 import type { TestContext } from "node:test";
 import type { Clock } from "../../src/core/hlc.ts";
 import type { LogRecord } from "../../src/core/log-record.ts";
@@ -16,6 +17,22 @@ import { counterGenesisState } from "./counter-machine.ts";
 export async function tempDir(prefix = "swoosh-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A maker of temp dirs, every one removed once the test file is done (for a
+ * file whose tests close what they open themselves). Call at the top level.
+ */
+export function tempDirsRemovedAtEnd(prefix = "swoosh-test-"): () => Promise<string> {
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const cleanup of cleanups) await cleanup();
+  });
+  return async () => {
+    const { dir, cleanup } = await tempDir(prefix);
+    cleanups.push(cleanup);
+    return dir;
+  };
 }
 
 /**
