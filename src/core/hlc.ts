@@ -156,9 +156,14 @@ export class HybridClock {
     else if (wall === this.wallMs) counter = this.counter + 1;
     else if (wall === r.wallMs) counter = r.counter + 1;
     else counter = 0;
-    if (counter > HLC_COUNTER_MAX) throw new HlcError("clock_drift", "hlc counter overflow");
-    this.wallMs = wall;
-    this.counter = counter;
+    if (counter > HLC_COUNTER_MAX) {
+      // The counter is exhausted within that millisecond: borrow the next one, as a local stamp does.
+      this.wallMs = wall + 1;
+      this.counter = 0;
+    } else {
+      this.wallMs = wall;
+      this.counter = counter;
+    }
     return this.last();
   }
 

@@ -110,6 +110,10 @@ describe("HybridClock", () => {
     assert.equal(hlc.last(), before);
     const atLimit = encodeHlc({ wallMs: 5_000_000 + 60_000, counter: 3, nodeId: "near" });
     assert.equal(hlc.receive(atLimit), encodeHlc({ wallMs: 5_060_000, counter: 4, nodeId: "n1" }));
+    // Within the limit, with its counter exhausted: accepted, the next millisecond borrowed (as a local stamp does).
+    const full = encodeHlc({ wallMs: 5_060_000, counter: 10 ** 10 - 1, nodeId: "full" });
+    assert.equal(hlc.receive(full), encodeHlc({ wallMs: 5_060_001, counter: 0, nodeId: "n1" }));
+    assert.ok(hlc.now() > full, "later stamps stay ahead of it");
   });
 
   it("resumes past the last applied stamp after a restart with a clock that went back", () => {
