@@ -102,9 +102,9 @@ export class ServerMetrics {
   }
 
   /** Starts reading the engine: counts applied commands and flushes. Returns the detach function. */
-  attach(source: MetricsSource, engine: { subscribe(l: (e: { type: string }) => void): () => void; onFlush(l: (i: { batchSize: number; durationMs: number }) => void): () => void }): () => void {
+  attach(source: MetricsSource, engine: { subscribe(l: (e: { type: string }) => void, options?: { readOnly?: boolean }): () => void; onFlush(l: (i: { batchSize: number; durationMs: number }) => void): () => void }): () => void {
     this.source = source;
-    const offApplied = engine.subscribe((event) => this.commands.inc({ type: event.type }));
+    const offApplied = engine.subscribe((event) => this.commands.inc({ type: event.type }), { readOnly: true });
     const offFlush = engine.onFlush(({ batchSize, durationMs }) => {
       this.flushSeconds.observe(durationMs / 1000);
       this.batchSize.observe(batchSize);

@@ -33,7 +33,7 @@ import type { WireEntry } from "./wire.ts";
 
 /** The engine calls a hub needs. */
 export interface WatchSource {
-  subscribe(listener: (event: AppliedEvent) => void): () => void;
+  subscribe(listener: (event: AppliedEvent) => void, options?: { readOnly?: boolean }): () => void;
   readLog(from: number, limit: number, charsMax: number): Promise<LogEntry[]>;
   stats(): EngineStats;
   readonly firstLogIndex: number;
@@ -90,7 +90,7 @@ export class WatchHub {
     readonly log: FastifyBaseLogger,
   ) {
     this.newestIndex = source.stats().durableIndex;
-    this.unsubscribe = source.subscribe((event) => this.publish(event));
+    this.unsubscribe = source.subscribe((event) => this.publish(event), { readOnly: true });
     this.heartbeat = setInterval(() => this.beat(), settings.heartbeatMs);
     this.heartbeat.unref();
   }

@@ -31,6 +31,8 @@ describe("engine as a library", () => {
     const dir = await dataDir();
     const engine = await open(dir);
     const events: AppliedEvent[] = [];
+    // A read-only listener (as the server's) beside it does not turn freezing off for this one.
+    engine.subscribe(() => undefined, { readOnly: true });
     engine.subscribe((event) => events.push(event));
     await engine.submit({ type: "agent.register", payload: { agentId: "a1", labels: ["linux"] } });
     await engine.submit({ type: "task.submit", payload: { taskId: "t1", kind: "build", payload: { repo: "x", args: ["-v"] } } });
