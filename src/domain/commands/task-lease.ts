@@ -39,17 +39,18 @@ export function claim(m: OrchestratorModel, p: CommandPayload<"task.claim">, ctx
     const expiresAt = ctx.nowMs + m.state.config.leaseTtlMs;
     let token = m.state.leaseTokenSeq;
     let payloadChars = 0;
+    let admitted = 0;
     // The answer carries every payload: it stops at CLAIM_PAYLOAD_CHARS_MAX (one lease at least).
     const fitsTheAnswer = (entry: QueueEntry): boolean => {
       const slot = entry.owner as TaskSlot;
       slot.payloadChars ??= canonicalJSON(slot.task.payload ?? null).length;
-      if (leases.length > 0 && payloadChars + slot.payloadChars > CLAIM_PAYLOAD_CHARS_MAX) return false;
+      if (admitted > 0 && payloadChars + slot.payloadChars > CLAIM_PAYLOAD_CHARS_MAX) return false;
       payloadChars += slot.payloadChars;
+      admitted++;
       return true;
     };
-    while (leases.length < wanted) {
-      const entry = m.queue.take(groups, fitsTheAnswer);
-      if (entry === undefined) break;
+    // Leasing touches no ready queue: taking them all first picks the same tasks in the same order.
+    for (const entry of m.queue.takeUpTo(groups, wanted, fitsTheAnswer)) {
       const slot = entry.owner as TaskSlot;
       token++;
       const task = leaseTo(m, slot, agent, token, expiresAt, ctx.hlc);

@@ -30,6 +30,15 @@ export class BinaryHeap<T> {
     private readonly isLive: (entry: T) => boolean,
   ) {}
 
+  /** A heap of `items` (all live), built bottom-up in O(n). */
+  static of<T>(items: T[], first: (a: T, b: T) => boolean, isLive: (entry: T) => boolean): BinaryHeap<T> {
+    const heap = new BinaryHeap(first, isLive);
+    heap.items = items;
+    for (let i = (items.length >> 1) - 1; i >= 0; i--) heap.siftDown(i, items[i] as T);
+    heap.sweepAt = Math.max(SWEEP_SIZE_MIN, 2 * items.length);
+    return heap;
+  }
+
   get size(): number {
     return this.items.length;
   }

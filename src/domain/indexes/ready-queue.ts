@@ -87,6 +87,20 @@ function dueFirst(a: QueueEntry, b: QueueEntry): boolean {
   return a.id < b.id;
 }
 
+/** A group's first live entry, in the heap one claim orders them by. */
+interface GroupHead {
+  readonly entry: QueueEntry;
+  readonly group: ReadyGroup;
+}
+
+function headClaimsFirst(a: GroupHead, b: GroupHead): boolean {
+  return claimsFirst(a.entry, b.entry);
+}
+
+function alwaysLive(): boolean {
+  return true;
+}
+
 function isLive(entry: QueueEntry): boolean {
   return entry.owner.queueEntry === entry;
 }
@@ -183,25 +197,32 @@ export class ReadyQueue {
   }
 
   /**
-   * Removes and returns the first live entry in claim order among `groups`, or
-   * undefined when they hold none or `admit` refuses it (it then stays first
-   * in line). The caller takes ownership (must clear or replace
-   * `owner.queueEntry`).
+   * Removes and returns, in claim order, the first live entries among
+   * `groups`: up to `count`, stopping at the first that `admit` refuses (it
+   * then stays first in line). The caller takes ownership of each (must clear
+   * or replace `owner.queueEntry`). One heap over the groups' heads serves the
+   * whole call — O(groups + taken · log groups); scanning every group's head
+   * for each entry took seconds for 1,000 leases over 40,000 `requires` sets.
    */
-  take(groups: readonly ReadyGroup[], admit: (entry: QueueEntry) => boolean = () => true): QueueEntry | undefined {
-    let best: QueueEntry | undefined;
-    let bestGroup: ReadyGroup | undefined;
+  takeUpTo(groups: readonly ReadyGroup[], count: number, admit: (entry: QueueEntry) => boolean): QueueEntry[] {
+    const taken: QueueEntry[] = [];
+    if (count <= 0) return taken;
+    const heads: GroupHead[] = [];
     for (const group of groups) {
       const head = this.liveHead(group);
-      if (head !== undefined && (best === undefined || claimsFirst(head, best))) {
-        best = head;
-        bestGroup = group;
-      }
+      if (head !== undefined) heads.push({ entry: head, group });
     }
-    if (bestGroup === undefined || best === undefined || !admit(best)) return undefined;
-    bestGroup.heap.pop();
-    this.dequeue(best.owner);
-    return best;
+    const byClaimOrder = BinaryHeap.of(heads, headClaimsFirst, alwaysLive);
+    while (taken.length < count) {
+      const best = byClaimOrder.pop();
+      if (best === undefined || !admit(best.entry)) break;
+      best.group.heap.pop();
+      this.dequeue(best.entry.owner);
+      taken.push(best.entry);
+      const next = this.liveHead(best.group);
+      if (next !== undefined) byClaimOrder.push({ entry: next, group: best.group });
+    }
+    return taken;
   }
 
   private liveHead(group: ReadyGroup): QueueEntry | undefined {
