@@ -22,11 +22,14 @@ import { SwooshError } from "../core/errors.ts";
 import { JSON_DEPTH_MAX, JsonValueError, assertJsonValue, nestingDepth } from "../core/json.ts";
 
 /**
- * Deepest nesting a request body may have: the envelope (`{type, payload}` or a
- * genesis' `{state}`) plus JSON_DEPTH_MAX levels, which core counts from the
- * payload (or the state) itself.
+ * Deepest nesting a request body may have: JSON_DEPTH_MAX levels for a payload
+ * (which core counts from the payload, or a genesis' state, itself), the
+ * deepest envelope — a batch's `{commands: [{type, payload}]}`, three levels —
+ * and a margin of five, so that a payload a little too deep is refused by the
+ * engine's own check, in its batch item's slot (the other items still apply),
+ * and only a body deeper still is refused whole.
  */
-export const BODY_DEPTH_MAX = JSON_DEPTH_MAX + 1;
+export const BODY_DEPTH_MAX = JSON_DEPTH_MAX + 8;
 
 /**
  * Bodies up to this many UTF-16 units are parsed before their nesting is

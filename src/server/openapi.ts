@@ -13,6 +13,8 @@
 import { readFileSync } from "node:fs";
 import type { TSchema } from "@sinclair/typebox";
 import { ERROR_STATUS } from "../core/errors.ts";
+import { JSON_DEPTH_MAX } from "../core/json.ts";
+import { BODY_DEPTH_MAX } from "./json-body.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import {
   AgentSchema,
@@ -305,7 +307,7 @@ export function buildOpenApiDocument(): JsonRecord {
       version: packageVersion(),
       description:
         "A deterministic, durable orchestration state machine. Every error is {\"error\": {\"code\", \"message\", \"details\"?}} with a SPEC §6 code. " +
-        "Request bodies are application/json (any other media type is 400 bad_request), at most the server's body limit (413), nested at most 65 levels.",
+        `Request bodies are application/json (any other media type is 400 bad_request), at most the server's body limit (413), payloads nested at most ${JSON_DEPTH_MAX} levels, bodies ${BODY_DEPTH_MAX}.`,
     },
     jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
     security: [{ bearer: [] }],

@@ -72,6 +72,20 @@ describe("POST /commands (batch)", () => {
     assert.equal((await get(url, "/state")).body.index, before);
   });
 
+  it("judges each item's payload nesting as POST /command does: a too-deep one fails in its slot only", async (t) => {
+    const { url } = await startTestServer(t);
+    const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);
+    const single = async (depth: number) => (await command(url, "task.submit", { taskId: `s${depth}`, kind: "k", payload: nested(depth) })).status;
+    const depths = [60, 61, 62, 63, 64, 65];
+    const singles = [];
+    for (const depth of depths) singles.push(await single(depth));
+    const batch = await post(url, "/commands", { commands: depths.map((depth) => ({ type: "task.submit", payload: { taskId: `b${depth}`, kind: "k", payload: nested(depth) } })) });
+    assert.equal(batch.status, 200, batch.text);
+    const inBatch = (batch.body.results as Array<{ error?: { code: string } }>).map((item) => (item.error === undefined ? 200 : 400));
+    assert.deepEqual(inBatch, singles, "each item answered as its own POST /command was");
+    assert.ok(singles.includes(200) && singles.includes(400), JSON.stringify(singles));
+  });
+
   it("builds a long answer as pieces whose bytes are exactly the JSON text", () => {
     const results: BatchItem[] = [
       { index: 1, hlc: "h1", result: { leases: [{ taskId: "__proto__", kind: "k", payload: { text: "Café ☕ 😀" }, token: 1, expiresAt: 5, attempt: 1 }] } },
