@@ -443,6 +443,7 @@ export class Engine<Model> {
 
   private async travelledText(index: number): Promise<StateText> {
     if (await this.isLiveIndex(index)) return this.stateText();
+    this.assertLogOpen();
     const machine = this.settings.timeTravelMachine;
     const snapshots = this.snapshots;
     if (machine !== null && snapshots instanceof FileSnapshotStore) {
@@ -496,6 +497,7 @@ export class Engine<Model> {
    */
   async stateAt(index: number): Promise<{ index: number; hlc: string; logHash: string; state: JsonObject }> {
     if (await this.isLiveIndex(index)) return this.readState();
+    this.assertLogOpen();
     const at = await this.fromBase(index, (base) => this.replayedModel(base, index, undefined));
     return { index, hlc: at.hlc, logHash: at.logHash, state: this.machine.state(at.model) };
   }
@@ -590,6 +592,7 @@ export class Engine<Model> {
    */
   async readLog(from: number, limit: number, charsMax = PAGE_CHARS_MAX): Promise<LogEntry[]> {
     await this.barrier();
+    this.assertLogOpen();
     const firstIndex = this.log.firstIndex();
     const start = Math.max(from, firstIndex);
     const count = Math.min(limit, this.durableIndex - start + 1);
@@ -715,6 +718,11 @@ export class Engine<Model> {
       await this.log.close();
       await this.lock?.release();
     }
+  }
+
+  /** Reads of the WAL after close() are `unavailable` (the storage's own error is not a SPEC code). */
+  private assertLogOpen(): void {
+    if (this.closed !== null) throw new SwooshError("unavailable", "the engine is closed");
   }
 
   private assertWritable(): void {

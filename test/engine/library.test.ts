@@ -121,6 +121,10 @@ describe("engine as a library", () => {
     await Promise.all([first, ...inFlight]);
     assert.equal(Object.keys((await reopened.readState()).state.agents as object).length, 50);
     await reopened.close();
+    // Closed: reads of its log are `unavailable`, as writes are.
+    for (const read of [reopened.readLog(1, 10), reopened.stateAt(1), reopened.submit({ type: "agent.register", payload: { agentId: "late" } })]) {
+      await assert.rejects(read, (error: unknown) => error instanceof SwooshError && error.code === "unavailable");
+    }
   });
 
   it("refuses the same data dir opened again through a symlink, and leaves the first engine's LOCK alone", async () => {
