@@ -74,4 +74,11 @@ export interface StateMachine<Model> {
    * model keeps the old value of every record it replaces.
    */
   capture?(model: Model): StateCapture;
+  /**
+   * Optional: how much a result weighs while the engine keeps it for
+   * duplicates (G5) — e.g. the characters of the payloads it carries. A
+   * function of the result alone: a table restored from a snapshot must weigh
+   * its rows as the live one did. Absent: results weigh nothing.
+   */
+  outcomeWeight?(result: JsonValue): number;
 }

@@ -8,7 +8,7 @@
  * change. A throw means a broken invariant (a bug), and the engine must stop.
  */
 import { hlcWallMs, isHlc } from "../core/hlc.ts";
-import type { JsonObject } from "../core/json.ts";
+import type { JsonObject, JsonValue } from "../core/json.ts";
 import type { ApplyContext, ApplyOutcome, Command, StateMachine } from "../core/state-machine.ts";
 import { drain, heartbeat, register, remove } from "./commands/agents.ts";
 import { configure, setPhase } from "./commands/orchestrator.ts";
@@ -61,6 +61,22 @@ function copyDictionary<T>(dict: Record<string, T>): Record<string, T> {
   return Object.assign(createDictionary<T>(), dict);
 }
 
+/**
+ * A kept result's weight: the characters of the payloads a claim's leases
+ * carry (JSON text); other results weigh nothing (they are small, and the
+ * table's count bounds them). Reads the result alone, whatever its shape.
+ */
+export function claimedPayloadChars(result: JsonValue): number {
+  const leases = typeof result === "object" && result !== null && !Array.isArray(result) ? (result as { leases?: unknown }).leases : undefined;
+  if (!Array.isArray(leases)) return 0;
+  let chars = 0;
+  for (const lease of leases) {
+    const payload = typeof lease === "object" && lease !== null ? (lease as { payload?: unknown }).payload : undefined;
+    chars += JSON.stringify(payload ?? null).length;
+  }
+  return chars;
+}
+
 export const orchestratorMachine: StateMachine<OrchestratorModel> = {
   name: "orchestrator",
   restore: restoreModel,
@@ -71,6 +87,7 @@ export const orchestratorMachine: StateMachine<OrchestratorModel> = {
     return { ...s, config: { ...s.config }, agents: copyDictionary(s.agents), tasks: copyDictionary(s.tasks) } as unknown as JsonObject;
   },
   capture: (m) => m.capture(),
+  outcomeWeight: claimedPayloadChars,
 };
 
 /**

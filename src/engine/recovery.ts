@@ -16,7 +16,7 @@ import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import { OutcomeTable } from "./outcomes.ts";
-import type { OutcomeRetention } from "./outcomes.ts";
+import type { OutcomeRetention, OutcomeWeight } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
 
 export interface RecoverInput<Model> {
@@ -95,7 +95,7 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
     }
     let outcomes: OutcomeTable;
     try {
-      outcomes = OutcomeTable.fromRows(doc.outcomes, input.outcomeRetention);
+      outcomes = OutcomeTable.fromRows(doc.outcomes, input.outcomeRetention, outcomeWeightOf(machine));
     } catch (error) {
       skip({ file, index: snapshotIndex, detail: `outcomes: ${(error as Error).message}` });
       continue;
@@ -115,7 +115,13 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
     throw new RecoveryError(`no snapshot verifies and the WAL ${input.walPath} starts at ${firstIndex}, so genesis cannot be replayed`, problems);
   }
   const model = machine.restore(genesisStateCopy(genesis));
-  return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention), snapshotIndex: 0 }, problems);
+  return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention, outcomeWeightOf(machine)), snapshotIndex: 0 }, problems);
+}
+
+/** The machine's weight of a kept result, bound to it (results weigh nothing without one). */
+function outcomeWeightOf<Model>(machine: StateMachine<Model>): OutcomeWeight | undefined {
+  const weigh = machine.outcomeWeight;
+  return weigh === undefined ? undefined : (result) => weigh.call(machine, result);
 }
 
 async function replayTail<Model>(

@@ -90,6 +90,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     ["appendsInFlightMax", settings.appendsInFlightMax, 1],
     ["outcomeRetention.countMax", settings.outcomeRetention.countMax, 0],
     ["outcomeRetention.retentionMs", settings.outcomeRetention.retentionMs, 0],
+    ["outcomeRetention.weightMax", settings.outcomeRetention.weightMax ?? 0, 0],
   ] as const) {
     if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
   }

@@ -155,6 +155,29 @@ describe("engine as a library", () => {
     await engine.close();
   });
 
+  it("keeps claim outcomes for duplicates only up to their payloads' weight bound, oldest out first, alike after a restart", async () => {
+    const dir = await dataDir();
+    const retention = { countMax: 100_000, retentionMs: 86_400_000, weightMax: 350_000 };
+    const engine = await open(dir, { outcomeRetention: retention });
+    await engine.submit({ type: "agent.register", payload: { agentId: "a", capacity: 100 } });
+    const big = "p".repeat(100_000);
+    const claimWithId = (i: number) => engine.submit({ type: "task.claim", payload: { agentId: "a" }, id: `claim-${i}` });
+    for (let i = 1; i <= 4; i++) {
+      await engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k", payload: big } });
+      assert.equal((await claimWithId(i)).duplicate, undefined);
+    }
+    // Four claims of ~100,000 characters each pass 350,000: the first one's outcome is gone.
+    for (let i = 2; i <= 4; i++) assert.equal((await claimWithId(i)).duplicate, true, `claim-${i} is still remembered`);
+    await engine.snapshot();
+    await engine.close();
+    const reopened = await open(dir, { outcomeRetention: retention });
+    for (let i = 2; i <= 4; i++) assert.equal((await reopened.submit({ type: "task.claim", payload: { agentId: "a" }, id: `claim-${i}` })).duplicate, true);
+    const again = await reopened.submit({ type: "task.claim", payload: { agentId: "a" }, id: "claim-1" });
+    assert.equal(again.duplicate, undefined, "the evicted id applies again (nothing left to claim)");
+    assert.deepEqual(again.result, { leases: [] });
+    await reopened.close();
+  });
+
   it("refuses a bad nodeId before writing anything", async () => {
     const root = await dataDir();
     await assert.rejects(open(path.join(root, "d"), { nodeId: "bad id" }), RangeError);

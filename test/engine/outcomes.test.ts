@@ -64,6 +64,38 @@ describe("OutcomeTable (idempotency retention)", () => {
     );
   });
 
+  it("also keeps the results' weight under weightMax, oldest first, exactly as a naive reference, and a restored table weighs alike", () => {
+    const weigh = (result: unknown): number => (result as { w: number }).w;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer({ min: 0, max: 24 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 8 })), { maxLength: 60 }),
+        fc.nat(60),
+        (countMax, weightMax, steps, restoreAt) => {
+          const retention = { countMax, retentionMs: 1_000_000, weightMax };
+          let table = new OutcomeTable(retention, weigh);
+          let reference: Array<{ id: string; index: number; w: number }> = [];
+          steps.forEach(([idNumber, w], i) => {
+            // Restored from its rows once, as recovery would: from then on it must evict exactly as before.
+            if (i === restoreAt) table = OutcomeTable.fromRows(JSON.parse(JSON.stringify(table.toRows())), retention, weigh);
+            const id = `id-${idNumber}`;
+            table.record(id, i + 1, encodeHlc({ wallMs: 1_000_000, counter: i + 1, nodeId: "n" }), { w }, 1_000_000);
+            reference = reference.filter((row) => row.id !== id);
+            reference.push({ id, index: i + 1, w });
+            const total = () => reference.reduce((sum, row) => sum + row.w, 0);
+            while (reference.length > 0 && (reference.length > countMax || total() > weightMax)) reference.shift();
+            assert.deepEqual(
+              table.toRows().map((row) => [row[0], row[1]]),
+              reference.map((row) => [row.id, row.index]),
+            );
+          });
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
   it("captureRows lists the rows of its moment while later records evict and compact, also with an id recorded twice", () => {
     const read = (rows: { length: number; row(i: number): unknown }) => Array.from({ length: rows.length }, (_, i) => rows.row(i));
     const table = new OutcomeTable({ countMax: 1500, retentionMs: 1_000_000 });
