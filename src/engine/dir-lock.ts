@@ -7,14 +7,15 @@
  * power loss) is taken over, so a crashed server restarts without help.
  *
  * Race-free between processes that start at once: the LOCK file is only ever
- * created with O_EXCL, so of several creators one wins. A stale LOCK (naming
+ * created by link(2) of a complete file, so of several creators one wins, and
+ * no one reads a LOCK that is there but empty. A stale LOCK (naming
  * pid X, dead) is removed only by the taker that created `LOCK.takeover-X`,
- * again with O_EXCL, and only after reading X in LOCK once more while holding
+ * created the same way, and only after reading X in LOCK once more while holding
  * it — nothing else removes a LOCK naming X — then everyone competes for a
- * fresh O_EXCL create. A taker that dies holding `LOCK.takeover-X` leaves it
+ * fresh create. A taker that dies holding `LOCK.takeover-X` leaves it
  * to be removed by the next one (its pid is dead too).
  */
-import { open, readFile, realpath, rm } from "node:fs/promises";
+import { link, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 
@@ -50,21 +51,24 @@ async function holderOf(file: string): Promise<number | null> {
   }
 }
 
-/** Creates `file` holding this pid, only if no file of that name exists; false when one does. */
+/**
+ * Creates `file` holding this pid, only if no file of that name exists; false
+ * when one does. The pid is written to a file of this process's own first and
+ * then linked in (link(2) fails if the name exists): the file never appears
+ * empty, which a contender would read as no owner and take over.
+ */
 async function createExclusive(file: string): Promise<boolean> {
-  let handle;
+  const own = `${file}.${process.pid}.new`;
+  await writeFile(own, `${process.pid}\n`);
   try {
-    handle = await open(file, "wx");
+    await link(own, file);
+    return true;
   } catch (error) {
     if (errnoOf(error) === "EEXIST") return false;
     throw error;
-  }
-  try {
-    await handle.writeFile(`${process.pid}\n`);
   } finally {
-    await handle.close();
+    await rm(own, { force: true });
   }
-  return true;
 }
 
 export interface DirLock {
