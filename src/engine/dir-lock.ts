@@ -15,7 +15,7 @@
  * fresh create. A taker that dies holding `LOCK.takeover-X` leaves it
  * to be removed by the next one (its pid is dead too).
  */
-import { link, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { link, open, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 
@@ -25,6 +25,8 @@ const heldInThisProcess = new Set<string>();
 const LOCK_ROUNDS_MAX = 200;
 /** Pause between rounds while another process takes over a stale LOCK. */
 const TAKEOVER_WAIT_MS = 5;
+/** How long a LOCK found empty may be its creator's, still writing its pid (without hard links). */
+const EMPTY_LOCK_WAIT_MS = 100;
 
 function isAlive(pid: number): boolean {
   try {
@@ -64,11 +66,31 @@ async function createExclusive(file: string): Promise<boolean> {
     await link(own, file);
     return true;
   } catch (error) {
-    if (errnoOf(error) === "EEXIST") return false;
+    const code = errnoOf(error);
+    if (code === "EEXIST") return false;
+    // A file system without hard links (some FUSE and network ones): create with O_EXCL and write after.
+    if (code === "EPERM" || code === "ENOTSUP" || code === "ENOSYS" || code === "EOPNOTSUPP") return createExclusiveThenWrite(file);
     throw error;
   } finally {
     await rm(own, { force: true });
   }
+}
+
+/** O_EXCL create, then the pid: the file is empty for a moment, which `holderOf` callers wait out (EMPTY_LOCK_WAIT_MS). */
+async function createExclusiveThenWrite(file: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(file, "wx");
+  } catch (error) {
+    if (errnoOf(error) === "EEXIST") return false;
+    throw error;
+  }
+  try {
+    await handle.writeFile(`${process.pid}\n`);
+  } finally {
+    await handle.close();
+  }
+  return true;
 }
 
 export interface DirLock {
@@ -86,7 +108,12 @@ export async function lockDataDir(dataDir: string): Promise<DirLock> {
   try {
     for (let round = 0; round < LOCK_ROUNDS_MAX; round++) {
       if (await createExclusive(lockPath)) return heldLock(lockPath);
-      const holder = await holderOf(lockPath);
+      let holder = await holderOf(lockPath);
+      if (holder === 0) {
+        // Empty or unreadable: its creator may be writing it (no hard links here); stale only if it stays so.
+        await new Promise((resolve) => setTimeout(resolve, EMPTY_LOCK_WAIT_MS));
+        holder = await holderOf(lockPath);
+      }
       if (holder === null) continue; // released meanwhile
       if (holder !== 0 && holder !== process.pid && isAlive(holder)) throw inUse(holder);
       // Stale (a dead pid; or this pid, from a run before a restart).
