@@ -7,10 +7,27 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { TestContext } from "node:test";
 import { SseClient, call, command, eventually, get, startTestServer } from "./helpers.ts";
 
 function assertConsecutive(indexes: number[], from: number, to: number): void {
   assert.deepEqual(indexes, Array.from({ length: to - from + 1 }, (_, i) => from + i));
+}
+
+/**
+ * A dropped stream (paused until now) ends having sent entries 1..n in order,
+ * n < `total`; reconnecting with Last-Event-ID: n replays n+1..`total`, paced by the socket.
+ */
+async function assertResumesAfterDrop(t: TestContext, url: string, dropped: SseClient, total: number): Promise<void> {
+  dropped.resume();
+  await eventually(() => (dropped.ended ? true : undefined), 5000, "the dropped stream to end");
+  const received = dropped.entries().map((entry) => entry.index);
+  assert.ok(received.length < total, `it did not get everything (${received.length})`);
+  assertConsecutive(received, 1, received.length);
+  const again = await SseClient.open(url, "/watch", { "last-event-id": String(received.length) });
+  t.after(() => again.close());
+  await again.waitForEvents(total - received.length, 10_000);
+  assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, total);
 }
 
 describe("server: GET /watch", () => {
@@ -101,17 +118,7 @@ describe("server: GET /watch", () => {
     assert.equal(dropped, 1, "the slow consumer was dropped");
     assert.match((await get(url, "/metrics")).text, /^swoosh_watch_clients 0$/m);
 
-    slow.resume();
-    await eventually(() => (slow.ended ? true : undefined), 5000, "the dropped stream to end");
-    const received = slow.entries().map((entry) => entry.index);
-    assert.ok(received.length < submitted, "it did not get everything");
-    assertConsecutive(received, 1, received.length);
-
-    // Reconnecting where it stopped replays the rest, paced by the socket.
-    const again = await SseClient.open(url, "/watch", { "last-event-id": String(received.length) });
-    t.after(() => again.close());
-    await again.waitForEvents(submitted - received.length, 10_000);
-    assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, submitted);
+    await assertResumesAfterDrop(t, url, slow, submitted);
   });
 
   it("drops a client that stops reading while it catches up from the WAL; it resumes where it stopped", async (t) => {
@@ -130,15 +137,7 @@ describe("server: GET /watch", () => {
     await eventually(async () => ((await metricValue("swoosh_watch_dropped_total")) === 1 ? true : undefined), 10_000, "the stalled replay to be dropped");
     assert.equal(await metricValue("swoosh_watch_clients"), 0);
 
-    stalled.resume();
-    await eventually(() => (stalled.ended ? true : undefined), 5000, "the dropped stream to end");
-    const received = stalled.entries().map((entry) => entry.index);
-    assert.ok(received.length < written, `it did not get everything (${received.length})`);
-    assertConsecutive(received, 1, received.length);
-    const again = await SseClient.open(url, "/watch", { "last-event-id": String(received.length) });
-    t.after(() => again.close());
-    await again.waitForEvents(written - received.length, 10_000);
-    assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, written);
+    await assertResumesAfterDrop(t, url, stalled, written);
   });
 
   it("answers HEAD /watch with the stream's headers and no stream", async (t) => {
