@@ -127,9 +127,24 @@ export class HybridClock {
     return this.wallPrefix + (ZEROS[HLC_COUNTER_DIGITS - digits.length] as string) + digits + this.nodeSuffix;
   }
 
+  /**
+   * The clock's reading in whole milliseconds. An injected clock may return
+   * fractions (`performance.timeOrigin + performance.now()`): they are cut off,
+   * as a timestamp holds whole milliseconds. Anything that is no time at all
+   * is refused before it can reach the clock's state.
+   */
+  private physicalMs(): number {
+    const reading = this.clock.nowMs();
+    const ms = Math.floor(reading);
+    if (!Number.isSafeInteger(ms) || ms < 0 || ms > HLC_WALL_MAX) {
+      throw new RangeError(`clock.nowMs() returned ${String(reading)}: expected milliseconds since 1970 from 0 to ${HLC_WALL_MAX}`);
+    }
+    return ms;
+  }
+
   /** Stamps a local or send event. */
   now(): string {
-    const physical = this.clock.nowMs();
+    const physical = this.physicalMs();
     if (physical > this.wallMs) {
       this.wallMs = physical;
       this.counter = 0;
@@ -146,7 +161,7 @@ export class HybridClock {
    */
   receive(remote: string): string {
     const r = decodeHlc(remote);
-    const physical = this.clock.nowMs();
+    const physical = this.physicalMs();
     if (r.wallMs > physical + this.maxDriftMs) {
       throw new HlcError("clock_drift", `hlc ${remote} is ${r.wallMs - physical} ms ahead of local time (max ${this.maxDriftMs})`);
     }

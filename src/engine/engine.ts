@@ -916,9 +916,19 @@ function canonicalPayload(payload: JsonValue, owned: boolean): OwnedJson {
   }
 }
 
+/** The fields of a command envelope (SPEC §6); the HTTP schema is closed over the same four. */
+const ENVELOPE_FIELDS: ReadonlySet<string> = new Set(["type", "payload", "id", "hlc"]);
+
 /** Throws `bad_request` unless `input` is a well-formed command envelope. */
 function checkEnvelope(input: CommandInput): void {
   if (typeof input !== "object" || input === null) throw new SwooshError("bad_request", "a command is a JSON object");
+  // As over HTTP: a misspelt field ("ID", "payLoad") is refused, not silently dropped.
+  for (const key in input) {
+    if (!ENVELOPE_FIELDS.has(key)) {
+      const extra = Object.keys(input).filter((name) => !ENVELOPE_FIELDS.has(name));
+      throw new SwooshError("bad_request", `unknown command field ${extra.map((name) => JSON.stringify(name)).join(", ")}`, { field: extra[0] ?? "" });
+    }
+  }
   const { type, id } = input;
   if (typeof type !== "string" || type.length === 0 || type.length > COMMAND_TYPE_LENGTH_MAX || !type.isWellFormed()) {
     throw new SwooshError("bad_request", `type must be a non-empty string of at most ${COMMAND_TYPE_LENGTH_MAX} characters`, { field: "type" });

@@ -116,6 +116,25 @@ describe("HybridClock", () => {
     assert.ok(hlc.now() > full, "later stamps stay ahead of it");
   });
 
+  it("cuts an injected clock's fractions to whole milliseconds, and refuses a reading that is no time without changing", () => {
+    const clock = new ManualClock(5_000_000.75);
+    const hlc = new HybridClock(clock, "n1");
+    assert.equal(hlc.now(), encodeHlc({ wallMs: 5_000_000, counter: 0, nodeId: "n1" }));
+    assert.equal(hlc.now(), encodeHlc({ wallMs: 5_000_000, counter: 1, nodeId: "n1" }));
+    clock.ms = 5_000_001.2;
+    const remote = encodeHlc({ wallMs: 5_000_001, counter: 7, nodeId: "r" });
+    assert.equal(hlc.receive(remote), encodeHlc({ wallMs: 5_000_001, counter: 8, nodeId: "n1" }));
+    const before = hlc.last();
+    for (const reading of [Number.NaN, Number.POSITIVE_INFINITY, -1, 10 ** 15]) {
+      clock.ms = reading;
+      assert.throws(() => hlc.now(), RangeError, `reading ${reading}`);
+      assert.throws(() => hlc.receive(remote), RangeError, `reading ${reading}`);
+      assert.equal(hlc.last(), before, "the clock's state is unchanged");
+    }
+    clock.ms = 5_000_002;
+    assert.equal(hlc.now(), encodeHlc({ wallMs: 5_000_002, counter: 0, nodeId: "n1" }));
+  });
+
   it("resumes past the last applied stamp after a restart with a clock that went back", () => {
     const lastApplied = encodeHlc({ wallMs: 9_000_000, counter: 12, nodeId: "n1" });
     const restarted = new HybridClock(new ManualClock(1_000), "n1");

@@ -178,6 +178,24 @@ describe("engine as a library", () => {
     await reopened.close();
   });
 
+  it("refuses an unknown envelope field as the HTTP API does, and stamps with a clock that returns fractions", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { clock: { nowMs: () => 1_700_000_000_000.6 } });
+    try {
+      const misspelt = { type: "task.submit", payload: { taskId: "t1", kind: "build" }, ID: "c-1" };
+      await assert.rejects(
+        engine.submit(misspelt as never),
+        (error: unknown) => error instanceof SwooshError && error.code === "bad_request" && /unknown command field "ID"/.test(error.message),
+      );
+      assert.equal(engine.stats().appliedIndex, 0, "nothing was applied");
+      const submitted = await engine.submit({ type: "task.submit", payload: { taskId: "t1", kind: "build" }, id: "c-1" });
+      assert.equal(submitted.index, 1);
+      assert.match(submitted.hlc, /^001700000000000-0000000000-/);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("refuses a bad nodeId before writing anything", async () => {
     const root = await dataDir();
     await assert.rejects(open(path.join(root, "d"), { nodeId: "bad id" }), RangeError);
