@@ -17,7 +17,10 @@ export interface ShutdownWatch {
   dispose(): void;
 }
 
-export function watchShutdownSignals(log: (line: string) => void): ShutdownWatch {
+/** Where the handlers report: the first signal at info, a second one (exit 1 at once) at warn. */
+export type ShutdownLog = (line: string, level: "info" | "warn") => void;
+
+export function watchShutdownSignals(log: ShutdownLog): ShutdownWatch {
   let received: ShutdownSignal | null = null;
   let resolveRequested: (signal: ShutdownSignal) => void = () => undefined;
   const requested = new Promise<ShutdownSignal>((resolve) => {
@@ -27,11 +30,11 @@ export function watchShutdownSignals(log: (line: string) => void): ShutdownWatch
   for (const signal of SIGNALS) {
     const handler = () => {
       if (received !== null) {
-        log(`${signal} received again: exiting without waiting for the shutdown`);
+        log(`${signal} received again: exiting without waiting for the shutdown`, "warn");
         process.exit(EXIT_RUNTIME_FAILURE);
       }
       received = signal;
-      log(`${signal} received: closing (send it again to exit at once)`);
+      log(`${signal} received: closing (send it again to exit at once)`, "info");
       resolveRequested(signal);
     };
     handlers.set(signal, handler);

@@ -12,7 +12,7 @@ import http from "node:http";
 import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { bearerChecker, PUBLIC_PATHS, unauthorized } from "./auth.ts";
-import { clientErrorHandler, installErrorHandlers, sendError, toSwooshError } from "./errors.ts";
+import { answerFor, clientErrorHandlerFor, installErrorHandlers, sendError, toSwooshError } from "./errors.ts";
 import { createHotPath } from "./hot-path.ts";
 import type { HotPath } from "./hot-path.ts";
 import { installJsonBodyParser } from "./json-body.ts";
@@ -31,6 +31,9 @@ import type { ServerRuntime } from "./runtime.ts";
 import { SwooshError } from "../core/errors.ts";
 
 export const BODY_LIMIT_BYTES_DEFAULT = 1024 * 1024;
+
+/** The routes whose refusals `swoosh_command_rejections_total` counts. */
+const WRITE_PATHS: ReadonlySet<string> = new Set(["/command", "/commands"]);
 
 /** Timeouts, each bounding what one slow or silent client can hold. */
 export const HTTP_TIMEOUTS = {
@@ -90,23 +93,27 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     return503OnClosing: false,
     requestIdHeader: false,
     genReqId: requestIdOf,
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandlerFor(options.logger),
     // A URL Fastify cannot decode (`/tasks/%zz`) ends here, before the onRequest
     // hook: the same request id and token check, then the 400.
     frameworkErrors: (error, request, reply) => {
       reply.header("x-request-id", String(request.id));
       if (tokenOk !== null && !tokenOk(request.headers.authorization)) {
         reply.header("www-authenticate", 'Bearer realm="swoosh"');
-        sendError(reply, unauthorized());
+        sendError(reply, answerFor(unauthorized(), request.log, String(request.id)));
         return;
       }
-      sendError(reply, toSwooshError(error) ?? new SwooshError("bad_request", "the request could not be routed"));
+      // Logged as the error handler logs a refusal (an unknown failure becomes a 503 there, so it is named 400 first).
+      sendError(reply, answerFor(toSwooshError(error) ?? new SwooshError("bad_request", "the request could not be routed"), request.log, String(request.id)));
     },
   }) as unknown as FastifyInstance;
 
   app.server.headersTimeout = HTTP_TIMEOUTS.headersTimeoutMs;
   installJsonBodyParser(app);
-  installErrorHandlers(app);
+  // The write routes' refusals that Fastify answers (the lean path counts its own): one count per request.
+  installErrorHandlers(app, (request, code) => {
+    if (request.method === "POST" && WRITE_PATHS.has(request.url.split("?", 1)[0] ?? "")) runtime.metrics.rejected(code);
+  });
 
   hotPath = createHotPath({ runtime, log: app.log, bodyLimitBytes, tokenOk, requestIdOf });
   // Callback-style hooks: no promise per request on the hot path.

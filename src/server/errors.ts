@@ -75,8 +75,18 @@ export function answerFor(error: unknown, log: FastifyBaseLogger, requestId: str
   return new SwooshError("unavailable", `internal error (request ${requestId}); see the server log`);
 }
 
-export function installErrorHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => sendError(reply, answerFor(error, request.log, String(request.id))));
+/**
+ * Installs the error and not-found handlers. `onRefused` sees every request
+ * answered by the error handler, with the code it got: refusals before the
+ * route ran (401, 413, a body that does not parse, 503 while closing) and
+ * the route's own.
+ */
+export function installErrorHandlers(app: FastifyInstance, onRefused: (request: FastifyRequest, code: ErrorCode) => void = () => undefined): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const answer = answerFor(error, request.log, String(request.id));
+    onRefused(request, answer.code);
+    return sendError(reply, answer);
+  });
 
   app.setNotFoundHandler((request, reply) => sendError(reply, new SwooshError("not_found", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
 }
@@ -84,17 +94,22 @@ export function installErrorHandlers(app: FastifyInstance): void {
 /**
  * Answers requests Node's HTTP parser could not read (bad request line,
  * oversized headers, a request that timed out) in the same JSON shape, then
- * closes the connection.
+ * closes the connection; the refusal is logged under the id it was answered
+ * with, as every other answered request is.
  */
-export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === "ECONNRESET" || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const message = error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "the request took too long to arrive" : "the request could not be parsed as HTTP";
-  const body = errorJson("bad_request", message);
-  socket.end(
-    `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `X-Request-Id: ${newRequestId()}\r\nConnection: close\r\n\r\n${body}`,
-  );
+export function clientErrorHandlerFor(log: FastifyBaseLogger): (error: Error & { code?: string }, socket: Socket) => void {
+  return (error, socket) => {
+    if (error.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const message = error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "the request took too long to arrive" : "the request could not be parsed as HTTP";
+    const body = errorJson("bad_request", message);
+    const requestId = newRequestId();
+    log.info({ reqId: requestId, code: "bad_request", statusCode: ERROR_STATUS.bad_request, parserError: error.code }, message);
+    socket.end(
+      `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
 }

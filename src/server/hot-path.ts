@@ -165,6 +165,8 @@ class WriteExchange {
   private fail(error: unknown, closeConnection: boolean): void {
     // Logged with the request id whatever the level (as request.log would).
     const answer = answerFor(error, this.logged ? this.log : this.appLog.child({ reqId: this.id }), this.id);
+    // Every refused write request is counted here or in the error handler (errors.ts), never both.
+    this.runtime.metrics.rejected(answer.code);
     this.send(answer.status, errorJson(answer.code, answer.message, answer.details), closeConnection);
   }
 

@@ -11,9 +11,9 @@
  * streams, stop listening and let in-flight requests finish (their commands
  * become durable), take a final snapshot, close the WAL (releasing the LOCK).
  */
-import pino from "pino";
 import type { FastifyBaseLogger } from "fastify";
 import { buildApp } from "./app.ts";
+import { createLogger } from "./logger.ts";
 import { ServerRuntime } from "./runtime.ts";
 import { watchHeap } from "./heap-watch.ts";
 import type { EngineOpener } from "./runtime.ts";
@@ -67,18 +67,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+export { createLogger };
+
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 7777;
 /** Time the default onFatal leaves in-flight requests to receive their 503 before exiting. */
 export const FATAL_EXIT_DELAY_MS = 250;
 
-/** The server's logger: pino at info on stderr unless told otherwise; silent for `false`. */
-export function createLogger(option: boolean | object | undefined): FastifyBaseLogger {
-  if (option === false) return pino({ level: "silent" }) as unknown as FastifyBaseLogger;
-  const options = typeof option === "object" && option !== null ? (option as pino.LoggerOptions & { stream?: pino.DestinationStream }) : {};
-  const { stream, ...rest } = options;
-  return pino({ level: "info", ...rest }, stream ?? pino.destination({ dest: 2, sync: true })) as unknown as FastifyBaseLogger;
-}
 
 function defaultOnFatal(log: FastifyBaseLogger): (error: Error) => void {
   return (error) => {

@@ -3,7 +3,7 @@
  * servers in one process (tests, embedding) never share or clash.
  *
  *     swoosh_commands_total{type}              commands applied and durable (ticks included)
- *     swoosh_command_rejections_total{code}    POST /command answered with an error, by SPEC code
+ *     swoosh_command_rejections_total{code}    POST /command or /commands answered with an error (or a batch item refused), by SPEC code
  *     swoosh_wal_flush_duration_seconds        append + fdatasync of one group-commit batch
  *     swoosh_wal_batch_size                    commands per flushed batch
  *     swoosh_wal_index                         newest durable log index

@@ -88,6 +88,10 @@ describe("swoosh serve, state and command", () => {
       const exit = await stopServe(server);
       assert.deepEqual(exit, { code: 0, signal: null }, server.stderr());
     }
+    // stderr carries the server's JSON lines only, at the level asked for (warn: the SIGTERM line is info).
+    const lines = server.stderr().split("\n").filter((line) => line.length > 0);
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);
+    assert.doesNotMatch(server.stderr(), /SIGTERM/);
     assertFailure(await runCli(["state", "--url", server.url]), 1, /cannot reach .*ECONNREFUSED/);
 
     const restarted = await startServe(["--data-dir", dataDir]);

@@ -114,7 +114,7 @@ describe("server: lean write path", () => {
     assert.equal((await get(url, "/state")).body.index, 4);
   });
 
-  it("refuses bodies it cannot read with 400 and Connection: close, counting only command refusals", async (t) => {
+  it("refuses bodies it cannot read with 400 and Connection: close, counting every refusal by its code", async (t) => {
     const { url } = await startTestServer(t);
     for (const body of ["{nope", "   ", Buffer.from([0x7b, 0xff, 0x7d]), '{"type":"task.submit","payload":{"taskId":"\\ud800","kind":"k"}}', `{"type":"task.submit","payload":${"[".repeat(100)}${"]".repeat(100)}}`]) {
       const answer = await exchange(url, [request("/command", body)]);
@@ -128,7 +128,7 @@ describe("server: lean write path", () => {
     assertSpecError(await exchange(url, [request("/command", JSON.stringify({ type: "task.submit", payload: {}, extra: 1 }))]), 400, "bad_request");
     const metrics = (await get(url, "/metrics")).text;
     assert.match(metrics, /swoosh_command_rejections_total\{code="unknown_command"\} 1\b/);
-    assert.match(metrics, /swoosh_command_rejections_total\{code="bad_request"\} 1\b/, "the envelope refusal counts; unreadable bodies do not");
+    assert.match(metrics, /swoosh_command_rejections_total\{code="bad_request"\} 6\b/, "five unreadable bodies and the envelope refusal");
     assert.equal((await get(url, "/state")).body.index, 0, "nothing was applied");
   });
 
@@ -153,6 +153,15 @@ describe("server: lean write path", () => {
     assert.equal((await exchange(url, [chunked])).status, 200);
     assert.equal((await exchange(url, [request("/command", submit("ok"), auth)])).status, 200);
     assert.equal((await get(url, "/state", auth)).body.index, 3);
+    // Refused before any route ran, or by Fastify's parser: counted once each, as the lean path counts its own.
+    assertSpecError(await exchange(url, [request("/commands", "{}", { ...auth, "content-type": "text/plain" })]), 400, "bad_request");
+    assertSpecError(await exchange(url, [request("/commands?x=1", JSON.stringify({ commands: [] }), auth)]), 400, "bad_request");
+    assertSpecError(await exchange(url, [request("/command?x=1", JSON.stringify({ type: "no.such" }), auth)]), 400, "unknown_command");
+    const metrics = (await get(url, "/metrics", auth)).text;
+    assert.match(metrics, /swoosh_command_rejections_total\{code="unauthorized"\} 2\b/);
+    assert.match(metrics, /swoosh_command_rejections_total\{code="payload_too_large"\} 1\b/);
+    assert.match(metrics, /swoosh_command_rejections_total\{code="bad_request"\} 7\b/);
+    assert.match(metrics, /swoosh_command_rejections_total\{code="unknown_command"\} 1\b/);
   });
 
   it("answers a command whose body arrives after shutdown began with 503 and Connection: close", async (t) => {

@@ -14,6 +14,7 @@ import { Option } from "commander";
 import type { Command } from "commander";
 import { RecoveryError } from "../../engine/errors.ts";
 import type { RunningServer, ServerOptions } from "../../server/index.ts";
+import { createLogger } from "../../server/logger.ts";
 import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
 import { integerIn, nonEmpty, parsePort } from "../flags.ts";
 import { LOG_LEVELS, parseNodeId, serverOptionsFrom } from "../serve-options.ts";
@@ -24,9 +25,6 @@ import { packageVersion } from "../version.ts";
 /** After close() resolved, how long open handles may keep the process alive before it exits anyway. */
 const EXIT_GRACE_MS = 5_000;
 
-function log(line: string): void {
-  process.stderr.write(`swoosh: ${line}\n`);
-}
 
 /** The startup block on stdout: one `key: value` per line, stable for scripts. */
 export function startupBlock(server: RunningServer, options: ServerOptions): string {
@@ -67,12 +65,14 @@ function startupError(error: unknown, options: ServerOptions): unknown {
 
 async function serve(flags: ServeFlags): Promise<void> {
   const options = await serverOptionsFrom(flags);
+  // The command's own lines go out as the server's do: JSON lines on stderr, at the same level (silent is silent).
+  const logger = createLogger(options.logger);
   if (options.token === undefined && !isLoopback(flags.host)) {
-    log(`warning: listening on ${flags.host} without a token: anyone who can reach it can change the state (set --token-file or SWOOSH_TOKEN)`);
+    logger.warn(`listening on ${flags.host} without a token: anyone who can reach it can change the state (set --token-file or SWOOSH_TOKEN)`);
   }
   // A WAL flush failing while running is left to the server's default onFatal:
   // it logs, lets in-flight requests get their 503, and exits 1 (SPEC G1).
-  const signals = watchShutdownSignals(log);
+  const signals = watchShutdownSignals((line, level) => logger[level](line));
   let server: RunningServer;
   try {
     // Loaded here, not at the top: `swoosh hash` and friends need no HTTP stack.
@@ -89,10 +89,10 @@ async function serve(flags: ServeFlags): Promise<void> {
   } finally {
     signals.dispose();
   }
-  log("closed");
+  // The server logged "swoosh stopped".
   // A handle the server forgot must not keep a stopped server's process alive.
   setTimeout(() => {
-    log(`still running ${EXIT_GRACE_MS} ms after close: exiting`);
+    logger.warn(`still running ${EXIT_GRACE_MS} ms after close: exiting`);
     process.exit(process.exitCode ?? 0);
   }, EXIT_GRACE_MS).unref();
 }

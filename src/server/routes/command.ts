@@ -11,7 +11,6 @@
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { CommandInput, CommandOutcome, Engine } from "../../engine/engine.ts";
 import type { OrchestratorModel } from "../../domain/index.ts";
-import { toSwooshError } from "../errors.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { checkCommandEnvelope } from "../schemas.ts";
 
@@ -24,12 +23,6 @@ export function submitParsed(engine: Engine<OrchestratorModel>, envelope: Comman
   return engine.submit(envelope, { payloadOwned: true });
 }
 
-/** Counts a refusal by its SPEC code (an unknown failure is not a refusal). */
-export function noteRefusal(runtime: ServerRuntime, error: unknown): void {
-  const known = toSwooshError(error);
-  if (known !== null) runtime.metrics.rejected(known.code);
-}
-
 /** `POST /command` past body parsing: check the envelope, submit, resolve once durable. */
 export function applyCommand(runtime: ServerRuntime, body: unknown, log: FastifyBaseLogger): Promise<CommandOutcome> {
   let envelope;
@@ -38,21 +31,15 @@ export function applyCommand(runtime: ServerRuntime, body: unknown, log: Fastify
     envelope = checkCommandEnvelope(body);
     engine = runtime.requireEngine();
   } catch (error) {
-    noteRefusal(runtime, error);
     return Promise.reject(error instanceof Error ? error : new Error(String(error)));
   }
   const { type } = envelope;
-  return submitParsed(engine, envelope).then(
-    (outcome) => {
-      // Types and indexes only: payloads never reach the info log.
-      log.debug({ type, index: outcome.index, duplicate: outcome.duplicate === true }, "command applied");
-      return outcome;
-    },
-    (error: unknown) => {
-      noteRefusal(runtime, error);
-      throw error;
-    },
-  );
+  // A refusal is counted where it is answered (hot-path.ts, or the error handler), with the refusals found before this point.
+  return submitParsed(engine, envelope).then((outcome) => {
+    // Types and indexes only: payloads never reach the info log.
+    log.debug({ type, index: outcome.index, duplicate: outcome.duplicate === true }, "command applied");
+    return outcome;
+  });
 }
 
 export function registerCommandRoute(app: FastifyInstance, runtime: ServerRuntime): void {

@@ -40,6 +40,7 @@ export async function applyBatch(runtime: ServerRuntime, body: unknown, log: Fas
   });
   const settled = await Promise.allSettled(pending);
   const results: BatchItem[] = [];
+  const refusals: ErrorBody["code"][] = [];
   for (const outcome of settled) {
     if (outcome.status === "fulfilled") {
       results.push(outcome.value);
@@ -48,14 +49,16 @@ export async function applyBatch(runtime: ServerRuntime, body: unknown, log: Fas
     const known = toSwooshError(outcome.reason);
     // Anything unknown (a bug) fails the whole request as the single-command route would.
     if (known === null) throw outcome.reason;
-    runtime.metrics.rejected(known.code);
+    refusals.push(known.code);
     results.push({ error: known.toBody() });
   }
-  // The engine stopped (flush failed, or shutting down) before any of it was durable: answer as /command would.
-  // Items accepted before it stopped are durable and keep their slots otherwise.
+  // The engine stopped (flush failed, or shutting down) before any of it was durable: answer as /command would
+  // (the request is then counted once, where it is answered). Items accepted before it stopped are durable and keep their slots otherwise.
   if (results.every((item) => "error" in item && item.error.code === "unavailable")) {
     throw toSwooshError(settled.find((o) => o.status === "rejected")?.reason) ?? new Error("unavailable");
   }
+  // Refused items are answered inside the 200: counted here, one per item.
+  for (const code of refusals) runtime.metrics.rejected(code);
   log.debug({ commands: commands.length }, "command batch applied");
   return { results };
 }

@@ -29,6 +29,8 @@ export function registerWatchRoute(app: FastifyInstance, runtime: ServerRuntime)
     // hijacked stream would neither flush its headers nor ever end).
     if (request.method === "HEAD") return reply.type(SSE_CONTENT_TYPE).header("cache-control", "no-cache, no-transform").send();
     reply.hijack();
+    // A hijacked reply is not logged by Fastify: the stream's end gets its "request completed" line here.
+    reply.raw.once("close", () => request.log.info({ res: { statusCode: reply.raw.statusCode }, responseTime: reply.elapsedTime }, "request completed"));
     hub.start(reply.raw, from, String(request.id));
   });
 }
