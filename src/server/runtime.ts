@@ -21,6 +21,7 @@ import { readGenesisFile } from "../engine/open.ts";
 import { openSwoosh } from "../index.ts";
 import type { SwooshOptions } from "../index.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
+import { ClockLeadWatch } from "./clock-lead.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { DEFAULT_WATCH_SETTINGS, WatchHub } from "./sse.ts";
 import type { WatchSettings } from "./sse.ts";
@@ -49,6 +50,8 @@ export interface RuntimeOptions {
 
 export class ServerRuntime {
   readonly metrics = new ServerMetrics();
+  /** Warns when a client's own hlc moved the clock ahead of the wall clock (clock-lead.ts). */
+  readonly clockLead: ClockLeadWatch;
   private phaseNow: RuntimePhase = "awaiting_genesis";
   private engineNow: Engine<OrchestratorModel> | null = null;
   private hubNow: WatchHub | null = null;
@@ -59,7 +62,9 @@ export class ServerRuntime {
   private recovered = 0;
   private fatalError: Error | null = null;
 
-  private constructor(readonly options: RuntimeOptions) {}
+  private constructor(readonly options: RuntimeOptions) {
+    this.clockLead = new ClockLeadWatch(options.log, () => this.engineNow?.settings.clock.nowMs() ?? Date.now());
+  }
 
   /** Opens the engine now, unless `awaitGenesis` and the data dir holds no genesis yet. */
   static async create(options: RuntimeOptions): Promise<ServerRuntime> {

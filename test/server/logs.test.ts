@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { SseClient, eventually, get, startTestServer } from "./helpers.ts";
+import { encodeHlc } from "../../src/core/hlc.ts";
+import { SseClient, command, eventually, get, startTestServer } from "./helpers.ts";
 
 /** A pino destination that keeps the parsed lines. */
 function capturedLog(): { stream: Writable; lines: Array<Record<string, unknown>> } {
@@ -59,5 +60,21 @@ describe("request log", () => {
     const garbage = await eventually(() => byId(garbageId)[0], 5000, "the unparseable request's line");
     assert.equal(garbage.code, "bad_request");
     assert.equal(garbage.statusCode, 400);
+  });
+
+  it("warns, once per interval, when a client's hlc moved the clock ahead of the wall clock", async (t) => {
+    const log = capturedLog();
+    const { url } = await startTestServer(t, { logger: { level: "info", stream: log.stream } });
+    const warnings = () => log.lines.filter((line) => typeof line.leadMs === "number");
+    const near = encodeHlc({ wallMs: Date.now() + 200, counter: 0, nodeId: "client" });
+    assert.equal((await command(url, "agent.register", { agentId: "a" }, { hlc: near })).status, 200);
+    assert.equal(warnings().length, 0, "a lead within a second is ordinary skew");
+    const ahead = encodeHlc({ wallMs: Date.now() + 20_000, counter: 0, nodeId: "client" });
+    assert.equal((await command(url, "agent.register", { agentId: "b" }, { hlc: ahead })).status, 200);
+    assert.equal((await command(url, "agent.register", { agentId: "c" }, { hlc: ahead })).status, 200);
+    const [warning, ...more] = warnings();
+    assert.ok(warning !== undefined && (warning.leadMs as number) > 15_000, JSON.stringify(warnings()));
+    assert.equal(warning.level, 40);
+    assert.equal(more.length, 0, "not once per command");
   });
 });

@@ -17,10 +17,16 @@ import { checkCommandEnvelope } from "../schemas.ts";
 /**
  * Submits a command whose payload came straight from this request's
  * `JSON.parse`: nobody else holds it, so the engine may keep it instead of
- * copying it (when it is already in canonical form).
+ * copying it (when it is already in canonical form). A command that carried
+ * the client's own `hlc` is checked for moving the clock ahead (clock-lead.ts).
  */
-export function submitParsed(engine: Engine<OrchestratorModel>, envelope: CommandInput): Promise<CommandOutcome> {
-  return engine.submit(envelope, { payloadOwned: true });
+export function submitParsed(runtime: ServerRuntime, engine: Engine<OrchestratorModel>, envelope: CommandInput): Promise<CommandOutcome> {
+  const submitted = engine.submit(envelope, { payloadOwned: true });
+  if (envelope.hlc === undefined) return submitted;
+  return submitted.then((outcome) => {
+    runtime.clockLead.observe(outcome.hlc);
+    return outcome;
+  });
 }
 
 /** `POST /command` past body parsing: check the envelope, submit, resolve once durable. */
@@ -35,7 +41,7 @@ export function applyCommand(runtime: ServerRuntime, body: unknown, log: Fastify
   }
   const { type } = envelope;
   // A refusal is counted where it is answered (hot-path.ts, or the error handler), with the refusals found before this point.
-  return submitParsed(engine, envelope).then((outcome) => {
+  return submitParsed(runtime, engine, envelope).then((outcome) => {
     // Types and indexes only: payloads never reach the info log.
     log.debug({ type, index: outcome.index, duplicate: outcome.duplicate === true }, "command applied");
     return outcome;

@@ -33,7 +33,7 @@ export async function applyBatch(runtime: ServerRuntime, body: unknown, log: Fas
   // Submit synchronously in order: the engine applies each before the next is looked at.
   const pending = commands.map((item) => {
     try {
-      return submitParsed(engine, checkCommandEnvelope(item));
+      return submitParsed(runtime, engine, checkCommandEnvelope(item));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
