@@ -910,8 +910,9 @@ function canonicalPayload(payload: JsonValue, owned: boolean): OwnedJson {
   try {
     return ownedCanonicalJSON(payload, JSON_DEPTH_MAX, owned);
   } catch (error) {
-    if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { field: `payload${error.path}` });
-    if (error instanceof RangeError) throw new SwooshError("bad_request", `payload is nested too deeply (max ${JSON_DEPTH_MAX})`, { field: "payload" });
+    // `details.path` is a JSON pointer from the payload's root, as for a payload outside its schema (validate.ts).
+    if (error instanceof JsonValueError) throw new SwooshError("bad_request", `payload${error.path}: ${error.reason}`, { path: error.path, message: error.reason });
+    if (error instanceof RangeError) throw new SwooshError("bad_request", `payload is nested too deeply (max ${JSON_DEPTH_MAX})`, { path: "", message: `nested deeper than ${JSON_DEPTH_MAX}` });
     throw error;
   }
 }

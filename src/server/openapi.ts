@@ -85,6 +85,41 @@ function withRefs(node: Json, shared: ReadonlyMap<string, string>, selfName: str
   return out;
 }
 
+const REQUEST_ID_HEADER: JsonRecord = {
+  "X-Request-Id": { description: "The request's id: the client's own when it is 1–64 characters of [A-Za-z0-9._:-], else the server's. Log lines carry it.", schema: { type: "string" } },
+};
+const INDEX_HEADER: JsonRecord = { "Swoosh-Index": { description: "The log index the answer reflects.", schema: { type: "integer", minimum: 0 } } };
+/** Headers particular to an error status. */
+const ERROR_HEADERS: Readonly<Record<number, JsonRecord>> = {
+  401: { "WWW-Authenticate": { description: 'Bearer realm="swoosh"', schema: { type: "string" } } },
+  503: { "Retry-After": { description: "Seconds to wait, when the server knows (GET /state while its state texts are all in use).", schema: { type: "integer", minimum: 0 } } },
+};
+
+/** Gives every inline response of every operation the X-Request-Id header (the shared error responses carry it already). */
+function withRequestIdHeaders(paths: Record<string, Json>): void {
+  for (const item of Object.values(paths) as JsonRecord[]) {
+    for (const operation of Object.values(item) as JsonRecord[]) {
+      for (const response of Object.values(operation.responses as JsonRecord) as JsonRecord[]) {
+        if (response.$ref !== undefined) continue;
+        response.headers = { ...REQUEST_ID_HEADER, ...((response.headers as JsonRecord | undefined) ?? {}) };
+      }
+    }
+  }
+}
+
+/** HEAD beside GET for `paths`: the same headers and statuses, no body. */
+function withHeadOperations(paths: Record<string, Json>, heads: readonly string[]): void {
+  for (const path of heads) {
+    const item = paths[path] as JsonRecord;
+    const get = item.get as JsonRecord;
+    const responses: JsonRecord = {};
+    for (const [status, response] of Object.entries(get.responses as JsonRecord) as [string, JsonRecord][]) {
+      responses[status] = response.$ref !== undefined ? response : { description: response.description as string, ...(response.headers !== undefined ? { headers: response.headers } : {}) };
+    }
+    item.head = { ...get, operationId: `${get.operationId as string}Head`, summary: `${get.summary as string} Headers only.`, responses };
+  }
+}
+
 function errorResponses(statuses: readonly number[]): Record<string, Json> {
   const out: Record<string, Json> = {};
   for (const status of statuses) out[String(status)] = { $ref: `#/components/responses/Error${status}` };
@@ -159,12 +194,19 @@ export function buildOpenApiDocument(): JsonRecord {
   schemas.Ready = plain(ReadySchema);
   for (const name of Object.keys(schemas)) schemas[name] = withRefs(schemas[name] as JsonRecord, shared, name) as JsonRecord;
 
+  // The reducer refuses a repeated dependency itself, naming its index (task-submit.ts); the schema leaves it to it.
+  const dependsOn = (schemas.TaskSubmitPayload?.properties as JsonRecord | undefined)?.dependsOn;
+  if (typeof dependsOn === "object" && dependsOn !== null && !Array.isArray(dependsOn)) dependsOn.uniqueItems = true;
+
   const byStatus = new Map<number, ErrorCode[]>();
   for (const [code, status] of Object.entries(ERROR_STATUS) as [ErrorCode, number][]) byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   const responses: Record<string, Json> = {};
-  for (const [status, codes] of byStatus) responses[`Error${status}`] = json(ref("ErrorBody"), `Error with code ${codes.join(" | ")}.`);
+  for (const [status, codes] of byStatus) {
+    responses[`Error${status}`] = { ...json(ref("ErrorBody"), `Error with code ${codes.join(" | ")}.`), headers: { ...REQUEST_ID_HEADER, ...(ERROR_HEADERS[status] ?? {}) } };
+  }
 
-  const etagHeader = { ETag: { description: 'The state hash, quoted: "<stateHash>".', schema: { type: "string" } } };
+  const etagHeader = { ...REQUEST_ID_HEADER, ETag: { description: 'The state hash, quoted: "<stateHash>".', schema: { type: "string" } } };
+  const indexHeader = { ...REQUEST_ID_HEADER, ...INDEX_HEADER };
   const paths: Record<string, Json> = {
     "/state": {
       get: {
@@ -227,7 +269,7 @@ export function buildOpenApiDocument(): JsonRecord {
           queryParameter("limit", "Page size.", LIMIT(1000, 100)),
           queryParameter("cursor", "nextCursor of the previous page.", { type: "string" }),
         ],
-        responses: { "200": json(ref("TaskList"), "One page."), ...errorResponses([400, 401, 503]) },
+        responses: { "200": { ...json(ref("TaskList"), "One page."), headers: indexHeader }, ...errorResponses([400, 401, 503]) },
       },
     },
     "/tasks/{id}": {
@@ -235,7 +277,7 @@ export function buildOpenApiDocument(): JsonRecord {
         operationId: "getTask",
         summary: "One task.",
         parameters: [{ name: "id", in: "path", required: true, description: "Task id (URL-encoded).", schema: { type: "string" } }],
-        responses: { "200": json(ref("Task"), "The task."), ...errorResponses([401, 404, 503]) },
+        responses: { "200": { ...json(ref("Task"), "The task."), headers: indexHeader }, ...errorResponses([400, 401, 404, 503]) },
       },
     },
     "/agents": {
@@ -247,7 +289,7 @@ export function buildOpenApiDocument(): JsonRecord {
           queryParameter("limit", "Page size.", LIMIT(1000, 100)),
           queryParameter("cursor", "nextCursor of the previous page.", { type: "string" }),
         ],
-        responses: { "200": json(ref("AgentList"), "One page."), ...errorResponses([400, 401, 503]) },
+        responses: { "200": { ...json(ref("AgentList"), "One page."), headers: indexHeader }, ...errorResponses([400, 401, 503]) },
       },
     },
     "/log": {
@@ -300,6 +342,9 @@ export function buildOpenApiDocument(): JsonRecord {
     },
   };
 
+  withHeadOperations(paths, ["/state", "/watch"]);
+  withRequestIdHeaders(paths);
+
   return {
     openapi: "3.1.0",
     info: {
@@ -307,8 +352,11 @@ export function buildOpenApiDocument(): JsonRecord {
       version: packageVersion(),
       description:
         "A deterministic, durable orchestration state machine. Every error is {\"error\": {\"code\", \"message\", \"details\"?}} with a SPEC §6 code. " +
-        `Request bodies are application/json (any other media type is 400 bad_request), at most the server's body limit (413), payloads nested at most ${JSON_DEPTH_MAX} levels, bodies ${BODY_DEPTH_MAX}.`,
+        `Request bodies are application/json (any other media type is 400 bad_request), at most the server's body limit (413), payloads nested at most ${JSON_DEPTH_MAX} levels, bodies ${BODY_DEPTH_MAX}. ` +
+        "Every maxLength counts UTF-16 code units (JavaScript's string.length), not code points: a character outside the Basic Multilingual Plane, such as an emoji, counts 2. " +
+        "Every response carries X-Request-Id.",
     },
+    "x-string-length-unit": "UTF-16 code units",
     jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
     security: [{ bearer: [] }],
     paths,

@@ -188,9 +188,14 @@ describe("engine as a library", () => {
         (error: unknown) => error instanceof SwooshError && error.code === "bad_request" && /unknown command field "ID"/.test(error.message),
       );
       assert.equal(engine.stats().appliedIndex, 0, "nothing was applied");
+      // A payload that is not JSON the server can hold: details.path is the pointer from the payload's root, as for a schema refusal.
+      await assert.rejects(
+        engine.submit({ type: "task.submit", payload: { taskId: "t0", kind: "build", payload: { a: ["\ud800"] } } }),
+        (error: unknown) => error instanceof SwooshError && error.code === "bad_request" && JSON.stringify(error.details) === JSON.stringify({ path: "/payload/a/0", message: "string holds a lone surrogate" }),
+      );
       const submitted = await engine.submit({ type: "task.submit", payload: { taskId: "t1", kind: "build" }, id: "c-1" });
       assert.equal(submitted.index, 1);
-      assert.match(submitted.hlc, /^001700000000000-0000000000-/);
+      assert.match(submitted.hlc, /^001700000000000-\d{10}-/, "the fraction is cut off");
     } finally {
       await engine.close();
     }

@@ -45,6 +45,7 @@ describe("server: OpenAPI", () => {
     const paths = doc.paths as Record<string, Record<string, Json>>;
     const expected: Array<[string, string]> = [
       ["/state", "get"],
+      ["/state", "head"],
       ["/state", "post"],
       ["/command", "post"],
       ["/commands", "post"],
@@ -53,6 +54,7 @@ describe("server: OpenAPI", () => {
       ["/agents", "get"],
       ["/log", "get"],
       ["/watch", "get"],
+      ["/watch", "head"],
       ["/healthz", "get"],
       ["/readyz", "get"],
       ["/metrics", "get"],
@@ -78,6 +80,23 @@ describe("server: OpenAPI", () => {
     assert.deepEqual(errorCodes.sort(), Object.keys(ERROR_STATUS).sort());
     // The command endpoint documents its 4xx answers.
     assert.ok(["400", "401", "404", "409", "413", "503"].every((status) => (paths["/command"]?.post?.responses as Json)[status]));
+
+    // Headers the server sends are documented: X-Request-Id on every response, the 401's challenge, the 503's Retry-After, Swoosh-Index.
+    for (const [path, item] of Object.entries(paths)) {
+      for (const [method, operation] of Object.entries(item)) {
+        for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
+          const resolved = (typeof response.$ref === "string" ? resolve(doc, response.$ref) : response) as Json;
+          assert.ok((resolved.headers as Json | undefined)?.["X-Request-Id"], `${method.toUpperCase()} ${path} ${status}: X-Request-Id`);
+        }
+      }
+    }
+    assert.ok((responses.Error401?.headers as Json)["WWW-Authenticate"]);
+    assert.ok((responses.Error503?.headers as Json)["Retry-After"]);
+    for (const path of ["/tasks", "/tasks/{id}", "/agents"]) assert.ok((((paths[path]?.get?.responses as Json)["200"] as Json).headers as Json)["Swoosh-Index"], path);
+    // An undecodable task id is a 400; a repeated dependency is refused; lengths are UTF-16 code units.
+    assert.ok((paths["/tasks/{id}"]?.get?.responses as Json)["400"]);
+    assert.equal((((schemas.TaskSubmitPayload as Json).properties as Json).dependsOn as Json).uniqueItems, true);
+    assert.match(String((doc.info as Json).description), /UTF-16 code units/);
 
     const refs = collectRefs(doc);
     assert.ok(refs.length > 30);
