@@ -94,6 +94,22 @@ describe("swoosh serve, state and command", () => {
     assert.doesNotMatch(server.stderr(), /SIGTERM/);
     assertFailure(await runCli(["state", "--url", server.url]), 1, /cannot reach .*ECONNREFUSED/);
 
+    // A server that closes every connection at once: Node's fetch may then never settle; the timeout still ends it (before: exit 13, silent).
+    const closer = net.createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => closer.listen(0, "127.0.0.1", resolve));
+    try {
+      const closerUrl = `http://127.0.0.1:${(closer.address() as net.AddressInfo).port}`;
+      const [state, posted] = await Promise.all([
+        runCli(["state", "--url", closerUrl, "--timeout-ms", "1000"]),
+        runCli(["command", "task.submit", '{"taskId":"a","kind":"k"}', "--url", closerUrl, "--timeout-ms", "1000"]),
+      ]);
+      // Whether fetch fails at once (UND_ERR_SOCKET) or never settles is a race in Node: either way exit 1, named.
+      assertFailure(state, 1, /no answer within 1000 ms|cannot reach/);
+      assertFailure(posted, 1, /no answer within 1000 ms|cannot reach/);
+    } finally {
+      closer.close();
+    }
+
     const restarted = await startServe(["--data-dir", dataDir]);
     try {
       assert.equal(restarted.recoveredIndex, index);

@@ -46,7 +46,7 @@ function isLoopback(host: string): boolean {
 }
 
 /** Turns a startup failure into a CLI error with SPEC §9's exit code. */
-function startupError(error: unknown, options: ServerOptions): unknown {
+export function startupError(error: unknown, options: Pick<ServerOptions, "dataDir" | "host" | "port">): unknown {
   if (error instanceof RecoveryError) {
     return new CliError(
       `data dir ${options.dataDir} failed recovery: ${error.message}\n` +
@@ -54,9 +54,13 @@ function startupError(error: unknown, options: ServerOptions): unknown {
       EXIT_BAD_INPUT,
     );
   }
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+  const { code, syscall } = (error ?? {}) as NodeJS.ErrnoException;
+  // EACCES is also what a data dir this user cannot write gives: only listen's own failures are about the address.
+  if (syscall === "listen" || syscall === "bind" || code === "EADDRINUSE" || code === "EADDRNOTAVAIL") {
     return new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
+  }
+  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    return new CliError(`data dir ${options.dataDir} cannot be written: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
   }
   // A data dir path that is a file, or under one: bad usage, named as such.
   if (code === "ENOTDIR" || code === "EEXIST") return new CliError(`data dir ${options.dataDir} is not a directory (${(error as Error).message})`, EXIT_BAD_INPUT);
