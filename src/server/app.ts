@@ -91,6 +91,8 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     },
     // Our gate answers 503 in the SPEC error shape while closing; Fastify's would not.
     return503OnClosing: false,
+    // Connections are ended by drainConnections (index.ts): closing idle ones at once reset requests on their way.
+    forceCloseConnections: false,
     requestIdHeader: false,
     genReqId: requestIdOf,
     clientErrorHandler: clientErrorHandlerFor(options.logger),

@@ -11,7 +11,8 @@
  * streams, stop listening and let in-flight requests finish (their commands
  * become durable), take a final snapshot, close the WAL (releasing the LOCK).
  */
-import type { FastifyBaseLogger } from "fastify";
+import net from "node:net";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { buildApp } from "./app.ts";
 import { createLogger } from "./logger.ts";
 import { ServerRuntime } from "./runtime.ts";
@@ -53,6 +54,8 @@ export interface ServerOptions {
   watch?: Partial<WatchSettings>;
   /** Tuning of the tick loop; defaults in ticker.ts. */
   ticker?: Partial<TickerSettings>;
+  /** How long shutdown waits for idle and for stalled connections; defaults SHUTDOWN_DRAIN. */
+  shutdownDrain?: Partial<ShutdownDrain>;
 }
 
 export interface RunningServer {
@@ -68,6 +71,43 @@ export interface RunningServer {
 }
 
 export { createLogger };
+
+/**
+ * How connections end at shutdown (`drainConnections`). Every request that
+ * arrives once it began is answered 503 with `Connection: close`, so a client
+ * that keeps sending learns it was not applied; only an idle connection is
+ * closed without an answer, after `idleGraceMs` (closing it at once reset
+ * requests already on their way: ECONNRESET, applied or not unknown). A
+ * client that stalls (a request half sent, an answer not read) is cut off
+ * after `deadlineMs`: the listener is closed by then, so it would otherwise
+ * hold the shutdown — and the final snapshot — for the 60 s socket timeout,
+ * twice for a stalled reader.
+ */
+export interface ShutdownDrain {
+  readonly idleGraceMs: number;
+  readonly deadlineMs: number;
+}
+export const SHUTDOWN_DRAIN: ShutdownDrain = { idleGraceMs: 1000, deadlineMs: 10_000 };
+
+/**
+ * Stops listening and waits for the connections to end, closing idle ones
+ * after the grace and all of them at the deadline; then closes the app.
+ * `net.Server`'s close, not `http.Server`'s: that one also drops idle
+ * keep-alive connections at once (requests on their way are reset) and stops
+ * the header and request timeouts that bound a stalled client.
+ */
+export async function drainConnections(app: FastifyInstance, drain: ShutdownDrain): Promise<void> {
+  const server = app.server;
+  const drained = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+  const timers = [setTimeout(() => server.closeIdleConnections(), drain.idleGraceMs), setTimeout(() => server.closeAllConnections(), drain.deadlineMs)];
+  try {
+    await drained;
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+  }
+  // Fastify's onClose hooks; its own server.close finds the listener closed already (which it allows).
+  await app.close();
+}
 
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 7777;
@@ -130,7 +170,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       closing ??= (async () => {
         stopHeapWatch();
         await runtime.beginClose();
-        await app.close();
+        await drainConnections(app, { ...SHUTDOWN_DRAIN, ...options.shutdownDrain });
         await runtime.closeEngine();
         logger.info("swoosh stopped");
       })();

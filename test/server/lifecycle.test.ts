@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
+import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { describe, it } from "node:test";
 import type { LogRecord } from "../../src/core/log-record.ts";
@@ -81,6 +83,48 @@ describe("server: lifecycle", () => {
     assert.equal((await get(reopened.url, "/tasks?limit=1000")).body.tasks.length, 10);
     // Closed here, not only by startTestServer's after hook: that one would run after the hook that removes dir.
     await reopened.close();
+  });
+
+  it("close() answers every request that reaches a keep-alive connection (200 or 503), and cuts a stalled client at the deadline", async (t) => {
+    const { url, server } = await startTestServer(t, { shutdownDrain: { idleGraceMs: 300, deadlineMs: 1500 } });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 24 });
+    t.after(() => agent.destroy());
+    const outcomes = { ok: 0, refused: 0, broken: [] as string[] };
+    let sending = true;
+    let seq = 0;
+    const post = () =>
+      new Promise<void>((resolve) => {
+        const body = JSON.stringify({ type: "task.submit", payload: { taskId: `t${seq++}`, kind: "k" } });
+        const request = http.request(`${url}/command`, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (response) => {
+          response.resume();
+          response.on("end", () => {
+            if (response.statusCode === 200) outcomes.ok += 1;
+            else if (response.statusCode === 503) outcomes.refused += 1;
+            else outcomes.broken.push(`HTTP ${response.statusCode}`);
+            resolve();
+          });
+        });
+        request.on("error", (error: NodeJS.ErrnoException) => {
+          // Refused before it was sent (the listener is closed): the client knows nothing was applied.
+          if (error.code !== "ECONNREFUSED") outcomes.broken.push(error.code ?? error.message);
+          resolve();
+        });
+        request.end(body);
+      });
+    const writers = Array.from({ length: 24 }, async () => {
+      while (sending) await post();
+    });
+    // A client that sent half its headers, and never the rest.
+    const stalled = net.connect(Number(new URL(url).port), "127.0.0.1", () => stalled.write("GET /state HTTP/1.1\r\nHost: x\r\n"));
+    stalled.on("error", () => undefined);
+    await eventually(() => (outcomes.ok >= 300 ? true : undefined), 20_000, "the writers under way");
+    const started = performance.now();
+    await server.close();
+    const closeMs = performance.now() - started;
+    sending = false;
+    await Promise.all(writers);
+    assert.deepEqual(outcomes.broken, [], "no request was left without an answer");
+    assert.ok(closeMs < 5000, `the stalled client was cut at the deadline (close took ${closeMs.toFixed(0)} ms)`);
   });
 
   it("a failed WAL flush answers 503 to in-flight and later requests and calls onFatal", async (t) => {
