@@ -442,7 +442,12 @@ export class Engine<Model> {
   }
 
   private async travelledText(index: number): Promise<StateText> {
-    if (await this.isLiveIndex(index)) return this.stateText();
+    if (await this.isLiveIndex(index)) {
+      // stateText may first wait for a read of an earlier index and then read the state as it is by then:
+      // past `index` if commands were applied meanwhile. Then `index` is travelled to like any other.
+      const live = await this.stateText();
+      if (live.index === index) return live;
+    }
     this.assertLogOpen();
     const machine = this.settings.timeTravelMachine;
     const snapshots = this.snapshots;

@@ -125,6 +125,32 @@ describe("engine: stateText", () => {
     assert.equal(text.stateHash, computeStateHash(expected.state));
     await engine.close();
   });
+  it("stateTextAt the newest index is that index's text, though a read under way ends after the next command", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const engine = await openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined });
+    const big = "z".repeat(1000);
+    await Promise.all(Array.from({ length: 6000 }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k", payload: { big } } })));
+    const earlier = engine.stateText();
+    const newest = (await engine.submit({ type: "task.submit", payload: { taskId: "n", kind: "k" } })).index;
+    const expected = computeStateHash((await engine.stateAt(newest)).state);
+    let earlierDone = false;
+    void earlier.then(() => (earlierDone = true));
+    const atNewest = engine.stateTextAt(newest);
+    // Once the newest index was found live (its check waits for this barrier first)...
+    await engine.barrier();
+    await new Promise((resolve) => setImmediate(resolve));
+    // ...a command applied while the earlier read is still under way: the read the newest index waits for ends after it.
+    assert.equal(earlierDone, false, "the earlier read is still under way");
+    await engine.submit({ type: "task.submit", payload: { taskId: "after", kind: "k" } });
+    await earlier;
+    const text = await atNewest;
+    assert.equal(text.index, newest);
+    assert.equal(text.stateHash, expected);
+    assert.equal(computeStateHash(JSON.parse(text.pieces.join(""))), expected);
+    await engine.close();
+  });
+
   it("reads one text at a time: a caller at a later index waits, then gets the state as it is then", async () => {
     const { dir, cleanup } = await tempDir();
     cleanups.push(cleanup);
