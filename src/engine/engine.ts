@@ -115,6 +115,12 @@ export interface RecoveredPosition<Model> {
   readonly snapshotIndex: number;
 }
 
+/** A snapshot to replay from, with the hash the WAL gives the entry at its index (which its logHash must be). */
+interface SnapshotBase {
+  readonly index: number;
+  readonly logHash: string;
+}
+
 interface Waiter {
   readonly index: number;
   /** What the promise resolves with: a command's answer, or nothing for a bare wait. */
@@ -460,7 +466,7 @@ export class Engine<Model> {
           clusterId: this.genesis.clusterId,
           log: this.log,
           walFile,
-          base: base === null ? { kind: "genesis", state: genesisStateCopy(this.genesis), logHash: this.genesis.stateHash } : { kind: "snapshot", index: base },
+          base: base === null ? { kind: "genesis", state: genesisStateCopy(this.genesis), logHash: this.genesis.stateHash } : { kind: "snapshot", index: base.index, logHash: base.logHash },
           toIndex: index,
         });
         if (travelled === null) return null;
@@ -522,12 +528,16 @@ export class Engine<Model> {
    * held from that base on while `build` runs. `build` answering null (its
    * snapshot could not be loaded) moves on to the next base.
    */
-  private async fromBase<T>(index: number, build: (snapshotIndex: number | null) => Promise<T | null>): Promise<T> {
+  private async fromBase<T>(index: number, build: (base: SnapshotBase | null) => Promise<T | null>): Promise<T> {
     const snapshotIndexes = (await this.snapshots.list()).filter((i) => i <= index);
     for (const snapshotIndex of snapshotIndexes) {
       // Checked and held in one turn of the event loop: no truncation can come in between.
       if (snapshotIndex < index && snapshotIndex + 1 < this.firstReadableIndex()) continue;
-      const built = await this.holding(snapshotIndex, () => build(snapshotIndex));
+      const built = await this.holding(snapshotIndex, async () => {
+        // A snapshot is a base only for the history this WAL holds (one copied from a diverged dir verifies on its own).
+        const logHash = await this.walHashAt(snapshotIndex);
+        return logHash === null ? null : build({ index: snapshotIndex, logHash });
+      });
       if (built !== null) return built;
     }
     // Index 0 is the genesis state, kept for good: no log entry is needed to reach it.
@@ -539,22 +549,35 @@ export class Engine<Model> {
     throw new SwooshError("history_pruned", `the log starts at index ${firstIndex} and no snapshot at or before ${index} is kept`, { index, firstIndex });
   }
 
-  /** The model as of `index`, from the snapshot at `snapshotIndex` (null: genesis) and a replay; null when that snapshot cannot be loaded. */
-  private async replayedModel(snapshotIndex: number | null, index: number, pause: (() => Promise<void>) | undefined): Promise<{ model: Model; hlc: string; logHash: string } | null> {
+  /**
+   * The hash the WAL gives the entry at `index`: its own, or, when it was
+   * truncated, the next entry's `prevHash`; null when the WAL holds neither.
+   */
+  private async walHashAt(index: number): Promise<string | null> {
+    if (index === 0) return this.genesis.stateHash;
+    const [record] = await this.log.read(index, 1);
+    if (record !== undefined) return record.hash;
+    const [next] = await this.log.read(index + 1, 1);
+    return next === undefined ? null : parseRecord(next).prevHash;
+  }
+
+  /** The model as of `index`, from `base` (null: genesis) and a replay; null when that snapshot cannot be loaded or is not of this WAL's history. */
+  private async replayedModel(base: SnapshotBase | null, index: number, pause: (() => Promise<void>) | undefined): Promise<{ model: Model; hlc: string; logHash: string } | null> {
     let model: Model;
     let from: { fromIndex: number; logHash: string; hlc: string };
-    if (snapshotIndex === null) {
+    if (base === null) {
       model = this.machine.restore(genesisStateCopy(this.genesis));
       from = { fromIndex: 0, logHash: this.genesis.stateHash, hlc: "" };
     } else {
       let doc;
       try {
-        doc = await this.snapshots.load(snapshotIndex);
+        doc = await this.snapshots.load(base.index);
       } catch {
         return null;
       }
+      if (doc.logHash !== base.logHash) return null;
       model = this.machine.restore(doc.state, doc.lastAppliedHlc);
-      from = { fromIndex: snapshotIndex, logHash: doc.logHash, hlc: doc.lastAppliedHlc };
+      from = { fromIndex: base.index, logHash: doc.logHash, hlc: doc.lastAppliedHlc };
     }
     const position = await replayInto(this.machine, model, this.log, { ...from, toIndex: index, pause });
     return { model, hlc: position.hlc, logHash: position.logHash };

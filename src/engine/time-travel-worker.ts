@@ -69,6 +69,11 @@ async function run(request: Extract<TimeTravelRequest, { kind: "start" }>): Prom
       send({ kind: "baseUnavailable", message: error instanceof Error ? error.message : String(error) });
       return;
     }
+    if (doc.logHash !== request.base.logHash) {
+      // It verifies on its own but is of another history than this WAL's (copied from a diverged dir).
+      send({ kind: "baseUnavailable", message: `snapshot ${request.base.index}'s logHash differs from the WAL entry at its index` });
+      return;
+    }
     state = doc.state;
     from = { fromIndex: request.base.index, logHash: doc.logHash, hlc: doc.lastAppliedHlc };
   } else {

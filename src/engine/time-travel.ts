@@ -33,7 +33,8 @@ export interface TimeTravelData {
   readonly walFile: string;
 }
 
-export type TravelBase = { readonly kind: "snapshot"; readonly index: number } | { readonly kind: "genesis"; readonly state: JsonObject; readonly logHash: string };
+/** Where a travel starts: a snapshot file (whose logHash must be `logHash`, the WAL's hash of its entry), or the genesis state. */
+export type TravelBase = { readonly kind: "snapshot"; readonly index: number; readonly logHash: string } | { readonly kind: "genesis"; readonly state: JsonObject; readonly logHash: string };
 
 export type TimeTravelRequest = { readonly kind: "start"; readonly base: TravelBase; readonly toIndex: number } | { readonly kind: "records"; readonly records: LogRecord[] };
 

@@ -4,6 +4,8 @@
  * commands go on; callers at one index share one read.
  */
 import assert from "node:assert/strict";
+import { cp, readdir, rm } from "node:fs/promises";
+import path from "node:path";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
 import { SwooshError } from "../../src/core/errors.ts";
@@ -106,6 +108,41 @@ describe("engine: stateText", () => {
     }
     await engine.close();
   });
+  it("travels past a snapshot copied from a diverged dir: it verifies on its own, but is not of this WAL's history", async () => {
+    const { dir: base, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const submitAll = async (engine: Awaited<ReturnType<typeof openSwoosh>>, prefix: string, count: number) => {
+      for (let i = 0; i < count; i++) await engine.submit({ type: "task.submit", payload: { taskId: `${prefix}${i}`, kind: "k" } });
+    };
+    const shared = await openSwoosh({ dataDir: base, snapshotEvery: 0, onFatal: () => undefined });
+    await submitAll(shared, "s", 5);
+    await shared.close();
+    const mine = path.join(base, "..", `${path.basename(base)}-mine`);
+    const theirs = path.join(base, "..", `${path.basename(base)}-theirs`);
+    cleanups.push(() => rm(mine, { recursive: true, force: true }), () => rm(theirs, { recursive: true, force: true }));
+    await cp(base, mine, { recursive: true });
+    await cp(base, theirs, { recursive: true });
+    // The other history: its snapshot at index 10 holds tasks this one never had.
+    const other = await openSwoosh({ dataDir: theirs, snapshotEvery: 0, onFatal: () => undefined });
+    await submitAll(other, "theirs-", 5);
+    await other.snapshot();
+    await other.close();
+    for (const timeTravelMachine of [undefined, null]) {
+      await rm(path.join(mine, "snapshots"), { recursive: true, force: true });
+      const engine = await openSwoosh({ dataDir: mine, snapshotEvery: 0, onFatal: () => undefined, ...(timeTravelMachine === null ? { timeTravelMachine: null } : {}) });
+      if (engine.stats().appliedIndex === 5) await submitAll(engine, "mine-", 7);
+      const truth = await engine.stateAt(10);
+      const foreign = (await readdir(path.join(theirs, "snapshots"))).find((name) => name.endsWith(".json")) as string;
+      await cp(path.join(theirs, "snapshots", foreign), path.join(mine, "snapshots", foreign));
+      const text = await engine.stateTextAt(10);
+      assert.equal(text.index, 10);
+      assert.equal(text.stateHash, computeStateHash(truth.state), `in a worker: ${timeTravelMachine === undefined}`);
+      assert.ok(!text.pieces.join("").includes("theirs-"));
+      assert.equal(computeStateHash((await engine.stateAt(10)).state), computeStateHash(truth.state));
+      await engine.close();
+    }
+  });
+
   it("time travel in a worker keeps the log it replays while a snapshot would truncate it", async () => {
     const { dir, cleanup } = await tempDir();
     cleanups.push(cleanup);
