@@ -103,12 +103,18 @@ export function clientErrorHandlerFor(log: FastifyBaseLogger): (error: Error & {
       socket.destroy();
       return;
     }
-    const message = error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "the request took too long to arrive" : "the request could not be parsed as HTTP";
-    const body = errorJson("bad_request", message);
+    // A request that did not arrive in time was not read, let alone applied: nothing is wrong with it as far as
+    // anyone knows (a stalled network, a slow sender), so it is answered as retryable (503), never as a bad request
+    // — a client that trusts bad_request would give up, or drop what it was reporting.
+    const timedOut = error.code === "ERR_HTTP_REQUEST_TIMEOUT";
+    const code = timedOut ? "unavailable" : "bad_request";
+    const status = ERROR_STATUS[code];
+    const message = timedOut ? "the request took too long to arrive; nothing of it was applied: send it again" : "the request could not be parsed as HTTP";
+    const body = errorJson(code, message);
     const requestId = newRequestId();
-    log.info({ reqId: requestId, code: "bad_request", statusCode: ERROR_STATUS.bad_request, parserError: error.code }, message);
+    log.info({ reqId: requestId, code, statusCode: status, parserError: error.code }, message);
     socket.end(
-      `HTTP/1.1 ${ERROR_STATUS.bad_request} Bad Request\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `HTTP/1.1 ${status} ${timedOut ? "Service Unavailable" : "Bad Request"}\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
         `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     );
   };

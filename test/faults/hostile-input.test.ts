@@ -62,8 +62,9 @@ const ERROR_CODES = new Set(Object.keys(ERROR_STATUS));
 const STACK = /\bat [^\n]*[(/][^\n]*:\d+:\d+|<html|<!doctype|node_modules/i;
 
 /** Why an HTTP answer breaks the contract, or null. */
-function answerProblem(status: number, contentType: string | null, text: string, method: string): string | null {
-  if (status >= 500) return `HTTP ${status} (a 5xx): ${text.slice(0, 300)}`;
+function answerProblem(status: number, contentType: string | null, text: string, method: string, options: { timedOut?: boolean } = {}): string | null {
+  // A request that did not arrive in time is answered 503 unavailable: retryable, nothing of it was applied.
+  if (status >= 500 && !(options.timedOut === true && status === 503)) return `HTTP ${status} (a 5xx): ${text.slice(0, 300)}`;
   if (STACK.test(text)) return `a stack trace or HTML in the answer: ${text.slice(0, 300)}`;
   if (status < 400) return null;
   if (method === "HEAD") return null;
@@ -746,10 +747,14 @@ describe(`faults: hostile input (seed ${seed}, ${httpCases} HTTP + ${rawCases} r
     const slow = await Promise.all(slowloris);
     const idled = await Promise.all(idle);
     const closedAfterMs = Date.now() - started;
+    // A request cut off by the timeout is answered as retryable, never as a bad request (a client would give it up).
+    const timedOut = slow.map((exchange) => parseResponses(exchange.data).responses[0]).filter((response) => response !== undefined);
+    assert.ok(timedOut.length > 0, "the slowloris requests were answered");
+    for (const response of timedOut) assert.match(response.body, /"code":"unavailable"/);
     for (const exchange of [...slow, ...idled]) {
       assert.ok(exchange.closed, "the server closed the slow connection");
       const [response] = parseResponses(exchange.data).responses;
-      if (response !== undefined) assert.equal(answerProblem(response.status, response.headers.get("content-type") ?? null, response.body, "GET"), null);
+      if (response !== undefined) assert.equal(answerProblem(response.status, response.headers.get("content-type") ?? null, response.body, "GET", { timedOut: true }), null);
     }
     assert.ok(closedAfterMs < HEADERS_TIMEOUT_MS + 3000, `slow connections closed after ${closedAfterMs} ms`);
     t.diagnostic(`40 slow/idle connections closed within ${closedAfterMs} ms; 500 simultaneous connections answered; ${probes} probes answered during slowloris`);
