@@ -77,12 +77,16 @@ export async function withRetry<T>(attempt: (tryNumber: number) => Promise<T>, r
       return await attempt(tryNumber);
     } catch (error) {
       if (hooks.signal?.aborted || !retryable(error) || tryNumber >= policy.attemptsMax) throw error;
-      // A server that said when to come back (Retry-After) is not asked sooner.
-      const askedMs = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
-      const delayMs = Math.max(backoffDelayMs(tryNumber, policy, hooks.random), typeof askedMs === "number" ? askedMs : 0);
+      const delayMs = retryDelayMs(error, tryNumber, policy, hooks.random);
       if (nowMs() + delayMs - startedAtMs > policy.elapsedMaxMs) throw error;
       hooks.onRetry?.(error, tryNumber, delayMs);
       await sleep(delayMs, hooks.signal);
     }
   }
+}
+
+/** How long to wait before try `tryNumber + 1` after `error`: the backoff, and never sooner than a server's Retry-After. */
+export function retryDelayMs(error: unknown, tryNumber: number, policy: RetryPolicy, random?: () => number): number {
+  const askedMs = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return Math.max(backoffDelayMs(tryNumber, policy, random), typeof askedMs === "number" ? askedMs : 0);
 }

@@ -15,7 +15,7 @@
 import { SwooshApiError } from "./errors.ts";
 import type { HttpTransport } from "./http.ts";
 import { parseJson } from "./http.ts";
-import { backoffDelayMs, sleep } from "./retry.ts";
+import { retryDelayMs, sleep } from "./retry.ts";
 import type { RetryPolicy } from "./retry.ts";
 import { SseParser } from "./sse.ts";
 import type { LogEntry } from "./types.ts";
@@ -83,7 +83,7 @@ export async function* watchLog(http: HttpTransport, options: WatchOptions, obse
       }
       if (response.status !== 200 || response.body === null) {
         const text = await response.text();
-        throw SwooshApiError.fromAnswer(response.status, parseJson(text), text);
+        throw SwooshApiError.fromAnswer(response.status, parseJson(text), text, response.headers.get("retry-after"));
       }
       failures = 0;
       options.onOpen?.({ after, reconnects });
@@ -122,7 +122,7 @@ export async function* watchLog(http: HttpTransport, options: WatchOptions, obse
       if (!healable(error)) throw error;
       failures++;
       if (failures >= policy.attemptsMax) throw error;
-      const delayMs = backoffDelayMs(failures, policy);
+      const delayMs = retryDelayMs(error, failures, policy);
       options.onDisconnect?.(error, delayMs);
       try {
         await sleep(delayMs, signal);

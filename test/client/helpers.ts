@@ -80,6 +80,11 @@ export class TestProxy {
     this.rules.push({ match, remaining: count, action: "hang" });
   }
 
+  /** Forgets the rules still pending: every request is forwarded and answered again. */
+  passThrough(): void {
+    this.rules.length = 0;
+  }
+
   /** Destroys every streaming answer in progress (a /watch disconnect). */
   cutStreams(): number {
     const cut = this.streams.size;

@@ -90,6 +90,30 @@ describe("client.watch", () => {
     );
   });
 
+  it("waits at least a 503's Retry-After before opening the stream again", async (t) => {
+    const { url } = await startTestServer(t);
+    const proxy = await TestProxy.start(t, url);
+    proxy.fail503((request) => request.path.startsWith("/watch"), 2, "1");
+    const controller = new AbortController();
+    t.after(() => controller.abort());
+    const delays: number[] = [];
+    let opened = false;
+    const reading = (async () => {
+      for await (const entry of new SwooshClient({ url: proxy.url }).watch({
+        signal: controller.signal,
+        reconnect: { baseDelayMs: 20, maxDelayMs: 50 },
+        onOpen: () => (opened = true),
+        onDisconnect: (_error, delayMs) => delays.push(delayMs),
+      }))
+        void entry;
+    })();
+    await eventually(() => (opened ? true : undefined), 10_000, "the stream to open after the 503s");
+    controller.abort();
+    await reading;
+    assert.equal(delays.length, 2);
+    for (const delayMs of delays) assert.ok(delayMs >= 1000, `waited ${delayMs} ms after Retry-After: 1`);
+  });
+
   it("ends with history_pruned when the log no longer holds the resume point, and quietly on abort", async (t) => {
     const { url } = await startTestServer(t, { snapshotEvery: 4 });
     const client = new SwooshClient({ url });

@@ -314,6 +314,43 @@ describe("runWorker", () => {
     assert.ok(hung.endedMs !== undefined && hung.endedMs <= taker.startedMs + 100, `the first run ended (${hung.endedMs}) before the second started (${taker.startedMs})`);
   });
 
+  it("does not run a lease whose claim answer arrives, as a duplicate, after the lease expired", async (t) => {
+    const startWorker = fleet(t);
+    const { url } = await startTestServer(t);
+    const proxy = await TestProxy.start(t, url);
+    const client = new SwooshClient({ url });
+    await client.configure({ leaseTtlMs: 800, backoffBaseMs: 10 });
+    const runs: Array<{ agentId: string; token: number }> = [];
+    const slow = async (_payload: unknown, ctx: TaskContext): Promise<void> => {
+      runs.push({ agentId: ctx.agentId, token: ctx.token });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 3000);
+        ctx.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()));
+      });
+    };
+    const late = startWorker({ url: proxy.url, agentId: "a-late", handlers: { slow } });
+    await late.ready;
+    // The claim is applied, its answer lost; the resends are refused until the lease has expired and another agent runs the task.
+    const claims = (request: { path: string; body: string }) => request.path === "/commands" && request.body.includes('"task.claim"');
+    proxy.dropAnswers(claims);
+    proxy.fail503((request) => request.path === "/commands", 1_000_000);
+    await client.submitTask({ taskId: "s", kind: "slow" });
+    await eventually(async () => ((await client.getTask("s")).lease?.agentId === "a-late" ? true : undefined), 5000, "the lost claim to be applied");
+    const other = startWorker({ url, agentId: "b-direct", handlers: { slow } });
+    await other.ready;
+    await eventually(() => (runs.some((run) => run.agentId === "b-direct") ? true : undefined), 8000, "the other agent to run the task");
+    proxy.passThrough();
+    // The resent batch is answered now: its claim as a duplicate, with the expired lease.
+    const sent = proxy.requests.length;
+    await eventually(() => (proxy.requests.slice(sent).some((request) => claims(request)) ? true : undefined), 10_000, "the claim resent and answered");
+    await delay(300);
+    assert.deepEqual(
+      runs.map((run) => run.agentId),
+      ["b-direct"],
+      "the late answer's lease was not run",
+    );
+  });
+
   it("beats often enough when the heartbeat timeout is far shorter than the lease TTL", async (t) => {
     const startWorker = fleet(t);
     const { url } = await startTestServer(t);

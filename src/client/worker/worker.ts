@@ -374,7 +374,8 @@ export class WorkerRuntime implements Worker {
   }
 
   private observeServerTime(result: BatchItemResult): void {
-    if (result.ok) this.serverOffsetMs = hlcWallMs(result.hlc) - Date.now();
+    // A duplicate carries the HLC of the first answer, which may be long past (a batch resent after an outage): not now.
+    if (result.ok && result.duplicate !== true) this.serverOffsetMs = hlcWallMs(result.hlc) - Date.now();
   }
 
   private onRegister(result: BatchItemResult): void {
@@ -503,6 +504,14 @@ export class WorkerRuntime implements Worker {
     if (this.table.has(lease.token)) return;
     const held = this.table.add(lease, claimIndex);
     this.counters.claimed++;
+    if (this.serverOffsetMs !== undefined && Date.now() + this.serverOffsetMs > lease.expiresAt) {
+      // The claim's answer came after its lease expired (resent after an outage, answered as a duplicate):
+      // another agent may hold the task by now, so its handler does not start.
+      this.log.warn?.("a claimed lease had expired when its answer arrived; not running it", { taskId: lease.taskId, token: lease.token });
+      held.handlerSettled = true;
+      this.markGone(held, "expired");
+      return;
+    }
     const handler = Object.prototype.hasOwnProperty.call(this.handlers, lease.kind) ? this.handlers[lease.kind] : undefined;
     if (handler === undefined) {
       this.settle(held, { ok: false, error: new Error(`agent ${JSON.stringify(this.agentId)} has no handler for kind ${JSON.stringify(lease.kind)}`) });
