@@ -27,6 +27,16 @@ function fleet(t: TestContext): (options: WorkerOptions) => Worker {
   };
 }
 
+/** A server with 800 ms leases, a proxy in front of it, a client of it, and a fleet of workers stopped after the test. */
+async function shortLeasesBehindProxy(t: TestContext): Promise<{ startWorker: (options: WorkerOptions) => Worker; url: string; proxy: TestProxy; client: SwooshClient }> {
+  const startWorker = fleet(t);
+  const { url } = await startTestServer(t);
+  const proxy = await TestProxy.start(t, url);
+  const client = new SwooshClient({ url });
+  await client.configure({ leaseTtlMs: 800, backoffBaseMs: 10 });
+  return { startWorker, url, proxy, client };
+}
+
 async function waitForStatus(client: SwooshClient, taskId: string, statuses: readonly Task["status"][], timeoutMs = 10_000): Promise<Task> {
   return eventually(
     async () => {
@@ -280,11 +290,7 @@ describe("runWorker", () => {
   });
 
   it("aborts ctx.signal when the lease expires while its request hangs (another agent gets the task)", async (t) => {
-    const startWorker = fleet(t);
-    const { url } = await startTestServer(t);
-    const proxy = await TestProxy.start(t, url);
-    const client = new SwooshClient({ url });
-    await client.configure({ leaseTtlMs: 800, backoffBaseMs: 10 });
+    const { startWorker, url, proxy, client } = await shortLeasesBehindProxy(t);
     const runs: Array<{ agentId: string; startedMs: number; endedMs?: number; aborted?: unknown }> = [];
     const slow = async (_payload: unknown, ctx: TaskContext): Promise<string> => {
       const run: { agentId: string; startedMs: number; endedMs?: number; aborted?: unknown } = { agentId: ctx.agentId, startedMs: Date.now() };
@@ -315,11 +321,7 @@ describe("runWorker", () => {
   });
 
   it("does not run a lease whose claim answer arrives, as a duplicate, after the lease expired", async (t) => {
-    const startWorker = fleet(t);
-    const { url } = await startTestServer(t);
-    const proxy = await TestProxy.start(t, url);
-    const client = new SwooshClient({ url });
-    await client.configure({ leaseTtlMs: 800, backoffBaseMs: 10 });
+    const { startWorker, url, proxy, client } = await shortLeasesBehindProxy(t);
     const runs: Array<{ agentId: string; token: number }> = [];
     const slow = async (_payload: unknown, ctx: TaskContext): Promise<void> => {
       runs.push({ agentId: ctx.agentId, token: ctx.token });
