@@ -545,7 +545,8 @@ export class Engine<Model> {
       const built = await this.holding(null, () => build(null));
       if (built !== null) return built;
     }
-    const firstIndex = this.log.firstIndex();
+    // Past a truncation under way: the entries below it are as good as gone (what firstIndex will say once it is done).
+    const firstIndex = this.firstReadableIndex();
     throw new SwooshError("history_pruned", `the log starts at index ${firstIndex} and no snapshot at or before ${index} is kept`, { index, firstIndex });
   }
 

@@ -102,9 +102,7 @@ export async function initializeDataDir(
     return { genesis: existing, created: false };
   }
   const layout = dataDirLayout(dataDir);
-  if (await fs.exists(layout.walPath)) {
-    throw new RecoveryError("the data dir has a WAL but no genesis file", [{ file: layout.genesisPath, detail: "missing" }]);
-  }
+  await refuseDataWithoutGenesis(fs, layout);
   // Before anything is written: a dir bound to a state no engine can load would never open again.
   checkState?.(genesis.state);
   await mkdirDurable(fs, dataDir);
@@ -136,6 +134,21 @@ async function preloadNewest(snapshots: SnapshotStore): Promise<PreloadedSnapsho
   const doc = snapshots.load(newest);
   doc.catch(() => undefined);
   return { index: newest, doc };
+}
+
+/**
+ * A genesis is only written into an empty data dir (SPEC §4): one that holds
+ * a WAL or snapshots but no genesis.json lost it, and a new genesis would
+ * bury the evidence (every snapshot then "of another cluster", a restored WAL
+ * refused). Refused before anything is written; DURABILITY.md says to put
+ * the original file back.
+ */
+async function refuseDataWithoutGenesis(fs: FileSystem, layout: DataDirLayout): Promise<void> {
+  const held: string[] = [];
+  if (await fs.exists(layout.walPath)) held.push("a WAL");
+  if ((await fs.exists(layout.snapshotDir)) && (await fs.readdir(layout.snapshotDir)).length > 0) held.push("snapshots");
+  if (held.length === 0) return;
+  throw new RecoveryError(`the data dir has ${held.join(" and ")} but no genesis file`, [{ file: layout.genesisPath, detail: "missing" }]);
 }
 
 /** Opens (recovering) or initializes a data directory and returns a running engine. */

@@ -6,11 +6,13 @@
  * verifies but does not load is passed over.
  */
 import assert from "node:assert/strict";
-import { mkdir, readdir, symlink } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rm, symlink } from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { SwooshError } from "../../src/core/errors.ts";
 import type { AppliedEvent } from "../../src/engine/engine.ts";
+import { RecoveryError } from "../../src/engine/errors.ts";
 import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { openSwoosh, startTicker } from "../../src/index.ts";
@@ -199,6 +201,20 @@ describe("engine as a library", () => {
     } finally {
       await engine.close();
     }
+  });
+
+  it("writes no default genesis into a data dir that holds snapshots or a WAL but lost its genesis.json", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotEvery: 0 });
+    await engine.submit({ type: "agent.register", payload: { agentId: "a1" } });
+    await engine.snapshot();
+    await engine.close();
+    await rm(path.join(dir, "genesis.json"));
+    await assert.rejects(open(dir), (error: unknown) => error instanceof RecoveryError && /has a WAL and snapshots but no genesis file/.test(error.message));
+    assert.equal(existsSync(path.join(dir, "genesis.json")), false, "nothing was written");
+    await rm(path.join(dir, "wal"), { recursive: true });
+    await assert.rejects(open(dir), RecoveryError, "snapshots alone");
+    assert.equal(existsSync(path.join(dir, "genesis.json")), false);
   });
 
   it("refuses a bad nodeId before writing anything", async () => {

@@ -155,7 +155,9 @@ describe("server: HTTP edge", () => {
       assert.equal(found.status, 200, `${id}: ${found.text}`);
       assert.equal(found.body.id, id);
     }
-    assertError(await get(url, "/tasks/missing"), 404, "unknown_task");
+    const missing = await get(url, "/tasks/missing");
+    assertError(missing, 404, "unknown_task");
+    assert.equal(missing.headers.get("swoosh-index"), (await get(url, "/state")).body.index.toString(), "the 404 says which index it was read at");
   });
 
   it("publishes metrics with the named series", async (t) => {

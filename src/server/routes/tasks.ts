@@ -86,8 +86,9 @@ export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime)
       const tasks = model.state.tasks;
       return { index, task: Object.prototype.hasOwnProperty.call(tasks, id) ? (tasks[id] as Task) : undefined };
     });
-    if (found.task === undefined) throw new SwooshError("unknown_task", `no task ${JSON.stringify(id)}`, { taskId: id });
+    // The 404 too says which index it was read at: a client can tell whether its own write (a prune) is behind it.
     reply.header("swoosh-index", String(found.index));
+    if (found.task === undefined) throw new SwooshError("unknown_task", `no task ${JSON.stringify(id)}`, { taskId: id });
     return found.task;
   });
 }
