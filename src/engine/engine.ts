@@ -28,6 +28,7 @@ import { FileSnapshotStore } from "../storage/snapshot-store.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
 import { WalChainError } from "./errors.ts";
+import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
@@ -231,6 +232,8 @@ export class Engine<Model> {
   private lastSnapshotChars = 0;
   private lastSnapshotAtMs: number | null = null;
   private snapshotInFlight: Promise<void> | null = null;
+  /** Snapshots recovery passed over (damaged, or of another history): no base to count on, so retention does not count them as kept. */
+  private readonly passedOver = new Set<number>();
   private readonly listeners = new Set<(event: AppliedEvent) => void>();
   /** The listeners that are not readOnly: while there is one, events are frozen. */
   private readonly freezingListeners = new Set<object>();
@@ -242,9 +245,10 @@ export class Engine<Model> {
     private readonly log: CommandLog,
     private readonly snapshots: SnapshotStore,
     readonly settings: EngineSettings,
-    recovered: RecoveredPosition<Model>,
+    recovered: RecoveredPosition<Model> & { readonly skipped?: readonly RecoveryProblem[] },
     private readonly lock: DirLock | null = null,
   ) {
+    for (const problem of recovered.skipped ?? []) if (problem.index !== undefined) this.passedOver.add(problem.index);
     this.hlc = new HybridClock(settings.clock, settings.nodeId, settings.maxDriftMs);
     this.model = recovered.model;
     this.appliedIndex = recovered.index;
@@ -889,14 +893,21 @@ export class Engine<Model> {
       capture?.release();
     }
     this.lastSnapshotAtMs = this.settings.clock.nowMs();
-    // Retention: keep the newest K. The WAL goes below the oldest kept one only
-    // once K exist, so a young cluster keeps its whole history (GET /log, ?at=).
-    const kept = await this.snapshots.list();
-    for (const old of kept.slice(this.settings.snapshotsKept)) {
+    // Retention: keep the newest K usable snapshots. The WAL goes below the
+    // oldest kept one only once K exist, so a young cluster keeps its whole
+    // history (GET /log, ?at=). One recovery passed over is not counted: kept
+    // instead of a good one, it left a dir whose next damaged snapshot could
+    // not be recovered at all. It goes once K usable ones are newer.
+    const listed = await this.snapshots.list();
+    const usable = listed.filter((index) => !this.passedOver.has(index));
+    const oldestKept = usable.length >= this.settings.snapshotsKept ? usable[this.settings.snapshotsKept - 1] : undefined;
+    for (const old of listed) {
+      const goes = this.passedOver.has(old) ? oldestKept !== undefined && old < oldestKept : usable.indexOf(old) >= this.settings.snapshotsKept;
       // A time travel starting from it keeps it until it is done (a later snapshot removes it).
-      if (![...this.replayHolds].some((hold) => hold.snapshot === old)) await this.snapshots.remove(old);
+      if (!goes || [...this.replayHolds].some((hold) => hold.snapshot === old)) continue;
+      await this.snapshots.remove(old);
+      this.passedOver.delete(old);
     }
-    const oldestKept = kept.length >= this.settings.snapshotsKept ? kept[this.settings.snapshotsKept - 1] : undefined;
     if (oldestKept === undefined) return;
     // Not past what a time-travel replay still has to read.
     let before = oldestKept;

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rm, symlink } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { SwooshError } from "../../src/core/errors.ts";
@@ -215,6 +215,45 @@ describe("engine as a library", () => {
     await rm(path.join(dir, "wal"), { recursive: true });
     await assert.rejects(open(dir), RecoveryError, "snapshots alone");
     assert.equal(existsSync(path.join(dir, "genesis.json")), false);
+  });
+
+  it("keeps the snapshot it recovered from, and the WAL after it, while newer ones it passed over stay", async () => {
+    const dir = await dataDir();
+    const snapshotDir = path.join(dir, "snapshots");
+    const damage = async (index: number) => {
+      const file = path.join(snapshotDir, `snapshot-${String(index).padStart(20, "0")}.json`);
+      const bytes = await readFile(file);
+      const at = Math.floor(bytes.length / 2);
+      bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
+      await writeFile(file, bytes);
+    };
+    let engine = await open(dir);
+    for (let i = 0; i < 4; i++) {
+      await engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } });
+      await engine.snapshot();
+    }
+    await engine.close();
+    assert.deepEqual(await readdir(snapshotDir).then((names) => names.length), 3);
+    // The two newest are damaged: recovery starts from index 2.
+    await damage(4);
+    await damage(3);
+    engine = await open(dir);
+    assert.equal(engine.stats().lastSnapshotIndex, 2);
+    await engine.submit({ type: "agent.register", payload: { agentId: "b" } });
+    await engine.snapshot();
+    await engine.close();
+    // Snapshot 2 and the WAL after it are still there: damaging the newest snapshot too still recovers everything.
+    await damage(5);
+    engine = await open(dir);
+    assert.equal(engine.stats().appliedIndex, 5);
+    assert.equal(engine.stats().lastSnapshotIndex, 2);
+    // Once three usable snapshots are newer, the damaged ones go.
+    for (let i = 0; i < 3; i++) {
+      await engine.submit({ type: "agent.register", payload: { agentId: `c${i}` } });
+      await engine.snapshot();
+    }
+    await engine.close();
+    assert.deepEqual((await readdir(snapshotDir)).sort(), [6, 7, 8].map((index) => `snapshot-${String(index).padStart(20, "0")}.json`));
   });
 
   it("refuses a bad nodeId before writing anything", async () => {
