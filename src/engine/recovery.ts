@@ -140,6 +140,8 @@ async function replayTail<Model>(
       outcomes: start.outcomes,
       file: input.walPath,
       onProgress: input.onProgress ? (index) => input.onProgress?.(index, lastIndex) : undefined,
+      // Signals and timers get their turn during a long replay: a second Ctrl-C exits at once, not when recovery is done.
+      pause: yieldToEventLoop,
     });
     return {
       model,
@@ -157,4 +159,9 @@ async function replayTail<Model>(
     }
     throw error;
   }
+}
+
+/** Resolves after the event loop has run once (timers, signals, I/O callbacks). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
