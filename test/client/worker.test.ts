@@ -353,6 +353,17 @@ describe("runWorker", () => {
     );
   });
 
+  it("stop() gives up on a server that stopped answering after shutdownNetworkTimeoutMs, a request under way included", async (t) => {
+    const { startWorker, proxy } = await shortLeasesBehindProxy(t);
+    const worker = startWorker({ url: proxy.url, agentId: "a-cut", handlers: {}, shutdownGraceMs: 200, shutdownNetworkTimeoutMs: 1000 });
+    await worker.ready;
+    // From now on nothing the worker sends is answered (its client's own timeout is 30 s).
+    proxy.hang(() => true, 1_000_000);
+    const started = Date.now();
+    await within(worker.stop(), 6000, "stop() to give up at the network deadline");
+    assert.ok(Date.now() - started < 4000, `stop() took ${Date.now() - started} ms`);
+  });
+
   it("beats often enough when the heartbeat timeout is far shorter than the lease TTL", async (t) => {
     const startWorker = fleet(t);
     const { url } = await startTestServer(t);

@@ -110,6 +110,14 @@ export class WorkerRuntime implements Worker {
 
   private graceDeadlineMs = Number.POSITIVE_INFINITY;
   private networkDeadlineMs = Number.POSITIVE_INFINITY;
+  /**
+   * Aborted once stopping passed `networkDeadlineMs`: a request under way
+   * then (its own timeout, and the client's retries, can run far longer) and
+   * the pause after a failure end at the deadline, not after them.
+   */
+  private readonly networkGiveUp = new AbortController();
+  private networkGiveUpTimer: NodeJS.Timeout | null = null;
+  private networkGiveUpAtMs = Number.POSITIVE_INFINITY;
   private stopPromise: Promise<void> | null = null;
   private resolveReady!: () => void;
   private rejectReady!: (error: unknown) => void;
@@ -167,7 +175,12 @@ export class WorkerRuntime implements Worker {
     this.stopPromise ??= (async () => {
       if (this.phase === "running") {
         this.phase = "stopping";
-        this.graceDeadlineMs = Date.now() + (options.graceMs ?? this.options.shutdownGraceMs ?? WORKER_DEFAULTS.shutdownGraceMs);
+        const graceMs = options.graceMs ?? this.options.shutdownGraceMs ?? WORKER_DEFAULTS.shutdownGraceMs;
+        this.graceDeadlineMs = Date.now() + graceMs;
+        // The network deadline counts from when no handler runs: now, or at the latest once the grace is over and
+        // ignored aborts are abandoned. Armed here: the loop may be waiting on a request that hangs, and never get to.
+        const handlersDoneInMs = this.table.running() === 0 ? 0 : graceMs + WORKER_DEFAULTS.abandonAfterAbortMs;
+        this.armNetworkGiveUp(handlersDoneInMs + this.shutdownNetworkTimeoutMs());
         this.claimWanted = false;
         this.wakeup.wake();
       }
@@ -189,7 +202,8 @@ export class WorkerRuntime implements Worker {
       if (this.phase === "stopping") {
         this.enforceGrace(nowMs);
         if (this.table.running() === 0 && this.networkDeadlineMs === Number.POSITIVE_INFINITY) {
-          this.networkDeadlineMs = nowMs + (this.options.shutdownNetworkTimeoutMs ?? WORKER_DEFAULTS.shutdownNetworkTimeoutMs);
+          this.networkDeadlineMs = nowMs + this.shutdownNetworkTimeoutMs();
+          this.armNetworkGiveUp(this.shutdownNetworkTimeoutMs() + 1);
         }
         if (nowMs > this.networkDeadlineMs) {
           this.log.error?.("stopping: gave up reaching the server (shutdownNetworkTimeoutMs); leases still held expire on the server", {
@@ -216,7 +230,10 @@ export class WorkerRuntime implements Worker {
       this.pending = steps;
       let results: BatchItemResult[];
       try {
-        results = await this.client.commands(steps.map((step) => step.command));
+        results = await this.client.commands(
+          steps.map((step) => step.command),
+          { signal: this.networkGiveUp.signal },
+        );
       } catch (error) {
         if (!this.everRegistered && error instanceof SwooshApiError && error.code === "unauthorized") {
           // The token is wrong from the start: `ready` rejects, as for a register refused as bad_request.
@@ -311,6 +328,22 @@ export class WorkerRuntime implements Worker {
       : (this.options.pollIntervalMs ?? WORKER_DEFAULTS.pollIntervalMs);
   }
 
+  private shutdownNetworkTimeoutMs(): number {
+    return this.options.shutdownNetworkTimeoutMs ?? WORKER_DEFAULTS.shutdownNetworkTimeoutMs;
+  }
+
+  /** Gives up on the network `delayMs` from now (or sooner, if already armed sooner): the request under way is aborted, the loop ends. */
+  private armNetworkGiveUp(delayMs: number): void {
+    const atMs = Date.now() + delayMs;
+    if (atMs >= this.networkGiveUpAtMs) return;
+    this.networkGiveUpAtMs = atMs;
+    if (this.networkGiveUpTimer !== null) clearTimeout(this.networkGiveUpTimer);
+    this.networkGiveUpTimer = setTimeout(() => {
+      this.networkDeadlineMs = Math.min(this.networkDeadlineMs, Date.now());
+      this.networkGiveUp.abort(new Error("shutdownNetworkTimeoutMs passed"));
+    }, delayMs);
+  }
+
   /** Waits after a failed request, longer after each failure in a row. */
   private async pause(error?: unknown): Promise<void> {
     this.failureStreak++;
@@ -320,7 +353,7 @@ export class WorkerRuntime implements Worker {
       else if (this.failureStreak === 1) this.log.warn?.("server unreachable; retrying with backoff", fields);
       else this.log.debug?.("still retrying", fields);
     }
-    await sleep(backoffDelayMs(this.failureStreak, { baseDelayMs: 200, maxDelayMs: WORKER_DEFAULTS.failurePauseMaxMs }));
+    await sleep(backoffDelayMs(this.failureStreak, { baseDelayMs: 200, maxDelayMs: WORKER_DEFAULTS.failurePauseMaxMs }), this.networkGiveUp.signal).catch(() => undefined);
   }
 
   /**
@@ -604,7 +637,7 @@ export class WorkerRuntime implements Worker {
     let readIndex = Number.POSITIVE_INFINITY;
     try {
       for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
-        const page = await this.client.listTasks({ agentId: this.agentId, status: "leased", limit: RECONCILE_PAGE_SIZE, cursor });
+        const page = await this.client.listTasks({ agentId: this.agentId, status: "leased", limit: RECONCILE_PAGE_SIZE, cursor }, { signal: this.networkGiveUp.signal });
         readIndex = Math.min(readIndex, page.index);
         for (const task of page.tasks) if (task.lease?.agentId === this.agentId) seen.set(task.lease.token, task);
         cursor = page.nextCursor ?? undefined;
@@ -722,7 +755,7 @@ export class WorkerRuntime implements Worker {
     try {
       await this.client.removeAgent(
         { agentId: this.agentId },
-        { retry: { attemptsMax: Number.POSITIVE_INFINITY, maxDelayMs: WORKER_DEFAULTS.failurePauseMaxMs, elapsedMaxMs: Number.isFinite(remainingMs) ? remainingMs : 30_000 } },
+        { signal: this.networkGiveUp.signal, retry: { attemptsMax: Number.POSITIVE_INFINITY, maxDelayMs: WORKER_DEFAULTS.failurePauseMaxMs, elapsedMaxMs: Number.isFinite(remainingMs) ? remainingMs : 30_000 } },
       );
       this.log.info?.("stopped and deregistered");
     } catch (error) {
@@ -734,6 +767,7 @@ export class WorkerRuntime implements Worker {
   private cleanUp(): void {
     this.phase = "done";
     if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    if (this.networkGiveUpTimer !== null) clearTimeout(this.networkGiveUpTimer);
     this.watchController.abort();
     this.rejectReady(new Error("the worker stopped before it registered"));
     if (this.signalHandler !== null) {
