@@ -203,6 +203,7 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
       snapshots,
       outcomeRetention: settings.outcomeRetention,
       walPath: layout.walPath,
+      genesisPath: layout.genesisPath,
       snapshotDir: layout.snapshotDir,
       onProgress: options.onProgress,
       onSkippedSnapshot: options.onSkippedSnapshot,

@@ -18,6 +18,7 @@ import type { GenesisDocument } from "./genesis.ts";
 import { OutcomeTable } from "./outcomes.ts";
 import type { OutcomeRetention, OutcomeWeight } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
+import { parseRecord } from "../core/log-record.ts";
 
 export interface RecoverInput<Model> {
   readonly machine: StateMachine<Model>;
@@ -27,6 +28,7 @@ export interface RecoverInput<Model> {
   readonly outcomeRetention: OutcomeRetention;
   /** Names for error messages. */
   readonly walPath: string;
+  readonly genesisPath: string;
   readonly snapshotDir: string;
   readonly onProgress?: (index: number, lastIndex: number) => void;
   /** Called when a snapshot is passed over, with why. */
@@ -47,10 +49,31 @@ export interface RecoveryReport<Model> extends RecoveredPosition<Model> {
   readonly replayed: number;
 }
 
+/**
+ * A genesis.json the WAL was not written under (replaced by another valid
+ * genesis of the same cluster): entry 1, while the WAL still holds it, names
+ * the genesis state hash it follows. Null when it agrees, or is gone.
+ */
+export async function genesisMismatch(log: CommandLog, genesis: GenesisDocument, genesisPath: string): Promise<RecoveryProblem | null> {
+  if (log.firstIndex() !== 1 || log.lastIndex() < 1) return null;
+  const [first] = await log.read(1, 1);
+  if (first === undefined) return null;
+  let follows: unknown;
+  try {
+    follows = parseRecord(first).prevHash;
+  } catch {
+    return null; // A damaged entry 1 is the replay's to name.
+  }
+  if (follows === genesis.stateHash) return null;
+  return { file: genesisPath, expectedHash: String(follows), actualHash: genesis.stateHash, detail: "not the genesis this WAL was written under: its entry 1 follows another genesis state" };
+}
+
 export async function recover<Model>(input: RecoverInput<Model>): Promise<RecoveryReport<Model>> {
   const { machine, genesis, log, snapshots } = input;
   const lastIndex = log.lastIndex();
   const firstIndex = log.firstIndex();
+  const wrongGenesis = await genesisMismatch(log, genesis, input.genesisPath);
+  if (wrongGenesis !== null) throw new RecoveryError(`${input.genesisPath} does not belong to this data dir's WAL`, [wrongGenesis]);
   const problems: RecoveryProblem[] = [];
   const skip = (problem: RecoveryProblem): void => {
     problems.push(problem);

@@ -15,6 +15,7 @@ import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
+import { genesisMismatch } from "./recovery.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
@@ -96,6 +97,11 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
   try {
     const firstIndex = log.firstIndex();
     const lastIndex = log.lastIndex();
+    const wrongGenesis = await genesisMismatch(log, genesis, layout.genesisPath);
+    if (wrongGenesis !== null) {
+      problems.push(wrongGenesis);
+      return report({ genesisHash: genesis.stateHash, walFirstIndex: firstIndex, walLastIndex: lastIndex, snapshotsChecked: indexes.length });
+    }
     // Start from genesis when the WAL reaches back to it, else from the oldest
     // verified snapshot the WAL continues.
     let start: { index: number; hlc: string; logHash: string; state: SnapshotDocument["state"] } | null = null;

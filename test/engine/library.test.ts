@@ -13,6 +13,9 @@ import { describe, it } from "node:test";
 import { SwooshError } from "../../src/core/errors.ts";
 import type { AppliedEvent } from "../../src/engine/engine.ts";
 import { RecoveryError } from "../../src/engine/errors.ts";
+import { createGenesis } from "../../src/engine/genesis.ts";
+import { verifyDataDir } from "../../src/engine/verify.ts";
+import { createGenesisState, orchestratorMachine } from "../../src/domain/index.ts";
 import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { openSwoosh, startTicker } from "../../src/index.ts";
@@ -283,6 +286,23 @@ describe("engine as a library", () => {
     await engine.close({ snapshot: false });
     // Before: the replay held the event loop from start to end (a gap as long as the open).
     assert.ok(longestGapMs < Math.max(100, openMs / 3), `longest gap ${longestGapMs.toFixed(0)} ms in an open of ${openMs.toFixed(0)} ms`);
+  });
+
+  it("refuses a genesis.json replaced by another valid genesis of the same cluster, naming it, while the WAL holds entry 1", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { genesis: createGenesis("c1", createGenesisState({ clusterId: "c1" }), "2026-11-30T00:00:00.000Z") });
+    await engine.submit({ type: "agent.register", payload: { agentId: "a1" } });
+    await engine.close({ snapshot: false });
+    const other = createGenesis("c1", createGenesisState({ clusterId: "c1", config: { leaseTtlMs: 5000 } }), "2026-11-30T00:00:00.000Z");
+    await writeFile(path.join(dir, "genesis.json"), JSON.stringify(other));
+    await assert.rejects(open(dir), (error: unknown) => error instanceof RecoveryError && error.message.includes("genesis.json does not belong") && /entry 1 follows another genesis/.test(error.message));
+    const report = await verifyDataDir({ dataDir: dir, machine: orchestratorMachine });
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.problems.map((problem) => path.basename(problem.file)),
+      ["genesis.json"],
+      "verify names genesis.json, not the WAL",
+    );
   });
 
   it("refuses a bad nodeId before writing anything", async () => {
