@@ -29,6 +29,7 @@ import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
 import { WalChainError } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
+import { walHashAt } from "./recovery.ts";
 import { genesisStateCopy } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import type { OutcomeTable } from "./outcomes.ts";
@@ -559,11 +560,7 @@ export class Engine<Model> {
    * truncated, the next entry's `prevHash`; null when the WAL holds neither.
    */
   private async walHashAt(index: number): Promise<string | null> {
-    if (index === 0) return this.genesis.stateHash;
-    const [record] = await this.log.read(index, 1);
-    if (record !== undefined) return record.hash;
-    const [next] = await this.log.read(index + 1, 1);
-    return next === undefined ? null : parseRecord(next).prevHash;
+    return index === 0 ? this.genesis.stateHash : walHashAt(this.log, index);
   }
 
   /** The model as of `index`, from `base` (null: genesis) and a replay; null when that snapshot cannot be loaded or is not of this WAL's history. */

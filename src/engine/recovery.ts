@@ -68,6 +68,18 @@ export async function genesisMismatch(log: CommandLog, genesis: GenesisDocument,
   return { file: genesisPath, expectedHash: String(follows), actualHash: genesis.stateHash, detail: "not the genesis this WAL was written under: its entry 1 follows another genesis state" };
 }
 
+/**
+ * The hash `log` gives its entry at `index` (the logHash a snapshot at that
+ * index must carry): the entry's own, or, when it was truncated, the next
+ * entry's `prevHash`; null when the log holds neither.
+ */
+export async function walHashAt(log: CommandLog, index: number): Promise<string | null> {
+  const [record] = await log.read(index, 1);
+  if (record !== undefined) return record.hash;
+  const [next] = await log.read(index + 1, 1);
+  return next === undefined ? null : parseRecord(next).prevHash;
+}
+
 export async function recover<Model>(input: RecoverInput<Model>): Promise<RecoveryReport<Model>> {
   const { machine, genesis, log, snapshots } = input;
   const lastIndex = log.lastIndex();
@@ -86,10 +98,15 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       // A snapshot is written only once its index is durable in the WAL: the
       // WAL has lost acknowledged entries (deleted, replaced, cut short).
       // Starting from anything older would serve a past state and hand its
-      // indexes out again; a snapshot that is itself damaged proves the same.
-      throw new RecoveryError(`the WAL ${input.walPath} ends at index ${lastIndex}, behind snapshot ${snapshotIndex}: entries it held are gone`, [
+      // indexes out again; a snapshot that is itself damaged proves the same,
+      // but the refusal says so, since the file may be what is wrong.
+      const itself = await snapshots.load(snapshotIndex).then(
+        () => "",
+        (error: unknown) => ` (the snapshot itself does not verify either: ${error instanceof Error ? error.message : String(error)})`,
+      );
+      throw new RecoveryError(`the WAL ${input.walPath} ends at index ${lastIndex}, behind snapshot ${snapshotIndex}: entries it held are gone${itself}`, [
         ...problems,
-        { file: input.walPath, index: lastIndex + 1, detail: `missing: snapshot ${file} was written after index ${snapshotIndex} was durable in the WAL` },
+        { file: input.walPath, index: lastIndex + 1, detail: `missing: snapshot ${file} was written after index ${snapshotIndex} was durable in the WAL${itself}` },
       ]);
     }
     if (snapshotIndex + 1 < firstIndex) {
@@ -108,11 +125,11 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       skip({ file, index: snapshotIndex, detail: `snapshot of cluster ${JSON.stringify(doc.clusterId)}, not ${JSON.stringify(genesis.clusterId)}` });
       continue;
     }
-    // The WAL entry at the snapshot's index, if still kept, must be the one the snapshot names.
-    if (snapshotIndex >= firstIndex && snapshotIndex > 0) {
-      const [record] = await log.read(snapshotIndex, 1);
-      if (record === undefined || record.hash !== doc.logHash) {
-        skip({ file, index: snapshotIndex, expectedHash: doc.logHash, actualHash: record?.hash, detail: "snapshot's logHash differs from the WAL entry at its index" });
+    // The WAL entry at the snapshot's index (or, cut, the next one's prevHash) must be the one the snapshot names.
+    if (snapshotIndex > 0) {
+      const walHash = await walHashAt(log, snapshotIndex);
+      if (walHash !== doc.logHash) {
+        skip({ file, index: snapshotIndex, expectedHash: doc.logHash, actualHash: walHash ?? undefined, detail: "snapshot's logHash differs from the WAL entry at its index" });
         continue;
       }
     }

@@ -15,7 +15,7 @@ import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
-import { genesisMismatch } from "./recovery.ts";
+import { genesisMismatch, walHashAt } from "./recovery.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
@@ -109,9 +109,23 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
       start = { index: 0, hlc: "", logHash: genesis.stateHash, state: genesisStateCopy(genesis) };
     } else {
       const usable = [...verified.values()].filter((d) => d.lastAppliedIndex + 1 >= firstIndex).sort((a, b) => a.lastAppliedIndex - b.lastAppliedIndex);
-      const oldest = usable[0];
-      if (oldest) start = { index: oldest.lastAppliedIndex, hlc: oldest.lastAppliedHlc, logHash: oldest.logHash, state: oldest.state };
-      else problems.push({ file: layout.walPath, index: firstIndex, detail: `the WAL starts at ${firstIndex} and no verified snapshot precedes it` });
+      for (const doc of usable) {
+        // A snapshot of another history (copied from a diverged dir) verifies on its own: named here, not as the WAL entry after it.
+        const walHash = await walHashAt(log, doc.lastAppliedIndex);
+        if (walHash !== doc.logHash) {
+          problems.push({
+            file: path.join(layout.snapshotDir, snapshotFileName(doc.lastAppliedIndex)),
+            index: doc.lastAppliedIndex,
+            expectedHash: doc.logHash,
+            actualHash: walHash ?? undefined,
+            detail: "snapshot's logHash differs from the WAL entry at its index",
+          });
+          continue;
+        }
+        start = { index: doc.lastAppliedIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, state: doc.state };
+        break;
+      }
+      if (start === null && usable.length === 0) problems.push({ file: layout.walPath, index: firstIndex, detail: `the WAL starts at ${firstIndex} and no verified snapshot precedes it` });
     }
     if (start === null) return report({ genesisHash: genesis.stateHash, walFirstIndex: firstIndex, walLastIndex: lastIndex, snapshotsChecked: indexes.length });
 

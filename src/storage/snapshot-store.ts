@@ -200,7 +200,9 @@ export class FileSnapshotStore implements SnapshotStore {
     const indexes: number[] = [];
     for (const name of names) {
       const match = NAME_PATTERN.exec(name);
-      if (match) indexes.push(Number(match[1]));
+      const index = match === null ? NaN : Number(match[1]);
+      // Past 2^53 the name's digits do not survive as a number (it would name another file): not a name this store writes.
+      if (Number.isSafeInteger(index)) indexes.push(index);
     }
     return indexes.sort((a, b) => b - a);
   }

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { SwooshError } from "../../src/core/errors.ts";
@@ -303,6 +303,46 @@ describe("engine as a library", () => {
       ["genesis.json"],
       "verify names genesis.json, not the WAL",
     );
+  });
+
+  it("names the file that is wrong: a junk snapshot past the WAL, a foreign snapshot verify starts from; ignores a name past 2^53", async () => {
+    const base = await dataDir();
+    const submitN = async (engine: Awaited<ReturnType<typeof open>>, prefix: string, n: number) => {
+      for (let i = 0; i < n; i++) await engine.submit({ type: "agent.register", payload: { agentId: `${prefix}${i}` } });
+    };
+    let engine = await open(base);
+    await submitN(engine, "s", 5);
+    await engine.close({ snapshot: false });
+    const mine = await dataDir();
+    const theirs = await dataDir();
+    await cp(base, mine, { recursive: true });
+    await cp(base, theirs, { recursive: true });
+    engine = await open(theirs);
+    await submitN(engine, "theirs-", 10);
+    await engine.snapshot();
+    await engine.close({ snapshot: false });
+    engine = await open(mine);
+    for (let round = 0; round < 4; round++) {
+      await submitN(engine, `mine-${round}-`, 5);
+      if (round > 0) await engine.snapshot();
+    }
+    await engine.close({ snapshot: false });
+    const snapshotName = (index: number) => `snapshot-${String(index).padStart(20, "0")}.json`;
+    assert.deepEqual((await readdir(path.join(mine, "snapshots"))).sort(), [15, 20, 25].map(snapshotName));
+    await cp(path.join(theirs, "snapshots", snapshotName(15)), path.join(mine, "snapshots", snapshotName(15)));
+    await writeFile(path.join(mine, "snapshots", "snapshot-99999999999999999999.json"), "{}");
+    const report = await verifyDataDir({ dataDir: mine, machine: orchestratorMachine });
+    assert.deepEqual(
+      report.problems.map((problem) => path.basename(problem.file)),
+      [snapshotName(15)],
+      "the foreign snapshot is named (not the WAL entry after it); the name past 2^53 is no snapshot",
+    );
+    engine = await open(mine);
+    assert.equal(engine.stats().appliedIndex, 25);
+    await engine.close({ snapshot: false });
+    // A junk file named as a snapshot past the WAL: refused (it may prove the WAL lost entries), and said to be junk itself.
+    await writeFile(path.join(mine, "snapshots", snapshotName(40)), "junk");
+    await assert.rejects(open(mine), (error: unknown) => error instanceof RecoveryError && /behind snapshot 40/.test(error.message) && /the snapshot itself does not verify either/.test(error.message));
   });
 
   it("refuses a bad nodeId before writing anything", async () => {
