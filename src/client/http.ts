@@ -51,7 +51,7 @@ export class HttpTransport {
     if (request.body !== undefined) headers["content-type"] = "application/json";
     if (this.settings.token !== undefined) headers.authorization = `Bearer ${this.settings.token}`;
     const timeout = AbortSignal.timeout(this.settings.timeoutMs);
-    const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
+    const { signal, release } = eitherAborts(request.signal, timeout);
     const doFetch = this.settings.fetch ?? fetch;
     let response: Response;
     let text: string;
@@ -67,10 +67,35 @@ export class HttpTransport {
       if (request.signal?.aborted) throw request.signal.reason;
       if (timeout.aborted) throw new SwooshApiError("timeout", `${request.method} ${request.path}: no answer within ${this.settings.timeoutMs} ms`, 0, undefined, { cause: error });
       throw new SwooshApiError("network_error", `${request.method} ${this.baseUrl}${request.path}: ${networkReason(error)}`, 0, undefined, { cause: error });
+    } finally {
+      release();
     }
     if ((response.status >= 200 && response.status < 300) || response.status === 304) return { status: response.status, headers: response.headers, text };
     throw SwooshApiError.fromAnswer(response.status, parseJson(text), text, response.headers.get("retry-after"));
   }
+}
+
+/**
+ * A signal that aborts when `caller` or `timeout` does, and `release` to
+ * detach it from the caller's. Not `AbortSignal.any`: on Node 20 a
+ * long-lived caller signal (a worker's, passed to every request) keeps an
+ * entry for each signal made from it, and they are never collected.
+ */
+function eitherAborts(caller: AbortSignal | undefined, timeout: AbortSignal): { signal: AbortSignal; release(): void } {
+  if (caller === undefined) return { signal: timeout, release: () => undefined };
+  const controller = new AbortController();
+  const fromCaller = (): void => controller.abort(caller.reason);
+  const fromTimeout = (): void => controller.abort(timeout.reason);
+  if (caller.aborted) fromCaller();
+  caller.addEventListener("abort", fromCaller, { once: true });
+  timeout.addEventListener("abort", fromTimeout, { once: true });
+  return {
+    signal: controller.signal,
+    release: () => {
+      caller.removeEventListener("abort", fromCaller);
+      timeout.removeEventListener("abort", fromTimeout);
+    },
+  };
 }
 
 /** The parsed JSON of a text, or undefined when it is not JSON. */

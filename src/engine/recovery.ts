@@ -19,6 +19,7 @@ import { OutcomeTable } from "./outcomes.ts";
 import type { OutcomeRetention, OutcomeWeight } from "./outcomes.ts";
 import { replayInto } from "./replay.ts";
 import { parseRecord } from "../core/log-record.ts";
+import type { LogRecord } from "../core/log-record.ts";
 
 export interface RecoverInput<Model> {
   readonly machine: StateMachine<Model>;
@@ -56,16 +57,10 @@ export interface RecoveryReport<Model> extends RecoveredPosition<Model> {
  */
 export async function genesisMismatch(log: CommandLog, genesis: GenesisDocument, genesisPath: string): Promise<RecoveryProblem | null> {
   if (log.firstIndex() !== 1 || log.lastIndex() < 1) return null;
-  const [first] = await log.read(1, 1);
-  if (first === undefined) return null;
-  let follows: unknown;
-  try {
-    follows = parseRecord(first).prevHash;
-  } catch {
-    return null; // A damaged entry 1 is the replay's to name.
-  }
-  if (follows === genesis.stateHash) return null;
-  return { file: genesisPath, expectedHash: String(follows), actualHash: genesis.stateHash, detail: "not the genesis this WAL was written under: its entry 1 follows another genesis state" };
+  // What entry 1 follows; null (a damaged entry 1) is the replay's to name.
+  const follows = await walHashAt(log, 0);
+  if (follows === null || follows === genesis.stateHash) return null;
+  return { file: genesisPath, expectedHash: follows, actualHash: genesis.stateHash, detail: "not the genesis this WAL was written under: its entry 1 follows another genesis state" };
 }
 
 /**
@@ -74,10 +69,20 @@ export async function genesisMismatch(log: CommandLog, genesis: GenesisDocument,
  * entry's `prevHash`; null when the log holds neither.
  */
 export async function walHashAt(log: CommandLog, index: number): Promise<string | null> {
-  const [record] = await log.read(index, 1);
+  const [record] = index >= 1 ? await log.read(index, 1) : [];
   if (record !== undefined) return record.hash;
   const [next] = await log.read(index + 1, 1);
-  return next === undefined ? null : parseRecord(next).prevHash;
+  return next === undefined ? null : prevHashOf(next);
+}
+
+/** The prevHash a record's body names; null when the body is damaged (the replay names that entry). */
+function prevHashOf(record: LogRecord): string | null {
+  try {
+    const prevHash: unknown = parseRecord(record).prevHash;
+    return typeof prevHash === "string" ? prevHash : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function recover<Model>(input: RecoverInput<Model>): Promise<RecoveryReport<Model>> {

@@ -4,6 +4,7 @@
  * ETag polling, bearer auth, genesis initialization, and HLC propagation.
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import { SwooshApiError, SwooshClient } from "../../src/client/index.ts";
 import { defaultGenesis } from "../../src/index.ts";
@@ -79,6 +80,19 @@ describe("SwooshClient", () => {
     assert.match(await client.metrics(), /swoosh_commands_total/);
     const openapi = await client.openapi();
     assert.ok((openapi.paths as Record<string, unknown>)["/commands"]);
+  });
+
+  it("leaves nothing attached to a long-lived signal passed to many calls", async (t) => {
+    const { url } = await startTestServer(t);
+    const client = new SwooshClient({ url });
+    const lifetime = new AbortController();
+    for (let i = 0; i < 50; i++) await client.healthz({ signal: lifetime.signal });
+    await client.commands([{ type: "agent.register", payload: { agentId: "a" } }], { signal: lifetime.signal });
+    // AbortSignal.any kept an entry per request on it (never collected on Node 20): a worker passes one to every request.
+    assert.equal(getEventListeners(lifetime.signal, "abort").length, 0);
+    const dependants = Object.getOwnPropertySymbols(lifetime.signal).find((symbol) => symbol.description === "kDependantSignals");
+    const kept = dependants === undefined ? undefined : (lifetime.signal as unknown as Record<symbol, Set<unknown> | undefined>)[dependants];
+    assert.equal(kept?.size ?? 0, 0, "no signal derived from it is kept");
   });
 
   it("throws SwooshApiError with the SPEC code, the HTTP status and the details", async (t) => {

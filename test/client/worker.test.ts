@@ -364,6 +364,14 @@ describe("runWorker", () => {
     assert.ok(Date.now() - started < 4000, `stop() took ${Date.now() - started} ms`);
   });
 
+  it("stop() with a network timeout past setTimeout's range deregisters as usual (its deadline does not fire at once)", async (t) => {
+    const { startWorker, url, client } = await shortLeasesBehindProxy(t);
+    const worker = startWorker({ url, agentId: "a-long", handlers: {}, shutdownNetworkTimeoutMs: 2 ** 31 });
+    await worker.ready;
+    await within(worker.stop(), 10_000, "stop()");
+    assert.deepEqual((await client.listAgents()).agents.map((agent) => agent.id), [], "agent.remove went through");
+  });
+
   it("beats often enough when the heartbeat timeout is far shorter than the lease TTL", async (t) => {
     const startWorker = fleet(t);
     const { url } = await startTestServer(t);

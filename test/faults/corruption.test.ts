@@ -368,7 +368,7 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
     await expectRefusal(garbled, [/genesis file is unreadable/, /genesis\.json/], /genesis\.json/);
     const missing = await copy("genesis-missing");
     await rm(path.join(missing, "genesis.json"));
-    await expectRefusal(missing, [/WAL but no genesis file/, /genesis\.json/], /genesis\.json/);
+    await expectRefusal(missing, [/has a WAL and snapshots but no genesis file/, /genesis\.json/], /genesis\.json/);
   });
 
 });

@@ -67,6 +67,9 @@ type Step =
 
 type Phase = "running" | "stopping" | "done";
 
+/** The longest delay setTimeout honours (a longer one fires at once). */
+const TIMER_DELAY_MS_MAX = 2 ** 31 - 1;
+
 export class WorkerRuntime implements Worker {
   readonly agentId: string;
   readonly ready: Promise<void>;
@@ -205,7 +208,7 @@ export class WorkerRuntime implements Worker {
           this.networkDeadlineMs = nowMs + this.shutdownNetworkTimeoutMs();
           this.armNetworkGiveUp(this.shutdownNetworkTimeoutMs() + 1);
         }
-        if (nowMs > this.networkDeadlineMs) {
+        if (nowMs > this.networkDeadlineMs || this.networkGiveUp.signal.aborted) {
           this.log.error?.("stopping: gave up reaching the server (shutdownNetworkTimeoutMs); leases still held expire on the server", {
             unreported: this.table.all().map((held) => held.lease.taskId),
           });
@@ -334,6 +337,8 @@ export class WorkerRuntime implements Worker {
 
   /** Gives up on the network `delayMs` from now (or sooner, if already armed sooner): the request under way is aborted, the loop ends. */
   private armNetworkGiveUp(delayMs: number): void {
+    // setTimeout fires at once past 2^31-1 ms (~24.8 days): such a deadline is as good as none.
+    if (delayMs > TIMER_DELAY_MS_MAX) return;
     const atMs = Date.now() + delayMs;
     if (atMs >= this.networkGiveUpAtMs) return;
     this.networkGiveUpAtMs = atMs;
