@@ -205,6 +205,15 @@ export class Engine<Model> {
   private readonly replayHolds = new Set<{ readonly snapshot: number | null; readonly from: number }>();
   /** The bound of the retention truncation under way (0 when none): entries below it may be going. */
   private truncatingBefore = 0;
+  /**
+   * Where retention wants the log to start: entries below it go once no
+   * time-travel replay reads them. New replays treat them as gone already,
+   * so that replays in a row (clients polling an old `?at`) cannot hold the
+   * log back for good while each new one takes its own hold from index 1.
+   */
+  private truncationWanted = 0;
+  /** Truncations run one after another (retention after a snapshot, or a replay's hold released). */
+  private truncation: Promise<void> = Promise.resolve();
   /** Whether background work (snapshots, large reads, time travel) paces itself: until closing, commands may be waiting behind it. */
   private readonly paced = (): boolean => !this.closing;
   /** How a read (GET /state, GET /tasks, time travel) paces its steps: as a snapshot, but only while commands are applied (paced.ts). */
@@ -592,7 +601,7 @@ export class Engine<Model> {
 
   /** The oldest log index a replay starting now can count on: past a truncation under way, entries may be going. */
   private firstReadableIndex(): number {
-    return Math.max(this.log.firstIndex(), this.truncatingBefore);
+    return Math.max(this.log.firstIndex(), this.truncatingBefore, this.truncationWanted);
   }
 
   /**
@@ -607,7 +616,28 @@ export class Engine<Model> {
       return await read();
     } finally {
       this.replayHolds.delete(hold);
+      // What retention left for this replay can go now.
+      if (this.truncationWanted > this.log.firstIndex() && !this.poisonedBy) {
+        this.truncateAsWanted().catch((error: unknown) => this.settings.onSnapshotError(error instanceof Error ? error : new Error(String(error))));
+      }
     }
+  }
+
+  /** Truncates the log below `truncationWanted`, but not past what a replay under way still reads. */
+  private truncateAsWanted(): Promise<void> {
+    const run = this.truncation.then(async () => {
+      let before = this.truncationWanted;
+      for (const hold of this.replayHolds) before = Math.min(before, hold.from);
+      if (before <= this.log.firstIndex()) return;
+      this.truncatingBefore = before;
+      try {
+        await this.log.truncateBefore(before);
+      } finally {
+        this.truncatingBefore = 0;
+      }
+    });
+    this.truncation = run.catch(() => undefined);
+    return run;
   }
 
   /**
@@ -906,16 +936,9 @@ export class Engine<Model> {
       this.passedOver.delete(old);
     }
     if (oldestKept === undefined) return;
-    // Not past what a time-travel replay still has to read.
-    let before = oldestKept;
-    for (const hold of this.replayHolds) before = Math.min(before, hold.from);
-    if (before <= this.log.firstIndex()) return;
-    this.truncatingBefore = before;
-    try {
-      await this.log.truncateBefore(before);
-    } finally {
-      this.truncatingBefore = 0;
-    }
+    // Not past what a time-travel replay still has to read: the rest goes when it is done (holding).
+    this.truncationWanted = Math.max(this.truncationWanted, oldestKept);
+    await this.truncateAsWanted();
   }
 }
 

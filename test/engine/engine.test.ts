@@ -528,10 +528,16 @@ describe("engine: genesis (SPEC §4)", () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
     await engine.snapshot();
     assert.ok(engine.firstLogIndex <= 11, `truncated to ${engine.firstLogIndex} under a replay that reads from 11`);
+    // A new replay below the truncation retention wants is refused: otherwise replays in a row would hold the log back for good.
+    await assert.rejects(engine.stateAt(15), (error: unknown) => error instanceof SwooshError && error.code === "history_pruned");
     const text = await reading;
     assert.equal(JSON.parse(text.pieces.join("")).count, 20_000);
     assert.equal(text.stateHash, computeStateHash(expected.state));
-    // Once it is done, the next snapshot truncates as usual.
+    // Once it is done, what retention wanted goes without waiting for another snapshot.
+    const wanted = engine.stats().lastSnapshotIndex;
+    for (let waited = 0; engine.firstLogIndex < wanted && waited < 5000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(engine.firstLogIndex, wanted);
+    // And the next snapshot truncates as usual.
     await engine.submit({ type: "counter.add", payload: { amount: 1 } });
     await engine.snapshot();
     assert.equal(engine.firstLogIndex, engine.stats().appliedIndex);
