@@ -617,7 +617,7 @@ export class Engine<Model> {
     } finally {
       this.replayHolds.delete(hold);
       // What retention left for this replay can go now.
-      if (this.truncationWanted > this.log.firstIndex() && !this.poisonedBy) {
+      if (this.truncationWanted > this.log.firstIndex() && !this.poisonedBy && !this.closing) {
         this.truncateAsWanted().catch((error: unknown) => this.settings.onSnapshotError(error instanceof Error ? error : new Error(String(error))));
       }
     }
