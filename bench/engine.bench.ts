@@ -28,6 +28,7 @@ import { openEngine } from "../src/engine/open.ts";
 import { sealEntry } from "../src/core/log-record.ts";
 import { counterGenesisState, counterMachine } from "../test/support/counter-machine.ts";
 import type { CounterState } from "../test/support/counter-machine.ts";
+import { longestStallMs } from "../test/support/event-loop-stall.ts";
 import { rawBatchedLmdbPuts } from "./lmdb-raw.ts";
 
 const { values: flags } = parseArgs({
@@ -111,23 +112,6 @@ function timeMs(run: () => void): number {
   const started = performance.now();
   run();
   return performance.now() - started;
-}
-
-/** Longest gap a 1 ms interval timer sees while `work` runs. */
-async function longestStallMs(work: () => Promise<void>): Promise<number> {
-  let last = performance.now();
-  let worst = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last);
-    last = now;
-  }, 1);
-  try {
-    await work();
-    return worst;
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 interface LargeStateFigures {
