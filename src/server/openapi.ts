@@ -205,8 +205,8 @@ export function buildOpenApiDocument(): JsonRecord {
     responses[`Error${status}`] = { ...json(ref("ErrorBody"), `Error with code ${codes.join(" | ")}.`), headers: { ...REQUEST_ID_HEADER, ...(ERROR_HEADERS[status] ?? {}) } };
   }
 
-  const etagHeader = { ...REQUEST_ID_HEADER, ETag: { description: 'The state hash, quoted: "<stateHash>".', schema: { type: "string" } } };
-  const indexHeader = { ...REQUEST_ID_HEADER, ...INDEX_HEADER };
+  // X-Request-Id joins these below (withRequestIdHeaders), as it joins every inline response.
+  const etagHeader = { ETag: { description: 'The state hash, quoted: "<stateHash>".', schema: { type: "string" } } };
   const paths: Record<string, Json> = {
     "/state": {
       get: {
@@ -269,7 +269,7 @@ export function buildOpenApiDocument(): JsonRecord {
           queryParameter("limit", "Page size.", LIMIT(1000, 100)),
           queryParameter("cursor", "nextCursor of the previous page.", { type: "string" }),
         ],
-        responses: { "200": { ...json(ref("TaskList"), "One page."), headers: indexHeader }, ...errorResponses([400, 401, 503]) },
+        responses: { "200": { ...json(ref("TaskList"), "One page."), headers: INDEX_HEADER }, ...errorResponses([400, 401, 503]) },
       },
     },
     "/tasks/{id}": {
@@ -277,7 +277,7 @@ export function buildOpenApiDocument(): JsonRecord {
         operationId: "getTask",
         summary: "One task.",
         parameters: [{ name: "id", in: "path", required: true, description: "Task id (URL-encoded).", schema: { type: "string" } }],
-        responses: { "200": { ...json(ref("Task"), "The task."), headers: indexHeader }, ...errorResponses([400, 401, 404, 503]) },
+        responses: { "200": { ...json(ref("Task"), "The task."), headers: INDEX_HEADER }, ...errorResponses([400, 401, 404, 503]) },
       },
     },
     "/agents": {
@@ -289,7 +289,7 @@ export function buildOpenApiDocument(): JsonRecord {
           queryParameter("limit", "Page size.", LIMIT(1000, 100)),
           queryParameter("cursor", "nextCursor of the previous page.", { type: "string" }),
         ],
-        responses: { "200": { ...json(ref("AgentList"), "One page."), headers: indexHeader }, ...errorResponses([400, 401, 503]) },
+        responses: { "200": { ...json(ref("AgentList"), "One page."), headers: INDEX_HEADER }, ...errorResponses([400, 401, 503]) },
       },
     },
     "/log": {
