@@ -75,6 +75,18 @@ export async function walHashAt(log: CommandLog, index: number): Promise<string 
   return next === undefined ? null : prevHashOf(next);
 }
 
+/**
+ * Why the snapshot `doc` (in `file`) is no base for this log's history, or
+ * null: its logHash must be the log's hash of its entry. One copied from a
+ * diverged data dir verifies on its own and fails only this.
+ */
+export async function snapshotOffHistory(log: CommandLog, doc: Pick<SnapshotDocument, "lastAppliedIndex" | "logHash">, file: string): Promise<RecoveryProblem | null> {
+  if (doc.lastAppliedIndex === 0) return null;
+  const walHash = await walHashAt(log, doc.lastAppliedIndex);
+  if (walHash === doc.logHash) return null;
+  return { file, index: doc.lastAppliedIndex, expectedHash: doc.logHash, actualHash: walHash ?? undefined, detail: "snapshot's logHash differs from the WAL entry at its index" };
+}
+
 /** The prevHash a record's body names; null when the body is damaged (the replay names that entry). */
 function prevHashOf(record: LogRecord): string | null {
   try {
@@ -131,12 +143,10 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       continue;
     }
     // The WAL entry at the snapshot's index (or, cut, the next one's prevHash) must be the one the snapshot names.
-    if (snapshotIndex > 0) {
-      const walHash = await walHashAt(log, snapshotIndex);
-      if (walHash !== doc.logHash) {
-        skip({ file, index: snapshotIndex, expectedHash: doc.logHash, actualHash: walHash ?? undefined, detail: "snapshot's logHash differs from the WAL entry at its index" });
-        continue;
-      }
+    const offHistory = await snapshotOffHistory(log, doc, file);
+    if (offHistory !== null) {
+      skip(offHistory);
+      continue;
     }
     let outcomes: OutcomeTable;
     try {

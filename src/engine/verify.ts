@@ -15,7 +15,7 @@ import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
-import { genesisMismatch, walHashAt } from "./recovery.ts";
+import { genesisMismatch, snapshotOffHistory } from "./recovery.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
@@ -111,15 +111,9 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
       const usable = [...verified.values()].filter((d) => d.lastAppliedIndex + 1 >= firstIndex).sort((a, b) => a.lastAppliedIndex - b.lastAppliedIndex);
       for (const doc of usable) {
         // A snapshot of another history (copied from a diverged dir) verifies on its own: named here, not as the WAL entry after it.
-        const walHash = await walHashAt(log, doc.lastAppliedIndex);
-        if (walHash !== doc.logHash) {
-          problems.push({
-            file: path.join(layout.snapshotDir, snapshotFileName(doc.lastAppliedIndex)),
-            index: doc.lastAppliedIndex,
-            expectedHash: doc.logHash,
-            actualHash: walHash ?? undefined,
-            detail: "snapshot's logHash differs from the WAL entry at its index",
-          });
+        const offHistory = await snapshotOffHistory(log, doc, path.join(layout.snapshotDir, snapshotFileName(doc.lastAppliedIndex)));
+        if (offHistory !== null) {
+          problems.push(offHistory);
           continue;
         }
         start = { index: doc.lastAppliedIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, state: doc.state };
