@@ -516,16 +516,27 @@ describe("engine: genesis (SPEC §4)", () => {
   });
   it("keeps the log a time-travel replay still reads while snapshots truncate it", async () => {
     const dir = await dataDir();
-    const engine = await open(dir, { snapshotsKept: 1 });
+    await initializeDataDir(new NodeFileSystem(), dir, counterGenesis());
+    const log = await LmdbCommandLog.open(path.join(dir, "wal"));
+    const engine = await open(dir, { log, snapshotsKept: 1 });
     await Promise.all(Array.from({ length: 10 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
     await engine.snapshot();
     for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 1000 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
     assert.equal(engine.firstLogIndex, 10);
     const expected = await engine.stateAt(20_000);
+    // The replay reads the log only once it holds it from its base on: its first
+    // read says the hold is in place (a fixed wait raced it on a loaded machine).
+    let replayReading = (): void => undefined;
+    const replayRead = new Promise<void>((resolve) => (replayReading = resolve));
+    const read = log.read.bind(log);
+    log.read = (from, limit) => {
+      replayReading();
+      return read(from, limit);
+    };
     // A replay from the snapshot at 10 to 20,000, which pauses as it goes, while
     // a newer snapshot would let retention drop everything below it.
     const reading = engine.stateTextAt(20_000);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await replayRead;
     await engine.snapshot();
     assert.ok(engine.firstLogIndex <= 11, `truncated to ${engine.firstLogIndex} under a replay that reads from 11`);
     // A new replay below the truncation retention wants is refused: otherwise replays in a row would hold the log back for good.
