@@ -43,6 +43,13 @@ export interface OpenEngineOptions<Model> extends EngineSettingsInput {
   readonly snapshots?: SnapshotStore;
   readonly onProgress?: (index: number, lastIndex: number) => void;
   readonly onSkippedSnapshot?: (problem: RecoveryProblem) => void;
+  /**
+   * Stops a recovery under way (an operator's Ctrl-C while a long WAL
+   * replays): `openEngine` then rejects with the signal's reason, after
+   * closing the log and releasing the lock. Recovery writes nothing, so the
+   * data dir is as it was (a genesis written for an empty dir stays).
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface DataDirLayout {
@@ -169,6 +176,7 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
   }
 
   await mkdirDurable(fs, layout.snapshotDir);
+  options.signal?.throwIfAborted();
   // The lock lives on the real disk; a simulated file system (tests) has no other process to exclude.
   const lock = options.fs ? null : await lockDataDir(options.dataDir);
   const snapshots = options.snapshots ?? new FileSnapshotStore(fs, layout.snapshotDir, { clusterId: genesis.clusterId });
@@ -208,6 +216,7 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
       onProgress: options.onProgress,
       onSkippedSnapshot: options.onSkippedSnapshot,
       preloaded,
+      signal: options.signal,
     });
     return new Engine(options.machine, genesis, log, snapshots, settings, recovered, lock);
   } catch (error) {

@@ -36,6 +36,8 @@ export interface RecoverInput<Model> {
   readonly onSkippedSnapshot?: (problem: RecoveryProblem) => void;
   /** A snapshot whose load was started before the log was open (openEngine: the newest), used if recovery gets to it. */
   readonly preloaded?: PreloadedSnapshot | null;
+  /** Aborts the recovery between steps (openEngine's `signal`). */
+  readonly signal?: AbortSignal;
 }
 
 export interface PreloadedSnapshot {
@@ -99,6 +101,7 @@ function prevHashOf(record: LogRecord): string | null {
 
 export async function recover<Model>(input: RecoverInput<Model>): Promise<RecoveryReport<Model>> {
   const { machine, genesis, log, snapshots } = input;
+  input.signal?.throwIfAborted();
   const lastIndex = log.lastIndex();
   const firstIndex = log.firstIndex();
   const wrongGenesis = await genesisMismatch(log, genesis, input.genesisPath);
@@ -110,6 +113,7 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
   };
 
   for (const snapshotIndex of await snapshots.list()) {
+    input.signal?.throwIfAborted();
     const file = path.join(input.snapshotDir, snapshotFileName(snapshotIndex));
     if (snapshotIndex > lastIndex) {
       // A snapshot is written only once its index is durable in the WAL: the
@@ -195,8 +199,8 @@ async function replayTail<Model>(
       outcomes: start.outcomes,
       file: input.walPath,
       onProgress: input.onProgress ? (index) => input.onProgress?.(index, lastIndex) : undefined,
-      // Signals and timers get their turn during a long replay: a second Ctrl-C exits at once, not when recovery is done.
-      pause: yieldToEventLoop,
+      // Signals and timers get their turn during a long replay: a Ctrl-C stops it (signal) instead of waiting for the end.
+      pause: () => yieldToEventLoop(input.signal),
     });
     return {
       model,
@@ -216,7 +220,12 @@ async function replayTail<Model>(
   }
 }
 
-/** Resolves after the event loop has run once (timers, signals, I/O callbacks). */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/** Resolves after the event loop has run once (timers, signals, I/O callbacks); rejects if `signal` was aborted by then. */
+function yieldToEventLoop(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) =>
+    setImmediate(() => {
+      if (signal?.aborted) reject(signal.reason);
+      else resolve();
+    }),
+  );
 }

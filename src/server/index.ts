@@ -56,6 +56,8 @@ export interface ServerOptions {
   ticker?: Partial<TickerSettings>;
   /** How long shutdown waits for idle and for stalled connections; defaults SHUTDOWN_DRAIN. */
   shutdownDrain?: Partial<ShutdownDrain>;
+  /** Stops a startup under way (the WAL replay of recovery): `startServer` then rejects with the signal's reason, having written nothing. */
+  signal?: AbortSignal;
 }
 
 export interface RunningServer {
@@ -137,6 +139,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     openEngine: options.openEngine,
     watch: options.watch,
     ticker: options.ticker,
+    startupSignal: options.signal,
   });
   const app = buildApp(runtime, { logger, token: options.token, bodyLimitBytes: options.bodyLimitBytes });
   const host = options.host ?? DEFAULT_HOST;

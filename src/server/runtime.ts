@@ -46,6 +46,8 @@ export interface RuntimeOptions {
   readonly openEngine?: EngineOpener;
   readonly watch?: Partial<WatchSettings>;
   readonly ticker?: Partial<TickerSettings>;
+  /** Aborts the engine's recovery at startup (openEngine's `signal`); `create` then rejects with its reason. */
+  readonly startupSignal?: AbortSignal;
 }
 
 export class ServerRuntime {
@@ -70,7 +72,7 @@ export class ServerRuntime {
   static async create(options: RuntimeOptions): Promise<ServerRuntime> {
     const runtime = new ServerRuntime(options);
     const initialized = options.genesis === undefined && options.awaitGenesis ? (await readGenesisFile(new NodeFileSystem(), options.dataDir)) !== null : true;
-    if (initialized) await runtime.open(options.genesis);
+    if (initialized) await runtime.open(options.genesis, options.startupSignal);
     else options.log.info({ dataDir: options.dataDir }, "awaiting a genesis document: POST /state");
     return runtime;
   }
@@ -134,7 +136,7 @@ export class ServerRuntime {
         return { genesis: engine.genesis, created: false };
       }
       const existing = await readGenesisFile(new NodeFileSystem(), this.options.dataDir);
-      await this.openNow(genesis);
+      await this.openNow(genesis, undefined);
       return { genesis: (this.engineNow as Engine<OrchestratorModel> | null)?.genesis ?? genesis, created: existing === null };
     });
     this.opening = run.catch(() => undefined);
@@ -160,13 +162,13 @@ export class ServerRuntime {
     await engine.close({ snapshot: !failed });
   }
 
-  private async open(genesis: unknown): Promise<void> {
-    const run = this.opening.then(() => this.openNow(genesis));
+  private async open(genesis: unknown, signal?: AbortSignal): Promise<void> {
+    const run = this.opening.then(() => this.openNow(genesis, signal));
     this.opening = run.catch(() => undefined);
     await run;
   }
 
-  private async openNow(genesis: unknown): Promise<void> {
+  private async openNow(genesis: unknown, signal: AbortSignal | undefined): Promise<void> {
     const { options } = this;
     const opener = options.openEngine ?? openSwoosh;
     const engine = await opener({
@@ -175,6 +177,8 @@ export class ServerRuntime {
       ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery }),
       ...(options.nodeId === undefined ? {} : { nodeId: options.nodeId }),
       ...(options.maxDriftMs === undefined ? {} : { maxDriftMs: options.maxDriftMs }),
+      ...(signal === undefined ? {} : { signal }),
+      onProgress: replayProgressLog(options.log),
       onFatal: (error) => this.fail(error),
       onSnapshotError: (error) => options.log.warn({ err: error }, "snapshot failed (the WAL still holds everything)"),
       // G3: a damaged snapshot is passed over (recovery falls back), but never silently.
@@ -214,4 +218,22 @@ export class ServerRuntime {
   private failedError(): SwooshError {
     return new SwooshError("unavailable", `the write-ahead log failed and the server stopped taking requests: ${this.fatalError?.message ?? "unknown"}`);
   }
+}
+
+/** How often a long recovery says where it is. */
+const REPLAY_PROGRESS_EVERY_MS = 5000;
+
+/**
+ * Recovery's progress as log lines: the first when the replay is under way,
+ * then one every REPLAY_PROGRESS_EVERY_MS (a server replaying millions of
+ * entries is not hung, and Ctrl-C stops it).
+ */
+function replayProgressLog(log: FastifyBaseLogger): (index: number, lastIndex: number) => void {
+  let loggedAtMs: number | null = null;
+  return (index, lastIndex) => {
+    const nowMs = performance.now();
+    if (loggedAtMs !== null && nowMs - loggedAtMs < REPLAY_PROGRESS_EVERY_MS) return;
+    loggedAtMs = nowMs;
+    log.info({ index, lastIndex }, `recovering: replayed the WAL to ${index} of ${lastIndex}`);
+  };
 }

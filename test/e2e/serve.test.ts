@@ -6,12 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
 import { PRETTY_ANSWER_BYTES_MAX } from "../../src/cli/http-client.ts";
+import { openSwoosh } from "../../src/index.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
 import { spawn } from "node:child_process";
 import { bin, cleanEnv, http, killAll, runCli, startServe, stopServe, trackChild } from "./processes.ts";
@@ -221,6 +222,44 @@ describe("swoosh serve, state and command", () => {
     } finally {
       socket?.destroy();
       server.child.kill("SIGKILL");
+    }
+  });
+
+  it("a Ctrl-C during a long recovery stops it before serving: exit 0, nothing written, the next start recovers everything", { timeout: 180_000 }, async () => {
+    const dataDir = await dir();
+    // A WAL long enough that its replay takes a while, and no snapshot to start from.
+    const entries = 120_000;
+    const engine = await openSwoosh({ dataDir, snapshotEvery: 0 });
+    for (let first = 0; first < entries; first += 1000) {
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${first + i}`, kind: "build" } })));
+    }
+    await engine.close({ snapshot: false });
+    const snapshotsBefore = await readdir(path.join(dataDir, "snapshots"));
+
+    const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--data-dir", dataDir], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const exited = trackChild(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    const replaying = new Promise<void>((resolve) =>
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr += chunk;
+        if (stderr.includes("recovering: replayed the WAL to")) resolve();
+      }),
+    );
+    await Promise.race([replaying, exited.then(() => assert.fail(`exited before replaying: ${stderr}`))]);
+    child.kill("SIGINT");
+    const exit = await exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, stderr);
+    assert.match(stderr, /SIGINT received during startup: stopped before serving/);
+    assert.doesNotMatch(stdout, /serving/, "it never started serving");
+    assert.deepEqual(await readdir(path.join(dataDir, "snapshots")), snapshotsBefore, "no snapshot was written");
+
+    const again = await startServe(["--data-dir", dataDir], { timeoutMs: 120_000 });
+    try {
+      assert.equal(again.recoveredIndex, entries);
+    } finally {
+      assert.equal((await stopServe(again)).code, 0);
     }
   });
 

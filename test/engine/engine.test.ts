@@ -514,6 +514,34 @@ describe("engine: genesis (SPEC §4)", () => {
     assert.deepEqual((await engine.readLog(1, 100)).map((entry) => entry.index), [5]);
     await engine.close();
   });
+  it("stops a recovery when its signal aborts: rejects with the reason, writes nothing, and releases the data dir", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 1000 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
+    await engine.close({ snapshot: false });
+    const stopped = new AbortController();
+    const reason = new Error("operator stopped it");
+    let progressCalls = 0;
+    await assert.rejects(
+      open(dir, {
+        signal: stopped.signal,
+        onProgress: () => {
+          progressCalls += 1;
+          stopped.abort(reason);
+        },
+      }),
+      (error: unknown) => error === reason,
+    );
+    assert.equal(progressCalls, 1, "the replay stopped at its next pause");
+    assert.deepEqual(await readdir(path.join(dir, "snapshots")), []);
+    const reopened = await open(dir);
+    assert.equal(reopened.stats().durableIndex, 10_000);
+    assert.equal((await reopened.readState()).state.count, 10_000);
+    await reopened.close();
+    const aborted = new AbortController();
+    aborted.abort(reason);
+    await assert.rejects(open(dir, { signal: aborted.signal }), (error: unknown) => error === reason);
+  });
   it("keeps the log a time-travel replay still reads while snapshots truncate it", async () => {
     const dir = await dataDir();
     await initializeDataDir(new NodeFileSystem(), dir, counterGenesis());

@@ -1,6 +1,7 @@
 /**
  * `swoosh serve`: runs the HTTP server (SPEC §7) on a data directory until
- * SIGTERM or SIGINT, then closes it cleanly and exits 0.
+ * SIGTERM or SIGINT, then closes it cleanly and exits 0. A signal during a
+ * long recovery stops it there (exit 0, nothing written).
  *
  * Every flag has an environment variable; a flag on the command line wins.
  * Startup prints one block to stdout (URL, data dir, genesis hash, recovered
@@ -67,6 +68,13 @@ export function startupError(error: unknown, options: Pick<ServerOptions, "dataD
   return error;
 }
 
+/** Why a startup was aborted: the shutdown signal that came first. */
+class StartupStopped extends Error {
+  constructor(readonly signal: string) {
+    super(`${signal} received during startup`);
+  }
+}
+
 async function serve(flags: ServeFlags): Promise<void> {
   const options = await serverOptionsFrom(flags);
   // The command's own lines go out as the server's do: JSON lines on stderr, at the same level (silent is silent).
@@ -77,13 +85,20 @@ async function serve(flags: ServeFlags): Promise<void> {
   // A WAL flush failing while running is left to the server's default onFatal:
   // it logs, lets in-flight requests get their 503, and exits 1 (SPEC G1).
   const signals = watchShutdownSignals((line, level) => logger[level](line));
+  // A first Ctrl-C during a long recovery stops it: there is nothing to close yet, and recovery writes nothing.
+  const startup = new AbortController();
+  void signals.requested.then((signal) => startup.abort(new StartupStopped(signal)));
   let server: RunningServer;
   try {
     // Loaded here, not at the top: `swoosh hash` and friends need no HTTP stack.
     const { startServer } = await import("../../server/index.ts");
-    server = await startServer(options);
+    server = await startServer({ ...options, signal: startup.signal });
   } catch (error) {
     signals.dispose();
+    if (error instanceof StartupStopped) {
+      logger.info(`${error.signal} received during startup: stopped before serving (the data dir is as it was)`);
+      return;
+    }
     throw startupError(error, options);
   }
   process.stdout.write(startupBlock(server, options));
