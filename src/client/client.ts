@@ -49,7 +49,7 @@ export interface SwooshClientOptions {
   /** Base URL of the server. Default http://127.0.0.1:7777. */
   readonly url?: string;
   /** Bearer token, when the server has one. */
-  readonly token?: string;
+  readonly token?: string | undefined;
   /** One try of a request gives up after this long. Default 30 000. */
   readonly timeoutMs?: number;
   /** Retry policy of every call (default DEFAULT_RETRY_POLICY); false: never retry. */

@@ -10,7 +10,7 @@ import { SwooshApiError } from "./errors.ts";
 export interface HttpSettings {
   /** Base URL, e.g. http://127.0.0.1:7777 (a trailing slash is ignored). */
   readonly url: string;
-  readonly token?: string;
+  readonly token?: string | undefined;
   /** One try gives up after this long (the server itself allows a request 30 s). */
   readonly timeoutMs: number;
   /** A fetch to use instead of the global one (tests, proxies, custom agents). */

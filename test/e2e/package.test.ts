@@ -15,6 +15,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import semver from "semver";
 import { tempDir } from "../support/engine-fixtures.ts";
 
 const run = promisify(execFile);
@@ -66,6 +67,21 @@ try {
 `;
 
 describe("the installed package", () => {
+  it("installs with --engine-strict on this Node: every runtime dependency admits it, as the package's own engines range does", { timeout: 60_000 }, async () => {
+    const own = (JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
+    assert.ok(semver.satisfies(process.version, own), `the package's engines ${own} admit ${process.version}`);
+    const { stdout } = await run("npm", ["ls", "--omit=dev", "--all", "--parseable"], { cwd: root, env: plainEnv });
+    const dirs = stdout.trim().split("\n").slice(1);
+    assert.ok(dirs.length > 10, `npm ls listed ${dirs.length} runtime packages`);
+    const refusing: string[] = [];
+    for (const dir of dirs) {
+      const manifest = JSON.parse(await readFile(path.join(dir, "package.json"), "utf8")) as { name: string; version: string; engines?: { node?: string } };
+      const range = manifest.engines?.node;
+      if (range !== undefined && !semver.satisfies(process.version, range)) refusing.push(`${manifest.name}@${manifest.version} (node ${range})`);
+    }
+    assert.deepEqual(refusing, [], "runtime dependencies that refuse this Node under engine-strict");
+  });
+
   it("runs in plain Node from its compiled dist: the library, time travel in a worker, and the swoosh command", { timeout: 120_000 }, async (t) => {
     const { dir, cleanup } = await tempDir("swoosh-package-");
     t.after(cleanup);

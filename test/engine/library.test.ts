@@ -19,7 +19,7 @@ import { createGenesisState, orchestratorMachine } from "../../src/domain/index.
 import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { openSwoosh, startTicker } from "../../src/index.ts";
-import type { SwooshOptions } from "../../src/index.ts";
+import type { OrchestratorState, SwooshOptions } from "../../src/index.ts";
 import { tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
 import { longestStallMs } from "../support/event-loop-stall.ts";
 
@@ -89,7 +89,9 @@ describe("engine as a library", () => {
       assert.deepEqual(await readdir(cwd2), [], "nothing was written under the new working directory");
       process.chdir(cwd1);
       const reopened = await open("rel");
-      assert.equal(Object.keys((await reopened.readState()).state.agents as object).length, 6);
+      // The state's shape, as the library exports it (SPEC §5).
+      const state = (await reopened.readState()).state as unknown as OrchestratorState;
+      assert.equal(Object.keys(state.agents).length, 6);
       await reopened.close();
     } finally {
       process.chdir(startCwd);

@@ -46,7 +46,7 @@ export interface WorkerOptions {
   /** Server base URL (default http://127.0.0.1:7777); ignored when `client` is given. */
   readonly url?: string;
   /** Bearer token; ignored when `client` is given. */
-  readonly token?: string;
+  readonly token?: string | undefined;
   /** A client to use instead of making one. */
   readonly client?: SwooshClient;
   readonly agentId: string;
