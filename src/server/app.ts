@@ -12,6 +12,7 @@ import http from "node:http";
 import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { bearerChecker, PUBLIC_PATHS, unauthorized } from "./auth.ts";
+import { closesConnection, processable, trackRequest } from "./connection-ledger.ts";
 import { answerFor, clientErrorHandlerFor, installErrorHandlers, sendError, toSwooshError } from "./errors.ts";
 import { createHotPath } from "./hot-path.ts";
 import type { HotPath } from "./hot-path.ts";
@@ -81,6 +82,7 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
         // Node answers an HTTP/1.1 request without Host with a bare 400 (no body); the onRequest hook below does it in JSON.
         { connectionsCheckingInterval: HTTP_TIMEOUTS.checkIntervalMs, requireHostHeader: false },
         (request, response) => {
+          trackRequest(request, response);
           if (hotPath === null || !hotPath(request, response)) fastifyHandler(request, response);
         },
       );
@@ -144,9 +146,19 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
 
   // Requests that were in flight when shutdown began answer with Connection: close,
   // so their keep-alive sockets do not hold close() open until the idle timeout.
-  app.addHook("onSend", (_request, reply, payload, done) => {
+  app.addHook("onSend", (request, reply, payload, done) => {
     if (runtime.phase !== "ready" && runtime.phase !== "awaiting_genesis") reply.header("connection", "close");
+    if (reply.getHeader("connection") === "close") closesConnection(request.raw);
     done(null, payload);
+  });
+  // A request pipelined behind an answer that closes the connection is neither applied nor answered (connection-ledger.ts).
+  app.addHook("preHandler", (request, reply, done) => {
+    if (processable(request.raw)) {
+      done();
+      return;
+    }
+    request.log.info("not processed: an earlier answer on its connection closes it (RFC 9112 §9.6)");
+    reply.hijack();
   });
 
   registerHealthRoutes(app, runtime);

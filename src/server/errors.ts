@@ -10,6 +10,7 @@ import type { Socket } from "node:net";
 import { ERROR_STATUS, SwooshError } from "../core/errors.ts";
 import { ReplayDivergenceError, WalChainError } from "../engine/errors.ts";
 import { LogCorruptError } from "../storage/errors.ts";
+import { answerAfterPending } from "./connection-ledger.ts";
 import { newRequestId } from "./request-id.ts";
 import type { ErrorBody, ErrorCode } from "../core/errors.ts";
 
@@ -113,9 +114,10 @@ export function clientErrorHandlerFor(log: FastifyBaseLogger): (error: Error & {
     const body = errorJson(code, message);
     const requestId = newRequestId();
     log.info({ reqId: requestId, code, statusCode: status, parserError: error.code }, message);
-    socket.end(
+    const answer =
       `HTTP/1.1 ${status} ${timedOut ? "Service Unavailable" : "Bad Request"}\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
-    );
+      `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`;
+    // Requests read in full before these bytes are answered first: this 400 must not read as their answer.
+    if (!answerAfterPending(socket, answer)) socket.end(answer);
   };
 }

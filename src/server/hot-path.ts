@@ -27,6 +27,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
+import { closesConnection, processable } from "./connection-ledger.ts";
 import { JSON_CONTENT_TYPE, answerFor, errorJson } from "./errors.ts";
 import { readJsonBody } from "./json-body.ts";
 import { applyCommand } from "./routes/command.ts";
@@ -125,6 +126,11 @@ class WriteExchange {
 
   complete(): void {
     if (this.abandoned) return;
+    if (!processable(this.request)) {
+      // Its answer would never be written: applying it would leave its client not knowing (RFC 9112 §9.6).
+      this.log.info("not processed: an earlier answer on its connection closes it (RFC 9112 §9.6)");
+      return;
+    }
     const { first, more } = this;
     if (this.bytes !== this.length || first === null) {
       this.fail(new SwooshError("bad_request", "Content-Length does not match the body"), true);
@@ -174,6 +180,7 @@ class WriteExchange {
     const { phase } = this.runtime;
     // Requests in flight when shutdown began answer with Connection: close (as app.ts's onSend hook does).
     const close = closeConnection || (phase !== "ready" && phase !== "awaiting_genesis");
+    if (close) closesConnection(this.request);
     if (this.logged) {
       this.response.once("finish", () => this.log.info({ res: { statusCode: status }, responseTime: performance.now() - this.startedAt }, "request completed"));
     }
