@@ -13,6 +13,7 @@ import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { bearerChecker, PUBLIC_PATHS, unauthorized } from "./auth.ts";
 import { closesConnection, processable, trackRequest } from "./connection-ledger.ts";
+import { foreignHost, isLoopbackHost } from "./host-guard.ts";
 import { answerFor, clientErrorHandlerFor, installErrorHandlers, sendError, toSwooshError } from "./errors.ts";
 import { createHotPath } from "./hot-path.ts";
 import type { HotPath } from "./hot-path.ts";
@@ -62,6 +63,8 @@ export interface AppOptions {
   /** Bearer token; undefined = no authentication. */
   readonly token?: string;
   readonly bodyLimitBytes?: number;
+  /** Serve only requests whose Host is a loopback name (host-guard.ts): set without a token on a loopback address. */
+  readonly loopbackHostsOnly?: boolean;
 }
 
 export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyInstance {
@@ -119,7 +122,8 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     if (request.method === "POST" && WRITE_PATHS.has(request.url.split("?", 1)[0] ?? "")) runtime.metrics.rejected(code);
   });
 
-  hotPath = createHotPath({ runtime, log: app.log, bodyLimitBytes, tokenOk, requestIdOf });
+  const loopbackHostsOnly = options.loopbackHostsOnly === true;
+  hotPath = createHotPath({ runtime, log: app.log, bodyLimitBytes, tokenOk, loopbackHostsOnly, requestIdOf });
   // Callback-style hooks: no promise per request on the hot path.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", String(request.id));
@@ -132,6 +136,10 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     const path = request.url.split("?", 1)[0] ?? "";
     if (PUBLIC_PATHS.has(path)) {
       done();
+      return;
+    }
+    if (loopbackHostsOnly && !isLoopbackHost(request.headers.host)) {
+      done(foreignHost(request.headers.host ?? ""));
       return;
     }
     if (tokenOk !== null && !tokenOk(request.headers.authorization)) {

@@ -28,6 +28,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
 import { closesConnection, processable } from "./connection-ledger.ts";
+import { isLoopbackHost } from "./host-guard.ts";
 import { JSON_CONTENT_TYPE, answerFor, errorJson } from "./errors.ts";
 import { readJsonBody } from "./json-body.ts";
 import { applyCommand } from "./routes/command.ts";
@@ -42,6 +43,8 @@ export interface HotPathOptions {
   readonly bodyLimitBytes: number;
   /** The token check, or null without authentication. */
   readonly tokenOk: ((authorization: string | undefined) => boolean) | null;
+  /** Requests for other host names are Fastify's to refuse (host-guard.ts). */
+  readonly loopbackHostsOnly: boolean;
   readonly requestIdOf: (request: IncomingMessage) => string;
 }
 
@@ -57,7 +60,7 @@ function plainJsonType(value: string | undefined): boolean {
 }
 
 export function createHotPath(options: HotPathOptions): HotPath {
-  const { runtime, log: appLog, bodyLimitBytes, tokenOk, requestIdOf } = options;
+  const { runtime, log: appLog, bodyLimitBytes, tokenOk, loopbackHostsOnly, requestIdOf } = options;
 
   return (request, response) => {
     if (request.method !== "POST") return false;
@@ -72,6 +75,7 @@ export function createHotPath(options: HotPathOptions): HotPath {
     const length = lengthText === undefined ? NaN : Number(lengthText);
     if (!(length >= 1 && length <= bodyLimitBytes)) return false;
     if (tokenOk !== null && !tokenOk(headers.authorization)) return false;
+    if (loopbackHostsOnly && !isLoopbackHost(headers.host)) return false;
 
     const exchange = new WriteExchange(runtime, appLog, request, response, requestIdOf(request), batch, length);
     request.on("data", (chunk: Buffer) => exchange.received(chunk));

@@ -11,6 +11,7 @@
  * streams, stop listening and let in-flight requests finish (their commands
  * become durable), take a final snapshot, close the WAL (releasing the LOCK).
  */
+import { isLoopbackAddress } from "./host-guard.ts";
 import net from "node:net";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { buildApp } from "./app.ts";
@@ -141,8 +142,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ticker: options.ticker,
     startupSignal: options.signal,
   });
-  const app = buildApp(runtime, { logger, token: options.token, bodyLimitBytes: options.bodyLimitBytes });
   const host = options.host ?? DEFAULT_HOST;
+  const app = buildApp(runtime, { logger, token: options.token, bodyLimitBytes: options.bodyLimitBytes, loopbackHostsOnly: options.token === undefined && isLoopbackAddress(host) });
   try {
     await app.listen({ host, port: options.port ?? DEFAULT_PORT });
   } catch (error) {

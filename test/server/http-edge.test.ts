@@ -69,6 +69,35 @@ describe("server: HTTP edge", () => {
     assert.equal(withToken.headers.get("x-request-id"), "mine-1");
   });
 
+  it("without a token, serves only requests for loopback host names (DNS rebinding guard); with one, any name", async (t) => {
+    const { url } = await startTestServer(t);
+    const port = new URL(url).port;
+    const statusOf = (answer: string) => Number(answer.split(" ", 2)[1]);
+    const getWithHost = (host: string, path: string) => rawExchange(url, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const commandWithHost = (host: string, agentId: string, path = "/command") => {
+      const body = JSON.stringify({ type: "agent.register", payload: { agentId } });
+      return rawExchange(url, `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    for (const host of [`rebind.attacker.example:${port}`, "rebind.attacker.example", `127.0.0.1.attacker.example:${port}`, `localhost.attacker.example`, `[::2]:${port}`, "", "evil:1:2"]) {
+      const state = await getWithHost(host, "/state");
+      assert.equal(statusOf(state), 400, `GET /state with Host ${host}: ${state}`);
+      assert.match(state, /"code":"bad_request".*not a loopback name/);
+      assert.equal(statusOf(await commandWithHost(host, "rebound")), 400, host);
+      assert.equal(statusOf(await commandWithHost(host, "rebound", "/command?via=fastify")), 400, host);
+      // /healthz tells nothing, and stays open to all, as it is without a token.
+      assert.equal(statusOf(await getWithHost(host, "/healthz")), 200, host);
+    }
+    assert.equal((await get(url, "/agents")).body.agents.length, 0, "no command from a foreign host name was applied");
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, "LOCALHOST", `[::1]:${port}`, `127.1.2.3:${port}`, `app.localhost:${port}`, "localhost."]) {
+      assert.equal(statusOf(await getWithHost(host, "/state")), 200, host);
+      assert.equal(statusOf(await commandWithHost(host, `ok-${host.replaceAll(/[^a-z0-9]/gi, "")}`)), 200, host);
+    }
+
+    const withToken = await startTestServer(t, { token: "s3cret" });
+    const answer = await rawExchange(withToken.url, `GET /state HTTP/1.1\r\nHost: proxy.example.com\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(answer), 200, answer);
+  });
+
   it("refuses bodies over the limit with 413 payload_too_large", async (t) => {
     const { url } = await startTestServer(t);
     const big = JSON.stringify({ type: "task.submit", payload: { taskId: "t", kind: "k", payload: "x".repeat(1024 * 1024) } });

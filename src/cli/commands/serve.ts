@@ -11,6 +11,7 @@
  * other failure (port in use, data dir locked by a live process, a WAL flush
  * failing while running).
  */
+import { isLoopbackAddress } from "../../server/host-guard.ts";
 import { Option } from "commander";
 import type { Command } from "commander";
 import { RecoveryError } from "../../engine/errors.ts";
@@ -40,10 +41,6 @@ export function startupBlock(server: RunningServer, options: ServerOptions): str
     `  auth:            ${auth}`,
     "",
   ].join("\n");
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 /** Turns a startup failure into a CLI error with SPEC §9's exit code. */
@@ -79,7 +76,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   const options = await serverOptionsFrom(flags);
   // The command's own lines go out as the server's do: JSON lines on stderr, at the same level (silent is silent).
   const logger = createLogger(options.logger);
-  if (options.token === undefined && !isLoopback(flags.host)) {
+  if (options.token === undefined && !isLoopbackAddress(flags.host)) {
     logger.warn(`listening on ${flags.host} without a token: anyone who can reach it can change the state (set --token-file or SWOOSH_TOKEN)`);
   }
   // A WAL flush failing while running is left to the server's default onFatal:
