@@ -89,6 +89,9 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
           if (hotPath === null || !hotPath(request, response)) fastifyHandler(request, response);
         },
       );
+      // An Expect other than 100-continue is ignored (RFC 9110 §10.1.1 allows it): the request is served, or
+      // refused, as any other, instead of Node's bare 417 sent before the token is even checked.
+      server.on("checkExpectation", (request: http.IncomingMessage, response: http.ServerResponse) => server.emit("request", request, response));
       server.keepAliveTimeout = HTTP_TIMEOUTS.keepAliveTimeoutMs;
       server.requestTimeout = HTTP_TIMEOUTS.requestTimeoutMs;
       server.setTimeout(HTTP_TIMEOUTS.connectionTimeoutMs);

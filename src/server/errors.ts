@@ -6,6 +6,7 @@
  * logged with its stack and answered `unavailable` without one.
  */
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import http from "node:http";
 import type { Socket } from "node:net";
 import { ERROR_STATUS, SwooshError } from "../core/errors.ts";
 import { ReplayDivergenceError, WalChainError } from "../engine/errors.ts";
@@ -98,6 +99,9 @@ export function installErrorHandlers(app: FastifyInstance, onRefused: (request: 
  * closes the connection; the refusal is logged under the id it was answered
  * with, as every other answered request is.
  */
+/** Node's limit on a request line plus headers (--max-http-header-size, 16 KiB by default). */
+const HEADER_BYTES_MAX = http.maxHeaderSize;
+
 export function clientErrorHandlerFor(log: FastifyBaseLogger): (error: Error & { code?: string }, socket: Socket) => void {
   return (error, socket) => {
     if (error.code === "ECONNRESET" || !socket.writable) {
@@ -110,7 +114,11 @@ export function clientErrorHandlerFor(log: FastifyBaseLogger): (error: Error & {
     const timedOut = error.code === "ERR_HTTP_REQUEST_TIMEOUT";
     const code = timedOut ? "unavailable" : "bad_request";
     const status = ERROR_STATUS[code];
-    const message = timedOut ? "the request took too long to arrive; nothing of it was applied: send it again" : "the request could not be parsed as HTTP";
+    const message = timedOut
+      ? "the request took too long to arrive; nothing of it was applied: send it again"
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? `the request line and headers are larger than ${HEADER_BYTES_MAX / 1024} KiB`
+        : "the request could not be parsed as HTTP";
     const body = errorJson(code, message);
     const requestId = newRequestId();
     log.info({ reqId: requestId, code, statusCode: status, parserError: error.code }, message);

@@ -152,6 +152,23 @@ describe("server: HTTP edge", () => {
     assert.match(answer, /"code":"bad_request"/);
     assert.match(answer, /\r\nX-Request-Id: [0-9a-f]{8}-[0-9a-z]+\r\n/i, "every answer carries a request id");
     assert.equal((await get(url, "/healthz")).status, 200);
+    // Headers past Node's limit: the 400 says so.
+    const oversized = await rawExchange(url, `GET /state HTTP/1.1\r\nHost: localhost\r\nX-Pad: ${"y".repeat(20_000)}\r\n\r\n`);
+    assert.match(oversized, /^HTTP\/1\.1 400/);
+    assert.match(oversized, /"code":"bad_request","message":"the request line and headers are larger than 16 KiB"/);
+  });
+
+  it("serves a request with an Expect other than 100-continue as any other (no bare 417 before the token check)", async (t) => {
+    const { url } = await startTestServer(t, { token: "s3cret" });
+    const body = JSON.stringify({ type: "agent.register", payload: { agentId: "expecting" } });
+    const send = (auth: string) =>
+      rawExchange(url, `POST /command HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: foo\r\n${auth}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    const refused = await send("");
+    assert.match(refused, /^HTTP\/1\.1 401/, refused);
+    assert.match(refused, /"code":"unauthorized"/);
+    const served = await send("Authorization: Bearer s3cret\r\n");
+    assert.match(served, /^HTTP\/1\.1 200/, served);
+    assert.match(served, /"agentId":"expecting"/);
   });
 
   it("treats __proto__ and constructor as ordinary ids and keys", async (t) => {
