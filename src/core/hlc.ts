@@ -97,6 +97,12 @@ export function isHlc(text: unknown): text is string {
  * clock returned or observed before, even when the wall clock steps backwards.
  * `observe()` seeds it from the last applied HLC on restart (G4).
  */
+/** A reading of `HybridClock.position()`. */
+export interface HlcPosition {
+  readonly wallMs: number;
+  readonly counter: number;
+}
+
 export class HybridClock {
   private wallMs = 0;
   private counter = 0;
@@ -180,6 +186,23 @@ export class HybridClock {
       this.counter = counter;
     }
     return this.last();
+  }
+
+  /** Where the clock stands, for `rewind` (two numbers, no string built). */
+  position(): HlcPosition {
+    return { wallMs: this.wallMs, counter: this.counter };
+  }
+
+  /**
+   * Takes back the stamps issued since `position` was read, which must never
+   * have been published: a command refused after it was stamped leaves no
+   * trace in the log, so it must leave none in the clock either (a client
+   * `hlc` up to maxDriftMs ahead would otherwise move "now" for every later
+   * command, with nothing in the log to say why).
+   */
+  rewind(position: HlcPosition): void {
+    this.wallMs = position.wallMs;
+    this.counter = position.counter;
   }
 
   /**

@@ -296,6 +296,12 @@ export class Engine<Model> {
       }
     }
 
+    // The model keeps its own copy (a library caller may reuse the object it
+    // passed), built as replay builds it from the WAL's canonical text.
+    const { text: payloadText, value: ownPayload } = canonicalPayload(payload, payloadOwned);
+
+    // A command refused after its stamp takes the stamp back: it is not logged, so it must not move the clock either.
+    const clockBefore = this.hlc.position();
     let hlc: string;
     try {
       hlc = input.hlc === undefined ? this.hlc.now() : this.hlc.receive(input.hlc);
@@ -303,14 +309,17 @@ export class Engine<Model> {
       if (error instanceof HlcError) throw new SwooshError(error.code === "clock_drift" ? "clock_drift" : "bad_request", error.message, { field: "hlc" });
       throw error;
     }
-
-    // The model keeps its own copy (a library caller may reuse the object it
-    // passed), built as replay builds it from the WAL's canonical text.
-    const { text: payloadText, value: ownPayload } = canonicalPayload(payload, payloadOwned);
     const index = this.appliedIndex + 1;
     const nowMs = hlcWallMs(hlc);
-    const outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs, payloadIsJson: true });
+    let outcome: ReturnType<typeof this.machine.apply>;
+    try {
+      outcome = this.machine.apply(this.model, { type, payload: ownPayload }, { hlc, index, nowMs, payloadIsJson: true });
+    } catch (error) {
+      this.hlc.rewind(clockBefore);
+      throw error;
+    }
     if (!outcome.ok) {
+      this.hlc.rewind(clockBefore);
       // The refusal was judged against state that may not be durable yet.
       const error = new SwooshError(outcome.error.code, outcome.error.message, outcome.error.details);
       return this.whenDurable(this.appliedIndex).then(() => Promise.reject(error));

@@ -248,6 +248,26 @@ describe("engine: hybrid logical clock (G4)", () => {
     await engine.close();
   });
 
+  it("leaves the clock where it was when a stamped command is refused: the next one is stamped as if it had not come", async () => {
+    const dir = await dataDir();
+    const clock = new ManualClock(2_000_000_000_000);
+    const engine = await open(dir, { clock, maxDriftMs: 60_000 });
+    const first = await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    // Refused by the reducer, by the payload copy, and with a client stamp 55 s ahead: none of it is logged.
+    const ahead = encodeHlc({ wallMs: clock.ms + 55_000, counter: 3, nodeId: "client" });
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: "x" }, hlc: ahead }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: Number.NaN } as never, hlc: ahead }), "bad_request");
+    await isRejectedWith(engine.submit({ type: "counter.add", payload: { amount: "x" } }), "bad_request");
+    const next = await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    assert.equal(next.hlc, encodeHlc({ wallMs: clock.ms, counter: 1, nodeId: "node-1" }), `stamped ${next.hlc} after ${first.hlc}`);
+    assert.equal((await engine.readState()).state.lastNowMs, clock.ms, "the reducer's now is the wall clock's");
+    await engine.close();
+    // A restart stamps the same: the live clock held nothing the log does not.
+    const reopened = await open(dir, { clock });
+    assert.equal((await reopened.submit({ type: "counter.add", payload: { amount: 1 } })).hlc, encodeHlc({ wallMs: clock.ms, counter: 2, nodeId: "node-1" }));
+    await reopened.close();
+  });
+
   it("gives the reducer time only through the command's HLC", async () => {
     const dir = await dataDir();
     const clock = new ManualClock(2_000_000_000_000);
