@@ -37,7 +37,7 @@ import { replayInto } from "./replay.ts";
 import { mib } from "./heap.ts";
 import { collectText, pacedWhileAdvancing, pacer, runPaced, slicedPieces } from "./paced.ts";
 import type { CollectedText } from "./paced.ts";
-import { rebuiltModelPieces, travelInWorker } from "./time-travel.ts";
+import { TimeTravelWorkers, rebuiltModelPieces, travelInWorker } from "./time-travel.ts";
 import type { EngineSettings } from "./settings.ts";
 
 /** What a client sends: SPEC §6 `{type, payload, id?, hlc?}`. */
@@ -199,6 +199,8 @@ export class Engine<Model> {
   private hashAt: { index: number; hash: string } | null = null;
   /** The time travel under way (they run one at a time: each holds a large model). */
   private travelling: Promise<void> = Promise.resolve();
+  /** The worker of the last time travel, kept for the next one a few seconds. */
+  private readonly travelWorkers = new TimeTravelWorkers();
   /** Time travels queued or under way, by target index: callers asking for one index share one (each holds a whole state's text). */
   private readonly travelsByIndex = new Map<number, Promise<StateText>>();
   /** Time-travel replays under way, each with the snapshot it starts from (null: genesis) and the first log index it still has to read. */
@@ -484,6 +486,7 @@ export class Engine<Model> {
       const walFile = this.walFile();
       return this.fromBase(index, async (base) => {
         const travelled = await travelInWorker({
+          workers: this.travelWorkers,
           machine,
           snapshotDir: snapshots.dir,
           clusterId: this.genesis.clusterId,
@@ -784,6 +787,7 @@ export class Engine<Model> {
         if (options.snapshot && !this.poisonedBy && this.durableIndex > this.lastSnapshotIndex) await this.snapshot();
       }
     } finally {
+      this.travelWorkers.close();
       await this.log.close();
       await this.lock?.release();
     }

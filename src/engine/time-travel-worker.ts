@@ -9,7 +9,8 @@
  * The worker reads no LMDB: it asks its parent for WAL records a batch at a
  * time (`need`), and checks the chain itself while replaying, as recovery
  * does. Started through bin/ts-worker.js; `workerData` names the machine
- * module and the snapshot directory. One job per worker.
+ * module and the snapshot directory. One job at a time; a worker may get
+ * another `start` after answering (time-travel.ts keeps it a few seconds).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";

@@ -1,9 +1,11 @@
 /**
  * Time travel in a worker thread (the parent side of time-travel-worker.ts):
- * one job per worker, which loads the base (a snapshot file, or the genesis
- * state), asks here for the WAL records after it, and sends back the state's
- * canonical text as bytes (transferred, not copied) with its hash. The
- * parent's event loop only reads WAL records, a batch per request.
+ * one job at a time per worker, which loads the base (a snapshot file, or the
+ * genesis state), asks here for the WAL records after it, and sends back the
+ * state's canonical text as bytes (transferred, not copied) with its hash.
+ * The parent's event loop only reads WAL records, a batch per request. A
+ * worker is kept a few seconds after its job (TimeTravelWorkers), so a run of
+ * reads pays for one worker start.
  */
 import { Worker } from "node:worker_threads";
 import { SwooshError } from "../core/errors.ts";
@@ -57,13 +59,83 @@ const RECORDS_PER_MESSAGE = 1024;
 const WORKER_ENTRY = new URL("../../bin/ts-worker.js", import.meta.url);
 const TRAVEL_ENTRY = siblingModuleUrl("./time-travel-worker", import.meta.url);
 
+/** How long a worker is kept after its job for the next one. */
+export const TRAVEL_WORKER_IDLE_MS = 10_000;
+
 /**
- * Rebuilds the state as of `toIndex` from `base` in a new worker. Resolves
- * with its text, or null when the base snapshot could not be loaded (the
- * caller tries another); rejects with WalChainError / ReplayDivergenceError
- * as a replay here would.
+ * The worker of the last time travel, kept TRAVEL_WORKER_IDLE_MS for the
+ * next: starting one loads the machine's modules (about half a second from
+ * the TypeScript sources, a tenth compiled), while a travel over a small
+ * state takes milliseconds. Only a worker whose job ended cleanly is kept;
+ * after its idle time, or at `close`, it is terminated (it never holds the
+ * process open).
+ */
+export class TimeTravelWorkers {
+  private idle: { readonly worker: Worker; readonly key: string; readonly timer: NodeJS.Timeout; readonly onEnd: () => void } | null = null;
+  private closed = false;
+
+  constructor(private readonly idleMs = TRAVEL_WORKER_IDLE_MS) {}
+
+  /** A worker for `data`: the kept one if it was started for the same, else a new one. */
+  take(data: TimeTravelData): Worker {
+    const key = JSON.stringify(data);
+    const idle = this.drop();
+    if (idle !== null) {
+      if (idle.key === key) return idle.worker;
+      void idle.worker.terminate();
+    }
+    const worker = new Worker(WORKER_ENTRY, { workerData: data });
+    // It never keeps the process alive by itself (a server closing does not wait for a time travel).
+    worker.unref();
+    return worker;
+  }
+
+  /** Keeps `worker`, idle after a clean job, for the next one (replacing any kept before). */
+  park(worker: Worker, data: TimeTravelData): void {
+    if (this.closed) {
+      void worker.terminate();
+      return;
+    }
+    void this.drop()?.worker.terminate();
+    const timer = setTimeout(() => {
+      if (this.idle?.worker === worker) void this.drop()?.worker.terminate();
+    }, this.idleMs);
+    timer.unref();
+    // A kept worker that dies (or errs: an 'error' with no listener would throw here) is simply forgotten.
+    const onEnd = (): void => {
+      if (this.idle?.worker === worker) this.drop();
+    };
+    worker.on("error", onEnd);
+    worker.on("exit", onEnd);
+    this.idle = { worker, key: JSON.stringify(data), timer, onEnd };
+  }
+
+  /** Terminates the kept worker; later jobs' workers are terminated when they end. */
+  close(): void {
+    this.closed = true;
+    void this.drop()?.worker.terminate();
+  }
+
+  /** Forgets the kept worker (its timer and listeners) and returns it. */
+  private drop(): { readonly worker: Worker; readonly key: string } | null {
+    const idle = this.idle;
+    if (idle === null) return null;
+    this.idle = null;
+    clearTimeout(idle.timer);
+    idle.worker.off("error", idle.onEnd);
+    idle.worker.off("exit", idle.onEnd);
+    return idle;
+  }
+}
+
+/**
+ * Rebuilds the state as of `toIndex` from `base` in a worker of `workers`.
+ * Resolves with its text, or null when the base snapshot could not be loaded
+ * (the caller tries another); rejects with WalChainError /
+ * ReplayDivergenceError as a replay here would.
  */
 export function travelInWorker(options: {
+  readonly workers: TimeTravelWorkers;
   readonly machine: TimeTravelMachine;
   readonly snapshotDir: string;
   readonly clusterId: string;
@@ -80,38 +152,46 @@ export function travelInWorker(options: {
     clusterId: options.clusterId,
     walFile: options.walFile,
   };
-  const worker = new Worker(WORKER_ENTRY, { workerData: data });
-  // It never keeps the process alive by itself (a server closing does not wait for a time travel).
-  worker.unref();
+  const worker = options.workers.take(data);
   return new Promise<TravelledText | null>((resolve, reject) => {
     let settled = false;
-    const finish = (outcome: () => void): void => {
+    /** `reusable`: the worker answered its job in full and waits for the next (not dead, not waiting for records). */
+    const finish = (outcome: () => void, reusable: boolean): void => {
       if (settled) return;
       settled = true;
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      worker.off("exit", onExit);
       outcome();
-      void worker.terminate();
+      if (reusable) options.workers.park(worker, data);
+      else void worker.terminate();
     };
-    worker.on("message", (reply: TimeTravelReply) => {
+    const onMessage = (reply: TimeTravelReply): void => {
       switch (reply.kind) {
         case "need":
           options.log.read(reply.from, Math.min(reply.limit, RECORDS_PER_MESSAGE)).then(
-            (records) => worker.postMessage({ kind: "records", records } satisfies TimeTravelRequest),
-            (error: unknown) => finish(() => reject(error)),
+            (records) => {
+              if (!settled) worker.postMessage({ kind: "records", records } satisfies TimeTravelRequest);
+            },
+            (error: unknown) => finish(() => reject(error), false),
           );
           return;
         case "baseUnavailable":
-          finish(() => resolve(null));
+          finish(() => resolve(null), true);
           return;
         case "text":
-          finish(() => resolve({ hlc: reply.hlc, logHash: reply.logHash, stateHash: reply.stateHash, bytes: Buffer.from(reply.bytes) }));
+          finish(() => resolve({ hlc: reply.hlc, logHash: reply.logHash, stateHash: reply.stateHash, bytes: Buffer.from(reply.bytes) }), true);
           return;
         case "failed":
-          finish(() => reject(rebuiltError(reply, options.walFile)));
+          finish(() => reject(rebuiltError(reply, options.walFile)), true);
           return;
       }
-    });
-    worker.on("error", (error) => finish(() => reject(workerError(error, options.toIndex))));
-    worker.on("exit", (code) => finish(() => reject(new Error(`time-travel worker exited (code ${code}) before answering`))));
+    };
+    const onError = (error: Error): void => finish(() => reject(workerError(error, options.toIndex)), false);
+    const onExit = (code: number): void => finish(() => reject(new Error(`time-travel worker exited (code ${code}) before answering`)), false);
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.on("exit", onExit);
     worker.postMessage({ kind: "start", base: options.base, toIndex: options.toIndex } satisfies TimeTravelRequest);
   });
 }
