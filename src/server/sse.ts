@@ -17,10 +17,13 @@
  * is dropped (connection destroyed, metric counted); the client reconnects with
  * Last-Event-ID and catches up through the paced replay. A replaying stream
  * reads the WAL a page of about `replayPageCharsMax` at a time and waits for
- * the socket to drain before each next frame; a client that takes nothing for
- * `replayStallMs` is dropped the same way. Streams are capped in
- * number too. A comment line every `heartbeatMs` keeps idle proxies and the
- * socket timeout from closing a quiet stream.
+ * the socket to drain before each next frame. A client that takes nothing
+ * for `stallMs` (no byte of its stream reaches the socket), live or
+ * replaying, is dropped the same way, with however little it left unsent:
+ * otherwise the connection's idle timeout would cut it uncounted and unlogged,
+ * and the client would read on through what its kernel still held. Streams
+ * are capped in number too. A comment line every `heartbeatMs` keeps idle
+ * proxies and the stall timeout from closing a quiet stream.
  */
 import type { ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
@@ -52,8 +55,8 @@ export interface WatchSettings {
    * bounds what one client that stops reading keeps on the heap.
    */
   readonly replayPageCharsMax: number;
-  /** A replaying stream whose client takes nothing for this long is dropped (as a live one past bufferMaxBytes is). */
-  readonly replayStallMs: number;
+  /** A stream whose client takes nothing for this long is dropped (as a live one past bufferMaxBytes is); more than heartbeatMs. */
+  readonly stallMs: number;
 }
 
 export const DEFAULT_WATCH_SETTINGS: WatchSettings = {
@@ -62,7 +65,7 @@ export const DEFAULT_WATCH_SETTINGS: WatchSettings = {
   clientsMax: 1024,
   replayPageSize: 32,
   replayPageCharsMax: 1024 * 1024,
-  replayStallMs: 60_000,
+  stallMs: 60_000,
 };
 
 export const SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8";
@@ -89,6 +92,8 @@ export class WatchHub {
     private readonly metrics: ServerMetrics,
     readonly log: FastifyBaseLogger,
   ) {
+    // A quiet stream's only traffic is the heartbeat: a stall timeout within it would drop clients that read.
+    if (!(settings.stallMs > settings.heartbeatMs)) throw new RangeError(`watch stallMs (${settings.stallMs}) must be more than heartbeatMs (${settings.heartbeatMs})`);
     this.newestIndex = source.stats().durableIndex;
     this.unsubscribe = source.subscribe((event) => this.publish(event), { readOnly: true });
     this.heartbeat = setInterval(() => this.beat(), settings.heartbeatMs);
@@ -184,6 +189,10 @@ class WatchStream {
       "x-request-id": this.requestId,
     });
     response.socket?.setNoDelay(true);
+    // No byte of the stream reached the socket for stallMs (the heartbeat keeps a quiet one busy): the client stalled.
+    response.setTimeout(this.hub.settings.stallMs, () => {
+      if (this.mode !== "stopped") this.drop();
+    });
     response.write(`retry: ${RETRY_MS}\n: swoosh watch from ${this.nextIndex}\n\n`);
     this.replay();
   }
@@ -268,19 +277,14 @@ class WatchStream {
     }
   }
 
-  /** Resolves on 'drain' or 'close'; a client that takes nothing for `replayStallMs` is dropped first. */
+  /** Resolves on 'drain' or 'close' (a stalled client is dropped by the stall timeout, which closes it). */
   private drained(): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
-        clearTimeout(stall);
         this.response.off("drain", done);
         this.response.off("close", done);
         resolve();
       };
-      const stall = setTimeout(() => {
-        if (this.mode === "replay") this.drop();
-        done();
-      }, this.hub.settings.replayStallMs);
       this.response.on("drain", done);
       this.response.on("close", done);
     });

@@ -121,8 +121,34 @@ describe("server: GET /watch", () => {
     await assertResumesAfterDrop(t, url, slow, submitted);
   });
 
+  it("drops a live consumer that takes nothing for stallMs with less than the buffer bound unsent, and keeps a quiet one that reads", async (t) => {
+    const { url } = await startTestServer(t, { watch: { bufferMaxBytes: 256 * 1024 * 1024, stallMs: 1500, heartbeatMs: 300 } });
+    const metricValue = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec((await get(url, "/metrics")).text)?.[1]);
+    // Quiet for several stall periods, but reading its heartbeats: kept.
+    const quiet = await SseClient.open(url);
+    t.after(() => quiet.close());
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    assert.equal(await metricValue("swoosh_watch_dropped_total"), 0);
+    assert.equal(quiet.ended, false, "a client that reads is never dropped for being quiet");
+
+    const stalled = await SseClient.open(url);
+    t.after(() => stalled.close());
+    stalled.pause();
+    const bulk = "s".repeat(100_000);
+    let submitted = 0;
+    // Enough to fill the kernel's socket buffers (the rest waits unsent, far below the bound); bounded in count.
+    for (let round = 0; round < 40 && (await metricValue("swoosh_watch_dropped_total")) === 0; round++) {
+      const batch = Array.from({ length: 8 }, () => command(url, "task.submit", { taskId: `s${submitted++}`, kind: "bulk", payload: bulk }));
+      assert.ok((await Promise.all(batch)).every((answer) => answer.status === 200));
+    }
+    await eventually(async () => ((await metricValue("swoosh_watch_dropped_total")) === 1 ? true : undefined), 10_000, "the stalled live stream to be dropped");
+    assert.equal(await metricValue("swoosh_watch_clients"), 1, "the quiet reader is still connected");
+    assert.equal(quiet.ended, false);
+    await assertResumesAfterDrop(t, url, stalled, submitted);
+  });
+
   it("drops a client that stops reading while it catches up from the WAL; it resumes where it stopped", async (t) => {
-    const { url } = await startTestServer(t, { watch: { replayStallMs: 400 } });
+    const { url } = await startTestServer(t, { watch: { stallMs: 400, heartbeatMs: 100 } });
     // More than the kernel's socket buffers hold, so the replay must wait for the client.
     const bulk = "y".repeat(500_000);
     const written = 48;
