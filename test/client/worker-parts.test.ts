@@ -22,7 +22,9 @@ describe("readEvent", () => {
     assert.equal(meaning("task.submit", { taskId: "t", kind: "k" }), "work");
     assert.equal(meaning("task.submit", { taskId: "t", kind: "k", requires: ["gpu"] }), "work");
     assert.equal(meaning("task.submit", { taskId: "t", kind: "k", requires: ["gpu", "arm"] }), "none");
-    for (const type of ["task.complete", "task.fail", "system.tick"]) assert.equal(meaning(type, {}), "work");
+    for (const type of ["task.complete", "system.tick"]) assert.equal(meaning(type, {}), "work");
+    // A retry waits out its backoff; the tick that ends it wakes the workers.
+    assert.equal(meaning("task.fail", { taskId: "t", token: 1, error: {} }), "none");
     assert.equal(meaning("agent.remove", { agentId: "other" }), "work");
     assert.equal(meaning("orchestrator.setPhase", { phase: "active" }), "work");
     assert.equal(meaning("orchestrator.setPhase", { phase: "halted" }), "none");

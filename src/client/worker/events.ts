@@ -4,9 +4,11 @@
  * changed, or a task it runs was cancelled. Pure: the worker acts on it.
  *
  * Work may be claimable after a submit whose `requires` this agent carries, a
- * completion (dependents unblock), a failure (a retry after its backoff), a
- * tick (expired leases requeued, backoffs over), another agent's removal
- * (its leases requeued), or the phase turning active.
+ * completion (dependents unblock), a tick (expired leases requeued, backoffs
+ * over), another agent's removal (its leases requeued), or the phase turning
+ * active. Not after a failure: a retry waits out its backoff, and the tick
+ * the server issues when the backoff is due wakes the workers then (waking
+ * every idle worker at the failure only sent claims that found nothing).
  */
 import type { LogEntry } from "../types.ts";
 
@@ -34,7 +36,6 @@ export function readEvent(entry: LogEntry, agentId: string, labels: ReadonlySet<
     case "task.submit":
       return carries(labels, payload.requires) ? WORK : NONE;
     case "task.complete":
-    case "task.fail":
     case "system.tick":
       return WORK;
     case "agent.remove":
