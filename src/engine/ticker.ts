@@ -6,14 +6,17 @@
  * Policy: ask the model when the next deadline is (`nextDeadlineMs`: a lease
  * expiring, an agent going silent, a backoff ending) and tick as soon as it has
  * passed; look again at least every `checkIntervalMaxMs` (1 s), sooner when the
- * deadline is sooner. Nothing pending, or the phase halted (the reducer refuses
- * ticks then), means no tick: an idle orchestrator writes nothing to its log.
+ * deadline is sooner, and at once when an applied command sets a deadline
+ * before the next look (a retry's short backoff, a lease under a short TTL,
+ * a new configuration): otherwise a retry due in 1 ms waited up to a second.
+ * Nothing pending, or the phase halted (the reducer refuses ticks then), means
+ * no tick: an idle orchestrator writes nothing to its log.
  *
  * A tick that fails is logged and the loop goes on; `unavailable` (engine
  * closing or failed) ends the loop quietly. Nothing here can crash the process.
  */
 import { SwooshError } from "../core/errors.ts";
-import type { Engine } from "./engine.ts";
+import type { AppliedEvent, Engine } from "./engine.ts";
 import { nextDeadlineMs } from "../domain/index.ts";
 import type { OrchestratorModel } from "../domain/index.ts";
 
@@ -40,6 +43,9 @@ export class Ticker {
   private timer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
+  /** When the loop's current wait ends (clock ms); a deadline set before it wakes the loop. */
+  private wakeAtMs = Number.POSITIVE_INFINITY;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(
     private readonly engine: Engine<OrchestratorModel>,
@@ -50,12 +56,15 @@ export class Ticker {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.unsubscribe = this.engine.subscribe((event) => this.onApplied(event), { readOnly: true });
     this.loop = this.run();
   }
 
   /** Stops the loop and waits for a tick in flight to settle. */
   async stop(): Promise<void> {
     this.running = false;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     if (this.timer) clearTimeout(this.timer);
     this.wake?.();
     await this.loop;
@@ -86,19 +95,53 @@ export class Ticker {
     }
   }
 
+  /** Runs inside the engine's flush completion: reads the event, never throws. */
+  private onApplied(event: AppliedEvent): void {
+    if (this.wake === null) return;
+    const deadlineMs = deadlineSetBy(event);
+    if (deadlineMs < this.wakeAtMs) this.wake();
+  }
+
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       if (!this.running) {
         resolve();
         return;
       }
+      this.wakeAtMs = this.engine.settings.clock.nowMs() + ms;
       this.wake = () => {
         this.wake = null;
+        this.wakeAtMs = Number.POSITIVE_INFINITY;
         resolve();
       };
       this.timer = setTimeout(() => this.wake?.(), ms);
       this.timer.unref();
     });
+  }
+}
+
+/**
+ * The earliest deadline an applied command set (clock ms): a retry's
+ * `notBefore`, the expiry of leases it granted; minus infinity for a change
+ * of configuration or phase (deadlines move); infinity for anything else.
+ */
+function deadlineSetBy(event: AppliedEvent): number {
+  const result = event.result as { notBefore?: unknown; leases?: unknown } | null;
+  switch (event.type) {
+    case "task.fail":
+      return typeof result?.notBefore === "number" ? result.notBefore : Number.POSITIVE_INFINITY;
+    case "task.claim": {
+      let earliest = Number.POSITIVE_INFINITY;
+      if (Array.isArray(result?.leases)) {
+        for (const lease of result.leases as Array<{ expiresAt?: unknown }>) if (typeof lease.expiresAt === "number") earliest = Math.min(earliest, lease.expiresAt);
+      }
+      return earliest;
+    }
+    case "orchestrator.configure":
+    case "orchestrator.setPhase":
+      return Number.NEGATIVE_INFINITY;
+    default:
+      return Number.POSITIVE_INFINITY;
   }
 }
 

@@ -163,6 +163,31 @@ describe("engine as a library", () => {
     await engine.close();
   });
 
+  it("the ticker wakes for a deadline a command sets before its next look: a retry due in 1 ms is not left for the next round", async (t) => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    await engine.submit({ type: "orchestrator.configure", payload: { backoffBaseMs: 1, backoffMaxMs: 1 } });
+    await engine.submit({ type: "agent.register", payload: { agentId: "a" } });
+    await engine.submit({ type: "task.submit", payload: { taskId: "t", kind: "k" } });
+    const claim = await engine.submit({ type: "task.claim", payload: { agentId: "a" } });
+    const token = (claim.result as { leases: Array<{ token: number }> }).leases[0]?.token;
+    // Looks every 20 s at most: only the fail's own deadline can bring the tick sooner.
+    const ticker = startTicker(engine, { settings: { checkIntervalMaxMs: 20_000, checkIntervalMinMs: 10 } });
+    t.after(() => ticker.stop());
+    // The ticker has looked (the lease's deadline is 30 s away) and sleeps.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const ticked = new Promise<number>((resolve) => engine.subscribe((event) => event.type === "system.tick" && resolve(Date.now()), { readOnly: true }));
+    const failedAt = Date.now();
+    const failed = await engine.submit({ type: "task.fail", payload: { taskId: "t", token, error: { message: "flaky" } } });
+    assert.equal((failed.result as { status: string }).status, "queued");
+    const tickedAt = await Promise.race([ticked, new Promise<number>((resolve) => setTimeout(() => resolve(Number.POSITIVE_INFINITY), 5000))]);
+    assert.ok(tickedAt - failedAt < 5000, "a tick came for the retry's deadline, not 20 s later");
+    await ticker.stop();
+    const again = await engine.submit({ type: "task.claim", payload: { agentId: "a" } });
+    assert.equal((again.result as { leases: Array<{ attempt: number }> }).leases[0]?.attempt, 2, "the retry is claimable");
+    await engine.close();
+  });
+
   it("keeps claim outcomes for duplicates only up to their payloads' weight bound, oldest out first, alike after a restart", async () => {
     const dir = await dataDir();
     const retention = { countMax: 100_000, retentionMs: 86_400_000, weightMax: 350_000 };
