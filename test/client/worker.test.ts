@@ -404,6 +404,43 @@ describe("runWorker", () => {
     assert.equal(task.attempts, 0, "the lease was never released (the agent never went offline)");
   });
 
+  it("keeps its leases when the lease TTL is raised while they run (a heartbeat renews them under the new TTL at once)", async (t) => {
+    const startWorker = fleet(t);
+    const { url } = await startTestServer(t);
+    const client = new SwooshClient({ url });
+    await client.configure({ leaseTtlMs: 1500 });
+    const aborted: unknown[] = [];
+    let started = (): void => undefined;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const worker = startWorker({
+      url,
+      agentId: "raised",
+      handlers: {
+        long: async (_payload: unknown, ctx: TaskContext) => {
+          started();
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 4000);
+            ctx.signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              aborted.push(ctx.signal.reason);
+              resolve();
+            });
+          });
+          return "done";
+        },
+      },
+    });
+    await worker.ready;
+    await client.submitTask({ taskId: "r", kind: "long" });
+    await running;
+    // 60 s leases: a heartbeat every 20 s from now on, while the lease held was granted for 1.5 s.
+    await client.configure({ leaseTtlMs: 60_000 });
+    const task = await waitForStatus(client, "r", ["succeeded", "failed"], 15_000);
+    assert.deepEqual(aborted, [], "the handler was never aborted");
+    assert.equal(task.status, "succeeded");
+    assert.equal(task.attempts, 0, "the lease never expired");
+  });
+
   it("rejects ready and stops when the token is refused from the start", async (t) => {
     const startWorker = fleet(t);
     const { url } = await startTestServer(t, { token: "right-token" });

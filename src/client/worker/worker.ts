@@ -17,8 +17,8 @@
  *
  * Wake-ups, not busy polling: a `GET /watch` stream reports every applied
  * command; a submit this agent could take, a completion (dependents unblock),
- * a failure, a tick (expired leases and ended backoffs), a removed agent, an
- * active phase mean work may be claimable — unless our own last claim came
+ * a tick (expired leases and ended backoffs), a removed agent, an active
+ * phase mean work may be claimable — unless our own last claim came
  * after that entry in the log and so already saw it. While the stream is
  * down the loop tries a claim every `pollIntervalMs`, while it is up only
  * every `idlePollIntervalMs` as a safety net.
@@ -717,7 +717,12 @@ export class WorkerRuntime implements Worker {
         }
         break;
       case "config":
-        if (meaning.leaseTtlMs !== undefined) this.leaseTtlMs = meaning.leaseTtlMs;
+        if (meaning.leaseTtlMs !== undefined) {
+          // Leases held now expire under the TTL they were granted or renewed with: a longer one stretches the
+          // heartbeat interval past them, so a heartbeat goes now and renews them all under the new TTL.
+          if (meaning.leaseTtlMs !== this.leaseTtlMs && this.table.liveCount() > 0) this.lastHeartbeatSentAtMs = Number.NEGATIVE_INFINITY;
+          this.leaseTtlMs = meaning.leaseTtlMs;
+        }
         if (meaning.heartbeatTimeoutMs !== undefined) this.heartbeatTimeoutMs = meaning.heartbeatTimeoutMs;
         this.wakeup.wake();
         break;
