@@ -67,19 +67,31 @@ try {
 `;
 
 describe("the installed package", () => {
-  it("installs with --engine-strict on this Node: every runtime dependency admits it, as the package's own engines range does", { timeout: 60_000 }, async () => {
+  it("installs from its tarball with --engine-strict on this Node: every runtime dependency a user gets admits it", { timeout: 180_000 }, async (t) => {
     const own = (JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
     assert.ok(semver.satisfies(process.version, own), `the package's engines ${own} admit ${process.version}`);
-    const { stdout } = await run("npm", ["ls", "--omit=dev", "--all", "--parseable"], { cwd: root, env: plainEnv });
+    const { dir, cleanup } = await tempDir("swoosh-install-");
+    t.after(cleanup);
+    // The tarball as npm publishes it (dist/ as built by npm ci's prepare), installed as a user installs it:
+    // in the user's tree this package's overrides would not apply, only its dependencies.
+    const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], { cwd: root, env: plainEnv });
+    const filename = (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]?.filename;
+    assert.ok(filename !== undefined, packed.stdout);
+    const app = path.join(dir, "app");
+    await mkdir(app);
+    await writeFile(path.join(app, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", private: true }));
+    // From npm's cache (npm ci filled it): no download needed.
+    await run("npm", ["install", "--engine-strict", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", path.join(dir, filename)], { cwd: app, env: plainEnv });
+    const { stdout } = await run("npm", ["ls", "--all", "--parseable"], { cwd: app, env: plainEnv });
     const dirs = stdout.trim().split("\n").slice(1);
-    assert.ok(dirs.length > 10, `npm ls listed ${dirs.length} runtime packages`);
+    assert.ok(dirs.length > 10, `npm ls listed ${dirs.length} installed packages`);
     const refusing: string[] = [];
-    for (const dir of dirs) {
-      const manifest = JSON.parse(await readFile(path.join(dir, "package.json"), "utf8")) as { name: string; version: string; engines?: { node?: string } };
+    for (const installed of dirs) {
+      const manifest = JSON.parse(await readFile(path.join(installed, "package.json"), "utf8")) as { name: string; version: string; engines?: { node?: string } };
       const range = manifest.engines?.node;
       if (range !== undefined && !semver.satisfies(process.version, range)) refusing.push(`${manifest.name}@${manifest.version} (node ${range})`);
     }
-    assert.deepEqual(refusing, [], "runtime dependencies that refuse this Node under engine-strict");
+    assert.deepEqual(refusing, [], "installed dependencies that refuse this Node");
   });
 
   it("runs in plain Node from its compiled dist: the library, time travel in a worker, and the swoosh command", { timeout: 120_000 }, async (t) => {
