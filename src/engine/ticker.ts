@@ -112,6 +112,9 @@ export class Ticker {
       this.wake = () => {
         this.wake = null;
         this.wakeAtMs = Number.POSITIVE_INFINITY;
+        // Woken early: this sleep's timer must not end a later one.
+        if (this.timer !== null) clearTimeout(this.timer);
+        this.timer = null;
         resolve();
       };
       this.timer = setTimeout(() => this.wake?.(), ms);

@@ -19,6 +19,7 @@ import { createGenesisState, orchestratorMachine } from "../../src/domain/index.
 import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { openSwoosh, startTicker } from "../../src/index.ts";
+import { Ticker } from "../../src/engine/ticker.ts";
 import type { OrchestratorState, SwooshOptions } from "../../src/index.ts";
 import { tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
 import { longestStallMs } from "../support/event-loop-stall.ts";
@@ -185,6 +186,36 @@ describe("engine as a library", () => {
     await ticker.stop();
     const again = await engine.submit({ type: "task.claim", payload: { agentId: "a" } });
     assert.equal((again.result as { leases: Array<{ attempt: number }> }).leases[0]?.attempt, 2, "the retry is claimable");
+    await engine.close();
+  });
+
+  it("the ticker's early wake-up leaves no timer behind to cut its next wait short", async (t) => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    await engine.submit({ type: "agent.register", payload: { agentId: "a" } });
+    await engine.submit({ type: "task.submit", payload: { taskId: "t", kind: "k" } });
+    await engine.submit({ type: "task.claim", payload: { agentId: "a" } });
+    // Every look the ticker takes at the next deadline is a read.
+    const looks: number[] = [];
+    const counted = new Proxy(engine, {
+      get(target, property, receiver) {
+        if (property === "read") return (reader: Parameters<typeof engine.read>[0]) => (looks.push(performance.now()), target.read(reader));
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const ticker = new Ticker(counted, undefined, { checkIntervalMaxMs: 1500, checkIntervalMinMs: 10 });
+    ticker.start();
+    t.after(() => ticker.stop());
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // A configuration change wakes it (deadlines may move): it looks, then waits 1.5 s from then.
+    const wokenAt = performance.now();
+    await engine.submit({ type: "orchestrator.configure", payload: { heartbeatTimeoutMs: 60_000 } });
+    await new Promise((resolve) => setTimeout(resolve, 1700));
+    await ticker.stop();
+    const after = looks.filter((at) => at > wokenAt).map((at) => Math.round(at - wokenAt));
+    assert.ok(after.length >= 1, "it looked when woken");
+    assert.ok(after.slice(1).every((offset) => offset >= 1400), `looks after the wake-up at +${after.join(", +")} ms: none before its 1.5 s wait ends`);
     await engine.close();
   });
 
