@@ -71,6 +71,13 @@ export function closesConnection(request: IncomingMessage): void {
   ledger.closesAfter = Math.min(ledger.closesAfter, sequence);
 }
 
+/** True when no request was dispatched after `request` on its connection: its answer may close it without leaving one unanswered. */
+export function lastDispatched(request: IncomingMessage): boolean {
+  const sequence = (request as TrackedRequest)[SEQUENCE];
+  if (sequence === undefined) return true;
+  return sequence >= ledgerOf(request.socket).dispatched;
+}
+
 /** False when an answer before this request on its connection closes it: the request must not be applied (nor answered). */
 export function processable(request: IncomingMessage): boolean {
   const sequence = (request as TrackedRequest)[SEQUENCE];

@@ -10,23 +10,49 @@
  */
 import { SwooshError } from "../core/errors.ts";
 
-/** A listen address on the loopback interface ("localhost", 127.0.0.0/8, ::1). */
+/**
+ * The host name of an authority (`name[:port]`), as a URL parser reads it:
+ * lower-cased, IPv4 shorthand expanded (`127.1` is 127.0.0.1), IPv6
+ * compressed in brackets (`[0:0:0:0:0:0:0:1]` is `[::1]`), without a trailing
+ * dot. Null for anything that is no authority (user info, a path, spaces).
+ */
+function hostnameOf(authority: string): string | null {
+  if (!/^[A-Za-z0-9._~:[\]-]+$/.test(authority)) return null;
+  try {
+    return new URL(`http://${authority}/`).hostname.replace(/\.$/, "");
+  } catch {
+    return null;
+  }
+}
+
+/** localhost and *.localhost (RFC 6761: browsers resolve them to loopback themselves), 127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104. */
+function isLoopbackName(hostname: string): boolean {
+  return (
+    hostname === "localhost" ||
+    hostname.endsWith(".localhost") ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) ||
+    hostname === "[::1]" ||
+    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname)
+  );
+}
+
+/** A listen address on the loopback interface, in any of its spellings (`--host LOCALHOST`, `0:0:0:0:0:0:0:1`). */
 export function isLoopbackAddress(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  const authority = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  const hostname = hostnameOf(authority);
+  return hostname !== null && isLoopbackName(hostname);
 }
 
 /**
- * `Host` names a loopback address: localhost (and *.localhost, RFC 6761,
- * which browsers resolve to loopback themselves), 127.0.0.0/8 or [::1], with
- * or without a port. An absent Host is only possible in HTTP/1.0, which no
- * browser sends.
+ * `Host` names this server on a loopback address: a loopback name (any
+ * spelling, any port), or 0.0.0.0, which reaches the loopback listener on
+ * Linux and is no page's origin. An absent Host is only possible in
+ * HTTP/1.0, which no browser sends.
  */
 export function isLoopbackHost(hostHeader: string | undefined): boolean {
   if (hostHeader === undefined) return true;
-  const match = /^(\[::1\]|[^:[\]]+)(?::\d{1,5})?$/.exec(hostHeader);
-  if (match === null) return false;
-  const name = (match[1] as string).toLowerCase().replace(/\.$/, "");
-  return name === "localhost" || name.endsWith(".localhost") || name === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+  const hostname = hostnameOf(hostHeader);
+  return hostname !== null && (hostname === "0.0.0.0" || isLoopbackName(hostname));
 }
 
 export function foreignHost(hostHeader: string): SwooshError {

@@ -78,7 +78,17 @@ describe("server: HTTP edge", () => {
       const body = JSON.stringify({ type: "agent.register", payload: { agentId } });
       return rawExchange(url, `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     };
-    for (const host of [`rebind.attacker.example:${port}`, "rebind.attacker.example", `127.0.0.1.attacker.example:${port}`, `localhost.attacker.example`, `[::2]:${port}`, "", "evil:1:2"]) {
+    for (const host of [
+      `rebind.attacker.example:${port}`,
+      "rebind.attacker.example",
+      `127.0.0.1.attacker.example:${port}`,
+      `localhost.attacker.example`,
+      `[::2]:${port}`,
+      "[::ffff:10.0.0.1]",
+      "evil@127.0.0.1",
+      "",
+      "evil:1:2",
+    ]) {
       const state = await getWithHost(host, "/state");
       assert.equal(statusOf(state), 400, `GET /state with Host ${host}: ${state}`);
       assert.match(state, /"code":"bad_request".*not a loopback name/);
@@ -88,7 +98,20 @@ describe("server: HTTP edge", () => {
       assert.equal(statusOf(await getWithHost(host, "/healthz")), 200, host);
     }
     assert.equal((await get(url, "/agents")).body.agents.length, 0, "no command from a foreign host name was applied");
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, "LOCALHOST", `[::1]:${port}`, `127.1.2.3:${port}`, `app.localhost:${port}`, "localhost."]) {
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      "LOCALHOST",
+      `[::1]:${port}`,
+      `127.1.2.3:${port}`,
+      `app.localhost:${port}`,
+      "localhost.",
+      `[0:0:0:0:0:0:0:1]:${port}`,
+      "[::ffff:127.0.0.1]",
+      `127.1:${port}`,
+      "localhost:",
+      `0.0.0.0:${port}`,
+    ]) {
       assert.equal(statusOf(await getWithHost(host, "/state")), 200, host);
       assert.equal(statusOf(await commandWithHost(host, `ok-${host.replaceAll(/[^a-z0-9]/gi, "")}`)), 200, host);
     }

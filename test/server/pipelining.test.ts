@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { describe, it } from "node:test";
+import { openSwoosh } from "../../src/index.ts";
 import { get, startTestServer } from "./helpers.ts";
 
 interface RawAnswer {
@@ -18,7 +19,7 @@ interface RawAnswer {
 }
 
 /** Writes `bytes` in one go and reads every answer until the server closes the connection (or `idleMs` of silence). */
-function pipeline(url: string, bytes: string | Buffer, idleMs = 1500): Promise<{ answers: RawAnswer[]; closed: boolean }> {
+function pipeline(url: string, bytes: string | Buffer, idleMs = 1500, onWritten?: () => void): Promise<{ answers: RawAnswer[]; closed: boolean }> {
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), "127.0.0.1");
@@ -36,7 +37,7 @@ function pipeline(url: string, bytes: string | Buffer, idleMs = 1500): Promise<{
     };
     socket.on("connect", () => {
       // Every byte as given: a test of bad UTF-8 writes bytes past 0x7f.
-      socket.write(typeof bytes === "string" ? Buffer.from(bytes, "latin1") : bytes);
+      socket.write(typeof bytes === "string" ? Buffer.from(bytes, "latin1") : bytes, () => onWritten?.());
       rearm();
     });
     socket.on("data", (chunk: Buffer) => {
@@ -147,5 +148,33 @@ describe("server: pipelined requests", () => {
       assert.ok(!agents.includes(behind) && !agents.includes(`${behind}-fastify`), `${name}: nothing behind it was applied (${agents.join(", ")})`);
     }
     assert.deepEqual(await agentIds(url), ["closing-client", "http10-client"]);
+  });
+
+  it("processes nothing pipelined behind GET /watch (its stream holds the connection until it closes)", async (t) => {
+    const { url } = await startTestServer(t);
+    const { answers } = await pipeline(url, "GET /watch HTTP/1.1\r\nHost: localhost\r\n\r\n" + post("/command", register("behind-watch")), 800);
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      [200],
+    );
+    assert.deepEqual(await agentIds(url), []);
+  });
+
+  it("answers every pipelined command it applied when shutdown begins under them", async (t) => {
+    for (let round = 0; round < 8; round++) {
+      const { url, dataDir, close } = await startTestServer(t);
+      let written = (): void => undefined;
+      const writing = new Promise<void>((resolve) => (written = resolve));
+      const sent = pipeline(url, post("/command", register("s1")) + post("/command?via=fastify", register("s2")) + post("/command", register("s3")), 1500, written);
+      await writing;
+      await new Promise((resolve) => setTimeout(resolve, round % 4));
+      await close();
+      const { answers } = await sent;
+      const answered = answers.filter((answer) => answer.status === 200).map((answer) => (JSON.parse(answer.body) as { result: { agentId: string } }).result.agentId);
+      const engine = await openSwoosh({ dataDir, snapshotEvery: 0 });
+      const applied = Object.keys((await engine.readState()).state.agents as object).sort();
+      await engine.close();
+      assert.deepEqual(answered.sort(), applied, `round ${round}: every applied command was answered (${answers.map((answer) => answer.status).join(", ")})`);
+    }
   });
 });

@@ -5,6 +5,7 @@
  * else just after the newest entry. Bad values are 400, a truncated resume
  * point 410, one past the next entry 404 — all before the stream starts.
  */
+import { closesConnection } from "../connection-ledger.ts";
 import type { FastifyInstance } from "fastify";
 import type { ServerRuntime } from "../runtime.ts";
 import { SSE_CONTENT_TYPE } from "../sse.ts";
@@ -28,6 +29,8 @@ export function registerWatchRoute(app: FastifyInstance, runtime: ServerRuntime)
     // HEAD: the stream's headers and no stream (Node sends no body for HEAD, so a
     // hijacked stream would neither flush its headers nor ever end).
     if (request.method === "HEAD") return reply.type(SSE_CONTENT_TYPE).header("cache-control", "no-cache, no-transform").send();
+    // The stream never ends while the server runs and closes its connection after: nothing pipelined behind it is processed.
+    closesConnection(request.raw);
     reply.hijack();
     // A hijacked reply is not logged by Fastify: the stream's end gets its "request completed" line here.
     reply.raw.once("close", () => request.log.info({ res: { statusCode: reply.raw.statusCode }, responseTime: reply.elapsedTime }, "request completed"));
