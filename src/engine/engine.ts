@@ -14,6 +14,7 @@
  * one are refused with `unavailable`, nothing is retried, and `onFatal` tells the
  * embedding process to exit; a restart recovers from disk.
  */
+import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 import { HlcError, HybridClock, hlcWallMs, isHlc } from "../core/hlc.ts";
 import { JSON_DEPTH_MAX, JsonValueError, deepFreeze, freezeRecords, ownedCanonicalJSON } from "../core/json.ts";
@@ -24,7 +25,7 @@ import { chainHash, entryBody, openRecord, parseRecord } from "../core/log-recor
 import type { LogEntry, LogRecord } from "../core/log-record.ts";
 import type { StateCapture } from "../core/state-capture.ts";
 import type { StateMachine } from "../core/state-machine.ts";
-import { FileSnapshotStore } from "../storage/snapshot-store.ts";
+import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
 import { WalChainError } from "./errors.ts";
@@ -37,7 +38,7 @@ import { replayInto } from "./replay.ts";
 import { mib } from "./heap.ts";
 import { collectText, pacedWhileAdvancing, pacer, runPaced, slicedPieces } from "./paced.ts";
 import type { CollectedText } from "./paced.ts";
-import { TimeTravelWorkers, rebuiltModelPieces, travelInWorker } from "./time-travel.ts";
+import { TimeTravelWorkers, UnusableBase, rebuiltModelPieces, travelInWorker } from "./time-travel.ts";
 import type { EngineSettings } from "./settings.ts";
 
 /** What a client sends: SPEC §6 `{type, payload, id?, hlc?}`. */
@@ -495,7 +496,7 @@ export class Engine<Model> {
           base: base === null ? { kind: "genesis", state: genesisStateCopy(this.genesis), logHash: this.genesis.stateHash } : { kind: "snapshot", index: base.index, logHash: base.logHash },
           toIndex: index,
         });
-        if (travelled === null) return null;
+        if (travelled instanceof UnusableBase) return travelled;
         return { index, hlc: travelled.hlc, logHash: travelled.logHash, stateHash: travelled.stateHash, pieces: [travelled.bytes], byteLength: travelled.bytes.length };
       });
     }
@@ -551,11 +552,15 @@ export class Engine<Model> {
    * Builds something as of `index` from the newest usable base — a snapshot
    * at or before it whose next WAL entries are still held, else genesis while
    * the log reaches back to 1 (`build` gets null for genesis) — with the log
-   * held from that base on while `build` runs. `build` answering null (its
-   * snapshot could not be loaded) moves on to the next base.
+   * held from that base on while `build` runs. `build` answering an
+   * UnusableBase (its snapshot does not load, or is of another history) moves
+   * on to the next base, and the snapshot is reported (G3). When only such
+   * snapshots could have answered, the refusal is `unavailable` naming them,
+   * not `history_pruned`: the history is kept, in files that are damaged.
    */
-  private async fromBase<T>(index: number, build: (base: SnapshotBase | null) => Promise<T | null>): Promise<T> {
+  private async fromBase<T>(index: number, build: (base: SnapshotBase | null) => Promise<T | UnusableBase>): Promise<T> {
     const snapshotIndexes = (await this.snapshots.list()).filter((i) => i <= index);
+    const unusable: RecoveryProblem[] = [];
     for (const snapshotIndex of snapshotIndexes) {
       // Checked and held in one turn of the event loop: no truncation can come in between.
       if (snapshotIndex < index && snapshotIndex + 1 < this.firstReadableIndex()) continue;
@@ -564,16 +569,33 @@ export class Engine<Model> {
         const logHash = await this.walHashAt(snapshotIndex);
         return logHash === null ? null : build({ index: snapshotIndex, logHash });
       });
+      if (built instanceof UnusableBase) {
+        const problem: RecoveryProblem = { file: this.snapshotFile(snapshotIndex), index: snapshotIndex, detail: `passed over by time travel to ${index}: ${built.detail}` };
+        this.settings.onSkippedSnapshot(problem);
+        unusable.push(problem);
+        continue;
+      }
       if (built !== null) return built;
     }
     // Index 0 is the genesis state, kept for good: no log entry is needed to reach it.
     if (this.firstReadableIndex() <= 1 || index === 0) {
       const built = await this.holding(null, () => build(null));
-      if (built !== null) return built;
+      if (!(built instanceof UnusableBase)) return built;
+    }
+    if (unusable.length > 0) {
+      throw new SwooshError("unavailable", `no usable snapshot at or before ${index}: ${unusable.map((problem) => `${problem.file}: ${problem.detail}`).join("; ")}`, {
+        index,
+        snapshots: unusable.map((problem) => problem.file),
+      });
     }
     // Past a truncation under way: the entries below it are as good as gone (what firstIndex will say once it is done).
     const firstIndex = this.firstReadableIndex();
     throw new SwooshError("history_pruned", `the log starts at index ${firstIndex} and no snapshot at or before ${index} is kept`, { index, firstIndex });
+  }
+
+  /** A snapshot's file, for reports ("snapshot <index>" for a store that has no files). */
+  private snapshotFile(index: number): string {
+    return this.snapshots instanceof FileSnapshotStore ? path.join(this.snapshots.dir, snapshotFileName(index)) : `snapshot ${index}`;
   }
 
   /**
@@ -585,7 +607,7 @@ export class Engine<Model> {
   }
 
   /** The model as of `index`, from `base` (null: genesis) and a replay; null when that snapshot cannot be loaded or is not of this WAL's history. */
-  private async replayedModel(base: SnapshotBase | null, index: number, pause: (() => Promise<void>) | undefined): Promise<{ model: Model; hlc: string; logHash: string } | null> {
+  private async replayedModel(base: SnapshotBase | null, index: number, pause: (() => Promise<void>) | undefined): Promise<{ model: Model; hlc: string; logHash: string } | UnusableBase> {
     let model: Model;
     let from: { fromIndex: number; logHash: string; hlc: string };
     if (base === null) {
@@ -595,10 +617,10 @@ export class Engine<Model> {
       let doc;
       try {
         doc = await this.snapshots.load(base.index);
-      } catch {
-        return null;
+      } catch (error) {
+        return new UnusableBase(error instanceof Error ? error.message : String(error));
       }
-      if (doc.logHash !== base.logHash) return null;
+      if (doc.logHash !== base.logHash) return new UnusableBase("its logHash differs from the WAL entry at its index");
       model = this.machine.restore(doc.state, doc.lastAppliedHlc);
       from = { fromIndex: base.index, logHash: doc.logHash, hlc: doc.lastAppliedHlc };
     }

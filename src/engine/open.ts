@@ -22,7 +22,6 @@ import type { CommandLog, FileSystem, SnapshotStore } from "../storage/types.ts"
 import { Engine } from "./engine.ts";
 import { lockDataDir } from "./dir-lock.ts";
 import { RecoveryError, walOpenProblem } from "./errors.ts";
-import type { RecoveryProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import { recover } from "./recovery.ts";
@@ -42,7 +41,6 @@ export interface OpenEngineOptions<Model> extends EngineSettingsInput {
   readonly log?: CommandLog;
   readonly snapshots?: SnapshotStore;
   readonly onProgress?: (index: number, lastIndex: number) => void;
-  readonly onSkippedSnapshot?: (problem: RecoveryProblem) => void;
   /**
    * Stops a recovery under way (an operator's Ctrl-C while a long WAL
    * replays): `openEngine` then rejects with the signal's reason, after
@@ -214,7 +212,7 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
       genesisPath: layout.genesisPath,
       snapshotDir: layout.snapshotDir,
       onProgress: options.onProgress,
-      onSkippedSnapshot: options.onSkippedSnapshot,
+      onSkippedSnapshot: settings.onSkippedSnapshot,
       preloaded,
       signal: options.signal,
     });

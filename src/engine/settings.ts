@@ -9,6 +9,7 @@ import { heapFigures } from "./heap.ts";
 import type { HeapFigures } from "./heap.ts";
 import { systemClock } from "./system-clock.ts";
 import type { TimeTravelMachine } from "./time-travel.ts";
+import type { RecoveryProblem } from "./errors.ts";
 
 export interface EngineSettings {
   readonly clock: Clock;
@@ -47,6 +48,12 @@ export interface EngineSettings {
   readonly onSnapshotError: (error: Error) => void;
   /** A `subscribe` or `onFlush` listener threw: the error is handed here (default: stderr) and the engine goes on. */
   readonly onListenerError: (error: Error) => void;
+  /**
+   * A kept snapshot was passed over, by recovery or by time travel, because
+   * it does not load or is not of this WAL's history (G3: never silently;
+   * default: stderr). Older bases are tried.
+   */
+  readonly onSkippedSnapshot: (problem: RecoveryProblem) => void;
   /** How full the heap is (heap.ts); a read that would hold a whole state's text checks it as it goes. */
   readonly heapFigures: () => HeapFigures;
 }
@@ -60,6 +67,10 @@ function defaultOnFatal(error: Error): void {
 
 function defaultOnListenerError(error: Error): void {
   process.stderr.write(`swoosh: a subscribe/onFlush listener threw (the engine goes on): ${error.stack ?? error.message}\n`);
+}
+
+function defaultOnSkippedSnapshot(problem: RecoveryProblem): void {
+  process.stderr.write(`swoosh: snapshot passed over: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}\n`);
 }
 
 function defaultOnSnapshotError(error: Error): void {
@@ -80,6 +91,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     onFatal: input.onFatal ?? defaultOnFatal,
     onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
     onListenerError: input.onListenerError ?? defaultOnListenerError,
+    onSkippedSnapshot: input.onSkippedSnapshot ?? defaultOnSkippedSnapshot,
     heapFigures: input.heapFigures ?? heapFigures,
   };
   for (const [name, value, min] of [

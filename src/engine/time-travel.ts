@@ -53,6 +53,11 @@ export interface TravelledText {
   readonly bytes: Buffer;
 }
 
+/** Why a base snapshot cannot be travelled from (it does not load, or is of another history): the caller tries an older one. */
+export class UnusableBase {
+  constructor(readonly detail: string) {}
+}
+
 /** WAL records handed to a worker per request: a few milliseconds of reading each. */
 const RECORDS_PER_MESSAGE = 1024;
 
@@ -61,6 +66,12 @@ const TRAVEL_ENTRY = siblingModuleUrl("./time-travel-worker", import.meta.url);
 
 /** How long a worker is kept after its job for the next one. */
 export const TRAVEL_WORKER_IDLE_MS = 10_000;
+/**
+ * A worker whose answer was larger is not kept: its heap still holds that
+ * state's garbage (hundreds of MiB for a large state), and against a travel of
+ * seconds its start is small.
+ */
+export const TRAVEL_WORKER_KEPT_TEXT_BYTES_MAX = 8 * 1024 * 1024;
 
 /**
  * The worker of the last time travel, kept TRAVEL_WORKER_IDLE_MS for the
@@ -72,26 +83,43 @@ export const TRAVEL_WORKER_IDLE_MS = 10_000;
  */
 export class TimeTravelWorkers {
   private idle: { readonly worker: Worker; readonly key: string; readonly timer: NodeJS.Timeout; readonly onEnd: () => void } | null = null;
+  /** Workers on a job: `close` ends them too (a travel must not outlive its engine, nor keep the process alive). */
+  private readonly busy = new Set<Worker>();
   private closed = false;
 
   constructor(private readonly idleMs = TRAVEL_WORKER_IDLE_MS) {}
 
-  /** A worker for `data`: the kept one if it was started for the same, else a new one. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** A worker for `data`, busy until `park` or `discard`: the kept one if it was started for the same, else a new one. */
   take(data: TimeTravelData): Worker {
+    if (this.closed) throw new SwooshError("unavailable", "the engine is closed");
     const key = JSON.stringify(data);
     const idle = this.drop();
-    if (idle !== null) {
-      if (idle.key === key) return idle.worker;
-      void idle.worker.terminate();
+    let worker: Worker;
+    if (idle !== null && idle.key === key) {
+      worker = idle.worker;
+    } else {
+      if (idle !== null) void idle.worker.terminate();
+      worker = new Worker(WORKER_ENTRY, { workerData: data });
+      // It never keeps the process alive by itself (a server closing does not wait for a time travel).
+      worker.unref();
     }
-    const worker = new Worker(WORKER_ENTRY, { workerData: data });
-    // It never keeps the process alive by itself (a server closing does not wait for a time travel).
-    worker.unref();
+    this.busy.add(worker);
     return worker;
+  }
+
+  /** Ends a busy worker whose job did not end cleanly. */
+  discard(worker: Worker): void {
+    this.busy.delete(worker);
+    void worker.terminate();
   }
 
   /** Keeps `worker`, idle after a clean job, for the next one (replacing any kept before). */
   park(worker: Worker, data: TimeTravelData): void {
+    this.busy.delete(worker);
     if (this.closed) {
       void worker.terminate();
       return;
@@ -110,10 +138,12 @@ export class TimeTravelWorkers {
     this.idle = { worker, key: JSON.stringify(data), timer, onEnd };
   }
 
-  /** Terminates the kept worker; later jobs' workers are terminated when they end. */
+  /** Terminates the kept worker and the busy ones (their travels then fail `unavailable`); no worker starts after. */
   close(): void {
     this.closed = true;
     void this.drop()?.worker.terminate();
+    for (const worker of this.busy) void worker.terminate();
+    this.busy.clear();
   }
 
   /** Forgets the kept worker (its timer and listeners) and returns it. */
@@ -130,9 +160,10 @@ export class TimeTravelWorkers {
 
 /**
  * Rebuilds the state as of `toIndex` from `base` in a worker of `workers`.
- * Resolves with its text, or null when the base snapshot could not be loaded
- * (the caller tries another); rejects with WalChainError /
- * ReplayDivergenceError as a replay here would.
+ * Resolves with its text, or an UnusableBase when the base snapshot could not
+ * be loaded (the caller tries another); rejects with WalChainError /
+ * ReplayDivergenceError as a replay here would, and `unavailable` once
+ * `workers` is closed.
  */
 export function travelInWorker(options: {
   readonly workers: TimeTravelWorkers;
@@ -143,7 +174,7 @@ export function travelInWorker(options: {
   readonly walFile: string;
   readonly base: TravelBase;
   readonly toIndex: number;
-}): Promise<TravelledText | null> {
+}): Promise<TravelledText | UnusableBase> {
   const data: TimeTravelData = {
     entry: TRAVEL_ENTRY,
     machineModule: options.machine.module,
@@ -153,7 +184,7 @@ export function travelInWorker(options: {
     walFile: options.walFile,
   };
   const worker = options.workers.take(data);
-  return new Promise<TravelledText | null>((resolve, reject) => {
+  return new Promise<TravelledText | UnusableBase>((resolve, reject) => {
     let settled = false;
     /** `reusable`: the worker answered its job in full and waits for the next (not dead, not waiting for records). */
     const finish = (outcome: () => void, reusable: boolean): void => {
@@ -162,9 +193,15 @@ export function travelInWorker(options: {
       worker.off("message", onMessage);
       worker.off("error", onError);
       worker.off("exit", onExit);
+      if (options.workers.isClosed) {
+        // Closed under it: whatever came of the travel (a closed log, a terminated worker), the engine is gone.
+        options.workers.discard(worker);
+        reject(new SwooshError("unavailable", "the engine is closed"));
+        return;
+      }
       outcome();
       if (reusable) options.workers.park(worker, data);
-      else void worker.terminate();
+      else options.workers.discard(worker);
     };
     const onMessage = (reply: TimeTravelReply): void => {
       switch (reply.kind) {
@@ -177,10 +214,13 @@ export function travelInWorker(options: {
           );
           return;
         case "baseUnavailable":
-          finish(() => resolve(null), true);
+          finish(() => resolve(new UnusableBase(reply.message)), true);
           return;
         case "text":
-          finish(() => resolve({ hlc: reply.hlc, logHash: reply.logHash, stateHash: reply.stateHash, bytes: Buffer.from(reply.bytes) }), true);
+          finish(
+            () => resolve({ hlc: reply.hlc, logHash: reply.logHash, stateHash: reply.stateHash, bytes: Buffer.from(reply.bytes) }),
+            reply.bytes.byteLength <= TRAVEL_WORKER_KEPT_TEXT_BYTES_MAX,
+          );
           return;
         case "failed":
           finish(() => reject(rebuiltError(reply, options.walFile)), true);

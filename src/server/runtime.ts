@@ -181,11 +181,11 @@ export class ServerRuntime {
       onProgress: replayProgressLog(options.log),
       onFatal: (error) => this.fail(error),
       onSnapshotError: (error) => options.log.warn({ err: error }, "snapshot failed (the WAL still holds everything)"),
-      // G3: a damaged snapshot is passed over (recovery falls back), but never silently.
+      // G3: a damaged snapshot is passed over (recovery and time travel fall back), but never silently.
       onSkippedSnapshot: (problem) =>
         options.log.warn(
           { file: problem.file, index: problem.index, expectedHash: problem.expectedHash, actualHash: problem.actualHash },
-          `snapshot passed over by recovery: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}`,
+          `snapshot passed over: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}`,
         ),
     });
     const stats = engine.stats();

@@ -4,7 +4,7 @@
  * commands go on; callers at one index share one read.
  */
 import assert from "node:assert/strict";
-import { cp, readdir, rm } from "node:fs/promises";
+import { cp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
@@ -141,6 +141,76 @@ describe("engine: stateText", () => {
       assert.equal(computeStateHash((await engine.stateAt(10)).state), computeStateHash(truth.state));
       await engine.close();
     }
+  });
+
+  it("reports a damaged snapshot time travel passes over, and refuses as unavailable (naming them) when only damaged ones could answer", async () => {
+    for (const timeTravelMachine of [undefined, null]) {
+      const { dir, cleanup } = await tempDir();
+      cleanups.push(cleanup);
+      const skipped: string[] = [];
+      const engine = await openSwoosh({
+        dataDir: dir,
+        snapshotEvery: 0,
+        snapshotsKept: 2,
+        onFatal: () => undefined,
+        onSkippedSnapshot: (problem) => skipped.push(problem.file),
+        ...(timeTravelMachine === null ? { timeTravelMachine: null } : {}),
+      });
+      const submit = (from: number, count: number) =>
+        Promise.all(Array.from({ length: count }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${from + i}`, kind: "k" } })));
+      await submit(0, 100);
+      await engine.snapshot();
+      await submit(100, 100);
+      await engine.snapshot();
+      await submit(200, 50);
+      assert.equal(engine.firstLogIndex, 100, "genesis is out of reach: the log starts at the older snapshot");
+      const expected = await engine.stateAt(220);
+      const files = (await readdir(path.join(dir, "snapshots"))).filter((name) => name.endsWith(".json")).sort();
+      const [older, newer] = files.map((name) => path.join(dir, "snapshots", name)) as [string, string];
+      const damage = async (file: string) => {
+        const bytes = await readFile(file);
+        bytes.write("XXXX", Math.floor(bytes.length / 2));
+        await writeFile(file, bytes);
+      };
+      await damage(newer);
+      const text = await engine.stateTextAt(220);
+      assert.equal(text.stateHash, computeStateHash(expected.state), "answered from the older snapshot");
+      assert.deepEqual(skipped, [newer], "the damaged snapshot was reported");
+      await damage(older);
+      await assert.rejects(engine.stateTextAt(221), (error: unknown) => {
+        assert.ok(error instanceof SwooshError, String(error));
+        assert.equal(error.code, "unavailable", error.message);
+        assert.deepEqual((error.details as { snapshots: string[] }).snapshots, [newer, older]);
+        return true;
+      });
+      await engine.close();
+    }
+  });
+
+  it("close() during a time travel ends its worker: the travel fails unavailable, and no thread is left running", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const engine = await openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined });
+    const threads = async () => (await readdir("/proc/self/task")).length;
+    for (let i = 0; i < 40_000; i += 2000) {
+      await Promise.all(Array.from({ length: 2000 }, (_, j) => engine.submit({ type: "task.submit", payload: { taskId: `t${i + j}`, kind: "k", payload: { n: i + j } } })));
+    }
+    const before = await threads();
+    const reading = engine.stateTextAt(39_000);
+    const outcome = reading.then(
+      () => "answered",
+      (error: unknown) => (error instanceof SwooshError ? error.code : String(error)),
+    );
+    // The worker starts and replays from genesis (no snapshot): close comes in the middle.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await engine.close();
+    assert.equal(await outcome, "unavailable");
+    let now = await threads();
+    for (let waited = 0; now > before && waited < 3000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      now = await threads();
+    }
+    assert.ok(now <= before, `threads: ${before} before the travel, ${now} after close`);
   });
 
   it("time travel in a worker keeps the log it replays while a snapshot would truncate it", async () => {
