@@ -13,7 +13,9 @@ import { canonicalJSON } from "../../src/core/json.ts";
 import type { StateMachine } from "../../src/core/state-machine.ts";
 import { orchestratorMachine } from "../../src/domain/index.ts";
 import type { OrchestratorModel } from "../../src/domain/index.ts";
-import { openEngine } from "../../src/engine/open.ts";
+import { initializeDataDir, openEngine } from "../../src/engine/open.ts";
+import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { defaultGenesis, openSwoosh } from "../../src/index.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
 
@@ -216,14 +218,25 @@ describe("engine: stateText", () => {
   it("time travel in a worker keeps the log it replays while a snapshot would truncate it", async () => {
     const { dir, cleanup } = await tempDir();
     cleanups.push(cleanup);
-    const engine = await openSwoosh({ dataDir: dir, snapshotEvery: 0, snapshotsKept: 1, onFatal: () => undefined });
+    await initializeDataDir(new NodeFileSystem(), dir, defaultGenesis());
+    const log = await LmdbCommandLog.open(path.join(dir, "wal"));
+    const engine = await openSwoosh({ dataDir: dir, log, snapshotEvery: 0, snapshotsKept: 1, onFatal: () => undefined });
     const submit = (from: number, count: number) =>
       Promise.all(Array.from({ length: count }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `t${from + i}`, kind: "k" } })));
     await submit(0, 100);
     await engine.snapshot();
     await submit(100, 5000);
     const expected = await engine.stateAt(4000);
+    // The travel reads the log only once it holds it from its base on: its first read says the hold is in place.
+    let travelReading = (): void => undefined;
+    const travelRead = new Promise<void>((resolve) => (travelReading = resolve));
+    const read = log.read.bind(log);
+    log.read = (from, limit) => {
+      travelReading();
+      return read(from, limit);
+    };
     const reading = engine.stateTextAt(4000);
+    await travelRead;
     // The worker is starting (its base is the snapshot at 100); a newer snapshot now would drop the log below it.
     await engine.snapshot();
     assert.ok(engine.firstLogIndex <= 101, `truncated to ${engine.firstLogIndex} under a replay that reads from 101`);
