@@ -606,7 +606,7 @@ export class Engine<Model> {
     return index === 0 ? this.genesis.stateHash : walHashAt(this.log, index);
   }
 
-  /** The model as of `index`, from `base` (null: genesis) and a replay; null when that snapshot cannot be loaded or is not of this WAL's history. */
+  /** The model as of `index`, from `base` (null: genesis) and a replay; an UnusableBase when that snapshot cannot be loaded or is not of this WAL's history. */
   private async replayedModel(base: SnapshotBase | null, index: number, pause: (() => Promise<void>) | undefined): Promise<{ model: Model; hlc: string; logHash: string } | UnusableBase> {
     let model: Model;
     let from: { fromIndex: number; logHash: string; hlc: string };

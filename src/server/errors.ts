@@ -93,15 +93,15 @@ export function installErrorHandlers(app: FastifyInstance, onRefused: (request: 
   app.setNotFoundHandler((request, reply) => sendError(reply, new SwooshError("not_found", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
 }
 
+/** Node's limit on a request line plus headers (--max-http-header-size, 16 KiB by default). */
+const HEADER_BYTES_MAX = http.maxHeaderSize;
+
 /**
  * Answers requests Node's HTTP parser could not read (bad request line,
  * oversized headers, a request that timed out) in the same JSON shape, then
  * closes the connection; the refusal is logged under the id it was answered
  * with, as every other answered request is.
  */
-/** Node's limit on a request line plus headers (--max-http-header-size, 16 KiB by default). */
-const HEADER_BYTES_MAX = http.maxHeaderSize;
-
 export function clientErrorHandlerFor(log: FastifyBaseLogger): (error: Error & { code?: string }, socket: Socket) => void {
   return (error, socket) => {
     if (error.code === "ECONNRESET" || !socket.writable) {
