@@ -12,7 +12,7 @@ import http from "node:http";
 import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { bearerChecker, PUBLIC_PATHS, unauthorized } from "./auth.ts";
-import { closesConnection, lastDispatched, processable, trackRequest } from "./connection-ledger.ts";
+import { closesConnection, processable, trackRequest } from "./connection-ledger.ts";
 import { foreignHost, isLoopbackHost } from "./host-guard.ts";
 import { answerFor, clientErrorHandlerFor, installErrorHandlers, sendError, toSwooshError } from "./errors.ts";
 import { createHotPath } from "./hot-path.ts";
@@ -155,11 +155,9 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
     done(refusal ?? undefined);
   });
 
-  // Requests that were in flight when shutdown began answer with Connection: close,
-  // so their keep-alive sockets do not hold close() open until the idle timeout.
+  // Requests that were in flight when shutdown began answer with Connection: close (runtime.closesAtShutdown).
   app.addHook("onSend", (request, reply, payload, done) => {
-    // The last request on its connection only: requests pipelined behind it were applied too, and must get their answers.
-    if (runtime.phase !== "ready" && runtime.phase !== "awaiting_genesis" && lastDispatched(request.raw)) reply.header("connection", "close");
+    if (runtime.closesAtShutdown(request.raw)) reply.header("connection", "close");
     if (reply.getHeader("connection") === "close") closesConnection(request.raw);
     done(null, payload);
   });

@@ -27,7 +27,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
-import { closesConnection, lastDispatched, processable } from "./connection-ledger.ts";
+import { closesConnection, processable } from "./connection-ledger.ts";
 import { isLoopbackHost } from "./host-guard.ts";
 import { JSON_CONTENT_TYPE, answerFor, errorJson } from "./errors.ts";
 import { readJsonBody } from "./json-body.ts";
@@ -181,10 +181,8 @@ class WriteExchange {
   }
 
   private send(status: number, body: string | Buffer[], closeConnection: boolean): void {
-    const { phase } = this.runtime;
-    // Requests in flight when shutdown began answer with Connection: close (as app.ts's onSend hook does), the last
-    // one on its connection only: requests pipelined behind it were applied too, and must get their answers.
-    const close = closeConnection || (phase !== "ready" && phase !== "awaiting_genesis" && lastDispatched(this.request));
+    // Requests in flight when shutdown began answer with Connection: close (as app.ts's onSend hook does).
+    const close = closeConnection || this.runtime.closesAtShutdown(this.request);
     if (close) closesConnection(this.request);
     if (this.logged) {
       this.response.once("finish", () => this.log.info({ res: { statusCode: status }, responseTime: performance.now() - this.startedAt }, "request completed"));

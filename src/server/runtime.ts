@@ -11,6 +11,8 @@
  * reach the engine only through `requireEngine()`, which answers `unavailable`
  * in every state but ready.
  */
+import type { IncomingMessage } from "node:http";
+import { lastDispatched } from "./connection-ledger.ts";
 import type { FastifyBaseLogger } from "fastify";
 import { SwooshError } from "../core/errors.ts";
 import type { OrchestratorModel } from "../domain/index.ts";
@@ -79,6 +81,17 @@ export class ServerRuntime {
 
   get phase(): RuntimePhase {
     return this.phaseNow;
+  }
+
+  /**
+   * Whether `request`'s answer closes its connection because the server is
+   * stopping, so that keep-alive sockets do not hold shutdown open until
+   * their idle timeout: the last request dispatched on the connection only,
+   * since requests pipelined behind it were applied too and are owed their
+   * answers (connection-ledger.ts).
+   */
+  closesAtShutdown(request: IncomingMessage): boolean {
+    return this.phaseNow !== "ready" && this.phaseNow !== "awaiting_genesis" && lastDispatched(request);
   }
 
   get genesisHash(): string | null {
