@@ -19,7 +19,7 @@ import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
 import type { SnapshotStore } from "../../src/storage/types.ts";
 import { counterGenesisState, counterMachine } from "../support/counter-machine.ts";
 import type { CounterState } from "../support/counter-machine.ts";
-import { FaultyLog, ManualClock, counterGenesis, tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
+import { FaultyLog, ManualClock, counterGenesis, nextRead, tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
 
 const dataDir = tempDirsRemovedAtEnd();
 
@@ -572,15 +572,7 @@ describe("engine: genesis (SPEC §4)", () => {
     for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 1000 }, () => engine.submit({ type: "counter.add", payload: { amount: 1 } })));
     assert.equal(engine.firstLogIndex, 10);
     const expected = await engine.stateAt(20_000);
-    // The replay reads the log only once it holds it from its base on: its first
-    // read says the hold is in place (a fixed wait raced it on a loaded machine).
-    let replayReading = (): void => undefined;
-    const replayRead = new Promise<void>((resolve) => (replayReading = resolve));
-    const read = log.read.bind(log);
-    log.read = (from, limit) => {
-      replayReading();
-      return read(from, limit);
-    };
+    const replayRead = nextRead(log);
     // A replay from the snapshot at 10 to 20,000, which pauses as it goes, while
     // a newer snapshot would let retention drop everything below it.
     const reading = engine.stateTextAt(20_000);

@@ -17,7 +17,7 @@ import { initializeDataDir, openEngine } from "../../src/engine/open.ts";
 import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { defaultGenesis, openSwoosh } from "../../src/index.ts";
-import { tempDir } from "../support/engine-fixtures.ts";
+import { nextRead, tempDir } from "../support/engine-fixtures.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -227,14 +227,8 @@ describe("engine: stateText", () => {
     await engine.snapshot();
     await submit(100, 5000);
     const expected = await engine.stateAt(4000);
-    // The travel reads the log only once it holds it from its base on: its first read says the hold is in place.
-    let travelReading = (): void => undefined;
-    const travelRead = new Promise<void>((resolve) => (travelReading = resolve));
-    const read = log.read.bind(log);
-    log.read = (from, limit) => {
-      travelReading();
-      return read(from, limit);
-    };
+    // Its first read says the travel holds the log.
+    const travelRead = nextRead(log);
     const reading = engine.stateTextAt(4000);
     await travelRead;
     // The worker is starting (its base is the snapshot at 100); a newer snapshot now would drop the log below it.

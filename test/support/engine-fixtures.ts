@@ -67,6 +67,22 @@ export function counterGenesis(clusterId = "test-cluster"): GenesisDocument {
 }
 
 /**
+ * Resolves at the first read of `log` from now on (its `read` is wrapped, and
+ * goes on reading). A time travel reads the log only once it holds it from
+ * its base on, so this says the hold is in place: a fixed wait raced it on a
+ * loaded machine.
+ */
+export function nextRead(log: CommandLog): Promise<void> {
+  return new Promise((resolve) => {
+    const read = log.read.bind(log);
+    log.read = (from, limit) => {
+      resolve();
+      return read(from, limit);
+    };
+  });
+}
+
+/**
  * Wraps a log: `failNextAppend(error)` makes the next append reject as a failed
  * flush would; `onAppended` sees every batch that became durable.
  */
