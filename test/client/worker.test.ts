@@ -37,6 +37,17 @@ async function shortLeasesBehindProxy(t: TestContext): Promise<{ startWorker: (o
   return { startWorker, url, proxy, client };
 }
 
+/** A handler's stand-in for work that honours its signal: `ms` of it, or less once `signal` aborts. */
+function workUnlessAborted(signal: AbortSignal, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 async function waitForStatus(client: SwooshClient, taskId: string, statuses: readonly Task["status"][], timeoutMs = 10_000): Promise<Task> {
   return eventually(
     async () => {
@@ -219,13 +230,7 @@ describe("runWorker", () => {
     const client = new SwooshClient({ url });
     const reasons = new Map<string, unknown>();
     const waitForAbort = async (_payload: unknown, ctx: TaskContext): Promise<string> => {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 10_000);
-        ctx.signal.addEventListener("abort", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await workUnlessAborted(ctx.signal, 10_000);
       reasons.set(ctx.taskId, ctx.signal.reason);
       throw ctx.signal.reason;
     };
@@ -295,14 +300,8 @@ describe("runWorker", () => {
     const slow = async (_payload: unknown, ctx: TaskContext): Promise<string> => {
       const run: { agentId: string; startedMs: number; endedMs?: number; aborted?: unknown } = { agentId: ctx.agentId, startedMs: Date.now() };
       runs.push(run);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 4000);
-        ctx.signal.addEventListener("abort", () => {
-          clearTimeout(timer);
-          run.aborted = ctx.signal.reason;
-          resolve();
-        });
-      });
+      ctx.signal.addEventListener("abort", () => (run.aborted = ctx.signal.reason));
+      await workUnlessAborted(ctx.signal, 4000);
       run.endedMs = Date.now();
       return ctx.agentId;
     };
@@ -325,10 +324,7 @@ describe("runWorker", () => {
     const runs: Array<{ agentId: string; token: number }> = [];
     const slow = async (_payload: unknown, ctx: TaskContext): Promise<void> => {
       runs.push({ agentId: ctx.agentId, token: ctx.token });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 3000);
-        ctx.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()));
-      });
+      await workUnlessAborted(ctx.signal, 3000);
     };
     const late = startWorker({ url: proxy.url, agentId: "a-late", handlers: { slow } });
     await late.ready;
@@ -384,14 +380,8 @@ describe("runWorker", () => {
       agentId: "steady",
       handlers: {
         long: async (_payload: unknown, ctx: TaskContext) => {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 2500);
-            ctx.signal.addEventListener("abort", () => {
-              clearTimeout(timer);
-              aborted.push(ctx.signal.reason);
-              resolve();
-            });
-          });
+          ctx.signal.addEventListener("abort", () => aborted.push(ctx.signal.reason));
+          await workUnlessAborted(ctx.signal, 2500);
           return "done";
         },
       },
@@ -418,14 +408,8 @@ describe("runWorker", () => {
       handlers: {
         long: async (_payload: unknown, ctx: TaskContext) => {
           started();
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 4000);
-            ctx.signal.addEventListener("abort", () => {
-              clearTimeout(timer);
-              aborted.push(ctx.signal.reason);
-              resolve();
-            });
-          });
+          ctx.signal.addEventListener("abort", () => aborted.push(ctx.signal.reason));
+          await workUnlessAborted(ctx.signal, 4000);
           return "done";
         },
       },
