@@ -9,7 +9,8 @@
 import { randomUUID } from "node:crypto";
 import { createGenesisState, orchestratorMachine } from "./domain/index.ts";
 import type { OrchestratorModel } from "./domain/index.ts";
-import type { Engine } from "./engine/engine.ts";
+import type { CommandInput, CommandOutcome, Engine, SubmitOptions } from "./engine/engine.ts";
+import type { CommandPayload, CommandResult, CommandType } from "./domain/schemas.ts";
 import { createGenesis } from "./engine/genesis.ts";
 import { openEngine } from "./engine/open.ts";
 import { siblingModuleUrl } from "./core/module-url.ts";
@@ -24,7 +25,8 @@ export { SwooshError, ERROR_STATUS } from "./core/errors.ts";
 export type { ErrorCode, ErrorBody } from "./core/errors.ts";
 export type { StateMachine, Command, ApplyContext, ApplyOutcome } from "./core/state-machine.ts";
 export { Engine } from "./engine/engine.ts";
-export type { CommandInput, CommandOutcome, AppliedEvent } from "./engine/engine.ts";
+export type { CommandInput, CommandOutcome, AppliedEvent, SubmitOptions } from "./engine/engine.ts";
+export type { CommandPayload, CommandResult, CommandType } from "./domain/schemas.ts";
 export { openEngine, initializeDataDir } from "./engine/open.ts";
 export { createGenesis, checkGenesis } from "./engine/genesis.ts";
 export type { GenesisDocument } from "./engine/genesis.ts";
@@ -46,7 +48,32 @@ export function defaultGenesis(clusterId = `swoosh-${randomUUID().slice(0, 8)}`)
 /** Where a time-travel worker thread finds the orchestrator's reducer. */
 const ORCHESTRATOR_MACHINE_MODULE = { module: siblingModuleUrl("./domain/machine", import.meta.url), exportName: "orchestratorMachine" };
 
+/** An orchestrator command (SPEC §6) whose payload is checked against its type's schema at compile time. */
+export interface SwooshCommand<T extends CommandType = CommandType> extends CommandInput {
+  readonly type: T;
+  readonly payload: CommandPayload<T>;
+}
+
+/** What `submit` resolves with for a command of type `T`: its result in the shape SPEC §6 gives for that type. */
+export interface SwooshOutcome<T extends CommandType = CommandType> extends CommandOutcome {
+  readonly result: CommandResult<T>;
+}
+
+/**
+ * The engine `openSwoosh` gives: an `Engine` whose `submit` knows the
+ * orchestrator's commands, so a payload is checked while compiling and a
+ * result needs no cast. A command whose type is only known at run time (a
+ * `string`) still goes through the untyped overload; the engine validates
+ * every payload at run time either way.
+ */
+export interface Swoosh extends Engine<OrchestratorModel> {
+  submit<T extends CommandType>(input: SwooshCommand<T>, options?: SubmitOptions): Promise<SwooshOutcome<T>>;
+  // Not for a literal command type: one that fails the typed overload above must stay an error, not fall through to here.
+  submit<S extends string>(input: CommandInput & { readonly type: S extends CommandType ? never : S }, options?: SubmitOptions): Promise<CommandOutcome>;
+}
+
 /** Opens (recovering) or initializes an orchestrator in `dataDir`. */
-export function openSwoosh(options: SwooshOptions): Promise<Engine<OrchestratorModel>> {
-  return openEngine<OrchestratorModel>({ defaultGenesis: () => defaultGenesis(), timeTravelMachine: ORCHESTRATOR_MACHINE_MODULE, ...options, machine: orchestratorMachine });
+export function openSwoosh(options: SwooshOptions): Promise<Swoosh> {
+  // Only the types narrow: the results the reducer gives are the shapes its result schemas describe (test/domain holds them to it).
+  return openEngine<OrchestratorModel>({ defaultGenesis: () => defaultGenesis(), timeTravelMachine: ORCHESTRATOR_MACHINE_MODULE, ...options, machine: orchestratorMachine }) as Promise<Swoosh>;
 }

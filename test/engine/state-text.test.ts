@@ -73,7 +73,7 @@ describe("engine: stateText", () => {
     const second = engine.stateText();
     assert.equal(first, second, "two callers at one index share the read");
     // Applied while the text is read: tasks whose text comes last are replaced, new ones added.
-    const later = Array.from({ length: 50 }, (_, i) => engine.submit({ type: "task.cancel", payload: { taskId: `t${999 - i}` } }));
+    const later: Array<Promise<unknown>> = Array.from({ length: 50 }, (_, i) => engine.submit({ type: "task.cancel", payload: { taskId: `t${999 - i}` } }));
     later.push(...Array.from({ length: 50 }, (_, i) => engine.submit({ type: "task.submit", payload: { taskId: `u${i}`, kind: "k" } })));
     const [text] = await Promise.all([first, Promise.all(later)]);
 

@@ -203,8 +203,8 @@ describe("server: lean write path", () => {
         const engine = await openSwoosh(options);
         const submit = engine.submit.bind(engine);
         // An outcome JSON.stringify cannot write, for one task id.
-        engine.submit = (input, ...rest) =>
-          (input.payload as { taskId?: string }).taskId === "unwritable" ? Promise.resolve({ index: 1n } as never) : submit(input, ...(rest as []));
+        engine.submit = ((input: { payload?: unknown }, ...rest: unknown[]) =>
+          (input.payload as { taskId?: string }).taskId === "unwritable" ? Promise.resolve({ index: 1n } as never) : submit(input as never, ...(rest as []))) as typeof engine.submit;
         return engine;
       },
     });
