@@ -122,7 +122,8 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
   installJsonBodyParser(app);
   // The write routes' refusals that Fastify answers (the lean path counts its own): one count per request.
   installErrorHandlers(app, (request, code) => {
-    if (request.method === "POST" && WRITE_PATHS.has(request.url.split("?", 1)[0] ?? "")) runtime.metrics.rejected(code);
+    // The route matched, not the raw URL: `/%63ommand` is routed (and refused) as /command, so it counts as one.
+    if (request.method === "POST" && WRITE_PATHS.has(request.routeOptions.url ?? "")) runtime.metrics.rejected(code);
   });
 
   const loopbackHostsOnly = options.loopbackHostsOnly === true;

@@ -157,11 +157,13 @@ describe("server: lean write path", () => {
     assertSpecError(await exchange(url, [request("/commands", "{}", { ...auth, "content-type": "text/plain" })]), 400, "bad_request");
     assertSpecError(await exchange(url, [request("/commands?x=1", JSON.stringify({ commands: [] }), auth)]), 400, "bad_request");
     assertSpecError(await exchange(url, [request("/command?x=1", JSON.stringify({ type: "no.such" }), auth)]), 400, "unknown_command");
+    // A percent-encoded path is routed as /command (Fastify decodes it), so its refusal is a write refusal too.
+    assertSpecError(await exchange(url, [request("/%63ommand", JSON.stringify({ type: "no.such" }), auth)]), 400, "unknown_command");
     const metrics = (await get(url, "/metrics", auth)).text;
     assert.match(metrics, /swoosh_command_rejections_total\{code="unauthorized"\} 2\b/);
     assert.match(metrics, /swoosh_command_rejections_total\{code="payload_too_large"\} 1\b/);
     assert.match(metrics, /swoosh_command_rejections_total\{code="bad_request"\} 7\b/);
-    assert.match(metrics, /swoosh_command_rejections_total\{code="unknown_command"\} 1\b/);
+    assert.match(metrics, /swoosh_command_rejections_total\{code="unknown_command"\} 2\b/);
   });
 
   it("answers a command whose body arrives after shutdown began with 503 and Connection: close", async (t) => {
