@@ -6,6 +6,7 @@
  * (retry.ts); a caller's abort is rethrown as is, never retried.
  */
 import { SwooshApiError } from "./errors.ts";
+import { JsonValueError, assertJsonValue } from "../core/json.ts";
 
 export interface HttpSettings {
   /** Base URL, e.g. http://127.0.0.1:7777 (a trailing slash is ignored). */
@@ -42,11 +43,13 @@ export class HttpTransport {
   readonly baseUrl: string;
 
   constructor(readonly settings: HttpSettings) {
-    this.baseUrl = settings.url.replace(/\/+$/, "");
+    this.baseUrl = checkedBaseUrl(settings.url);
   }
 
   /** Sends one request; resolves with any 2xx or 304 answer, throws SwooshApiError otherwise. */
   async send(request: HttpRequest): Promise<HttpAnswer> {
+    // Before the exchange: a body that is not JSON is the caller's mistake, which no retry can mend (not a network_error).
+    const body = request.body === undefined ? undefined : jsonText(request);
     const headers: Record<string, string> = { accept: "application/json", ...request.headers };
     if (request.body !== undefined) headers["content-type"] = "application/json";
     if (this.settings.token !== undefined) headers.authorization = `Bearer ${this.settings.token}`;
@@ -59,7 +62,7 @@ export class HttpTransport {
       response = await doFetch(this.baseUrl + request.path, {
         method: request.method,
         headers,
-        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+        body,
         signal,
       });
       text = await response.text();
@@ -73,6 +76,36 @@ export class HttpTransport {
     if ((response.status >= 200 && response.status < 300) || response.status === 304) return { status: response.status, headers: response.headers, text };
     throw SwooshApiError.fromAnswer(response.status, parseJson(text), text, response.headers.get("retry-after"));
   }
+}
+
+/** `url` without trailing slashes; throws TypeError unless it is an absolute http(s) URL (`localhost:7777` would only fail at each call). */
+function checkedBaseUrl(url: string): string {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new TypeError(`swoosh client: url must be an absolute http:// or https:// URL, got ${JSON.stringify(url)}`);
+  }
+  if (protocol !== "http:" && protocol !== "https:") throw new TypeError(`swoosh client: url must be an http:// or https:// URL, got ${JSON.stringify(url)}`);
+  return url.replace(/\/+$/, "");
+}
+
+/**
+ * The request's body as JSON text. A value that is not JSON (NaN, Infinity,
+ * undefined, a BigInt, a Date or other class instance, a lone surrogate) is
+ * refused here as `bad_request` (SPEC §3), naming where it sits: JSON.stringify
+ * would turn most of them into null or drop them, and the server would store
+ * the changed value without a word.
+ */
+function jsonText(request: HttpRequest): string {
+  try {
+    assertJsonValue(request.body, Number.MAX_SAFE_INTEGER);
+  } catch (error) {
+    const reason = error instanceof JsonValueError ? `${error.path || "(root)"}: ${error.reason}` : error instanceof RangeError ? "nested too deeply" : String(error);
+    const details = error instanceof JsonValueError ? { path: error.path, message: error.reason } : undefined;
+    throw new SwooshApiError("bad_request", `${request.method} ${request.path}: the body is not JSON: ${reason}`, 0, details, { cause: error });
+  }
+  return JSON.stringify(request.body);
 }
 
 /**

@@ -2,7 +2,8 @@
  * `swoosh/client` loads no server, engine, storage or LMDB code (STYLE: "the
  * client imports only *types* from the server"). Checked twice: statically,
  * every import of src/client that is not `import type` stays inside
- * src/client (or is a node: builtin, or the pure error-code table); and at
+ * src/client (or is a node: builtin, or a pure core module: the error-code
+ * table, the JSON value check); and at
  * run time, a fresh child process importing src/client/index.ts resolves
  * nothing but those files.
  */
@@ -17,8 +18,8 @@ import ts from "typescript";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const clientDir = path.join(root, "src/client");
-/** Value imports allowed outside src/client: pure, and importing nothing at run time themselves. */
-const ALLOWED_OUTSIDE = new Set([path.join(root, "src/core/errors.ts")]);
+/** Value imports allowed outside src/client: pure core modules that import nothing at run time themselves (the error-code table, the JSON value check). */
+const ALLOWED_OUTSIDE = new Set([path.join(root, "src/core/errors.ts"), path.join(root, "src/core/json.ts")]);
 const FORBIDDEN = [/\/src\/server\//, /\/src\/storage\//, /\/src\/engine\//, /\/src\/domain\//, /node_modules\/lmdb/, /node_modules\/fastify/, /node_modules\/@sinclair/];
 
 async function sourceFiles(dir: string): Promise<string[]> {
@@ -46,7 +47,7 @@ function valueImports(file: string, text: string): string[] {
 }
 
 describe("swoosh/client isolation", () => {
-  it("imports values only from src/client, node: builtins and the error-code table", async () => {
+  it("imports values only from src/client, node: builtins and two pure core modules", async () => {
     const files = await sourceFiles(clientDir);
     assert.ok(files.length >= 10, `found ${files.length} client modules`);
     const offending: string[] = [];

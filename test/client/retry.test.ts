@@ -146,4 +146,37 @@ describe("client retries", () => {
     const answer = await pending;
     assert.equal(answer.result.created, true);
   });
+
+  it("refuses a body that is not JSON at once as bad_request, sending nothing and retrying nothing; a url without a scheme at construction", async (t) => {
+    const { url } = await startTestServer(t);
+    const proxy = await TestProxy.start(t, url);
+    const retries: number[] = [];
+    const client = new SwooshClient({ url: proxy.url, retry: { baseDelayMs: 50 }, onRetry: ({ retry }) => retries.push(retry) });
+    const notJson: Array<[string, unknown]> = [
+      ["NaN", Number.NaN],
+      ["Infinity", Number.POSITIVE_INFINITY],
+      ["undefined", undefined],
+      ["a BigInt", 1n],
+      ["a Date", new Date(0)],
+      ["a lone surrogate", "\ud800"],
+    ];
+    for (const [what, value] of notJson) {
+      const startedMs = performance.now();
+      await assert.rejects(
+        client.submitTask({ taskId: "t", kind: "k", payload: { x: value } as never }),
+        (error) => error instanceof SwooshApiError && error.code === "bad_request" && error.status === 0 && !error.retryable && /\/payload\/payload\/x/.test(error.message),
+        what,
+      );
+      assert.ok(performance.now() - startedMs < 1000, `${what}: refused at once, not after retries`);
+    }
+    assert.deepEqual(retries, []);
+    assert.equal(commandBodies(proxy).length, 0, "nothing was sent");
+    // JSON.stringify would have sent {"x":null} or {}; the server holds no such task.
+    await assert.rejects(client.getTask("t"), (error) => error instanceof SwooshApiError && error.code === "unknown_task");
+
+    for (const bad of ["localhost:7777", "127.0.0.1:7777", "ftp://127.0.0.1:7777", "not a url"]) {
+      assert.throws(() => new SwooshClient({ url: bad }), TypeError, bad);
+    }
+    assert.equal(new SwooshClient({ url: `${url}//` }).url, url, "trailing slashes still go");
+  });
 });
