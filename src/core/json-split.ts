@@ -41,8 +41,10 @@ export class JsonSplitError extends Error {
   constructor(
     readonly offset: number,
     reason: string,
+    /** How the message names the place; default "at byte <offset>", "" when the reason names it already. */
+    where = `at byte ${offset}`,
   ) {
-    super(`${reason} at byte ${offset}`);
+    super(where === "" ? reason : `${reason} ${where}`);
     this.name = "JsonSplitError";
   }
 }
@@ -162,7 +164,10 @@ function parseText(bytes: Uint8Array, start: number, end: number, prefix = "", s
   try {
     return JSON.parse(prefix + Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString("utf8") + suffix);
   } catch (error) {
-    throw new JsonSplitError(start, (error as Error).message);
+    // JSON.parse's own message may quote the text, newlines and all, and gives its position within the part parsed
+    // (not within the document): kept on one line, and the place named as what it is.
+    const reason = (error as Error).message.replace(/\r?\n/g, "\\n");
+    throw new JsonSplitError(start, reason, start === 0 && prefix === "" ? "" : `(in the part from byte ${start})`);
   }
 }
 

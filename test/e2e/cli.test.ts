@@ -42,6 +42,11 @@ describe("swoosh CLI", () => {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /not valid JSON/);
     assert.doesNotMatch(bad.stderr, /\n\s+at /, "no stack trace");
+    // JSON.parse's message quotes the text, newlines and all: still one line, and no made-up byte offset.
+    const multiLine = swoosh(["hash", "-"], '{"a":1,\n"b":x}');
+    assert.equal(multiLine.status, 2);
+    assert.equal(multiLine.stderr.trim().split("\n").length, 1, `one line: ${multiLine.stderr}`);
+    assert.doesNotMatch(multiLine.stderr, /at byte 0/);
     // A path that names no file is bad usage, like any bad argument.
     assert.equal(swoosh(["hash", path.join(d, "missing.json")]).status, 2);
     assert.equal(swoosh(["hash", d]).status, 2, "a directory");

@@ -68,10 +68,14 @@ describe("swoosh serve, state and command", () => {
       assert.equal(again.index, submitted.index);
 
       // Independent read-only runs, in parallel to keep the suite fast.
-      const [unknownTask, unknownCommand, badJson, state, atOne, pastEnd] = await Promise.all([
+      const [unknownTask, unknownCommand, badJson, multiLine, tooLarge, loneSurrogate, state, atOne, pastEnd] = await Promise.all([
         runCli(["command", "task.complete", '{"taskId":"nope","token":1}', ...url]),
         runCli(["command", "no.such", "{}", ...url]),
         runCli(["command", "task.submit", "{not json", ...url]),
+        runCli(["command", "task.submit", "-", ...url], { input: '{"taskId":"t9",\n"kind":x}' }),
+        // JSON.parse reads 1e400 as Infinity and "\ud800" as a lone surrogate; sent, they would be stored as null and U+FFFD.
+        runCli(["command", "task.submit", '{"taskId":"t9","kind":"k","payload":{"n":1e400}}', ...url]),
+        runCli(["command", "task.submit", '{"taskId":"t9","kind":"k","payload":{"s":"\\ud800"}}', ...url]),
         runCli(["state", ...url]).then(json),
         runCli(["state", "--at", "1", ...url]).then(json),
         runCli(["state", "--at", "99", ...url]),
@@ -79,7 +83,11 @@ describe("swoosh serve, state and command", () => {
       assertFailure(unknownTask, 2, /unknown_task/);
       assertFailure(unknownCommand, 2, /unknown_command/);
       assertFailure(badJson, 2, /not valid JSON/);
-      assert.equal(state.index, 2);
+      assertFailure(multiLine, 2, /not valid JSON/);
+      assert.equal(multiLine.stderr.trim().split("\n").length, 1, `one line: ${multiLine.stderr}`);
+      assertFailure(tooLarge, 2, /\/payload\/n: number Infinity is not finite/);
+      assertFailure(loneSurrogate, 2, /\/payload\/s: string holds a lone surrogate/);
+      assert.equal(state.index, 2, "none of them was sent");
       assert.equal(state.stateHash, computeStateHash(state.state));
       assert.equal(atOne.index, 1);
       assertFailure(pastEnd, 2, /not_found/);

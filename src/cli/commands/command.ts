@@ -5,6 +5,7 @@
  */
 import { Option } from "commander";
 import type { Command } from "commander";
+import { JsonValueError, assertJsonValue } from "../../core/json.ts";
 import { CliError, EXIT_BAD_INPUT } from "../exit-codes.ts";
 import { nonEmpty } from "../flags.ts";
 import { addClientOptions, clientOptionsFrom, printJson, requestJson } from "../http-client.ts";
@@ -24,11 +25,22 @@ async function readStdin(): Promise<string> {
 async function parsePayload(argument: string | undefined): Promise<unknown> {
   if (argument === undefined) return {};
   const text = argument === "-" ? await readStdin() : argument;
+  let payload: unknown;
   try {
-    return JSON.parse(text);
+    payload = JSON.parse(text);
   } catch (error) {
-    throw new CliError(`the payload is not valid JSON: ${(error as Error).message}`, EXIT_BAD_INPUT);
+    // One line, as every CLI failure: JSON.parse's message may quote the text with its newlines.
+    throw new CliError(`the payload is not valid JSON: ${(error as Error).message.replace(/\r?\n/g, "\\n")}`, EXIT_BAD_INPUT);
   }
+  // JSON.parse gives Infinity for 1e400 (and a lone surrogate for "\ud800"), which sending would turn into null
+  // (or U+FFFD): refused here as the server refuses them (SPEC §3), not stored changed.
+  try {
+    assertJsonValue(payload, Number.MAX_SAFE_INTEGER);
+  } catch (error) {
+    if (error instanceof JsonValueError) throw new CliError(`the payload holds what is not a JSON value: ${error.message}`, EXIT_BAD_INPUT);
+    throw error;
+  }
+  return payload;
 }
 
 export function registerCommand(program: Command): void {
