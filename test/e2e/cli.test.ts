@@ -63,10 +63,14 @@ describe("swoosh CLI", () => {
     assert.equal(doc.stateHash, computeStateHash(doc.state));
     assert.equal(swoosh(["genesis", "--cluster-id", "farm", "--max-attempts", "zero"]).status, 2);
     // Decimal integers and ISO-8601 times only, as serve's flags: nothing JavaScript would coerce.
-    for (const flags of [["--max-attempts", "0x10"], ["--lease-ttl-ms", "1e3"], ["--max-attempts", "1.0"], ["--genesis-time", "1"], ["--genesis-time", "March 7 2020"]]) {
+    // A date or time that does not exist is refused, not rolled over by Date.parse (02-30 had become 03-02).
+    const impossible = ["2026-02-30T00:00:00Z", "2027-02-29T12:00Z", "2026-01-01T24:00:00Z", "2026-04-31T00:00:00+02:00"];
+    for (const flags of [["--max-attempts", "0x10"], ["--lease-ttl-ms", "1e3"], ["--max-attempts", "1.0"], ["--genesis-time", "1"], ["--genesis-time", "March 7 2020"], ...impossible.map((time) => ["--genesis-time", time])]) {
       const refused = swoosh(["genesis", "--cluster-id", "farm", ...flags]);
       assert.equal(refused.status, 2, `${flags.join(" ")}: ${refused.stdout}`);
     }
+    const leapDayInAnotherZone = JSON.parse(swoosh(["genesis", "--cluster-id", "farm", "--genesis-time", "2028-02-29T23:30:00-01:00"]).stdout) as { genesisTime: string };
+    assert.equal(leapDayInAnotherZone.genesisTime, "2028-03-01T00:30:00.000Z", "a real time in another zone is kept");
     assert.equal(swoosh(["genesis"]).status, 2, "missing --cluster-id is bad usage");
     assert.equal(swoosh(["no-such-command"]).status, 2);
     assert.equal(swoosh(["--help"]).status, 0);

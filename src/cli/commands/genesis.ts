@@ -23,8 +23,17 @@ interface GenesisFlags {
 const ISO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
 function isoTime(text: string): string {
-  if (!ISO_TIME_PATTERN.test(text) || Number.isNaN(Date.parse(text))) throw new InvalidArgumentError("expected an ISO-8601 time such as 2026-01-01T00:00:00Z.");
-  return new Date(text).toISOString();
+  const match = ISO_TIME_PATTERN.exec(text);
+  const ms = Date.parse(text);
+  if (match === null || Number.isNaN(ms)) throw new InvalidArgumentError("expected an ISO-8601 time such as 2026-01-01T00:00:00Z.");
+  // Date.parse rolls an impossible date or time over (2026-02-30 → 2026-03-02, 24:00 → the next day): the fields must read back as written.
+  const zone = match[3] as string;
+  const offsetMinutes = zone === "Z" ? 0 : (zone.startsWith("-") ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+  const written = text.slice(0, match[1] === undefined ? 16 : 19);
+  if (new Date(ms + offsetMinutes * 60_000).toISOString().slice(0, written.length) !== written) {
+    throw new InvalidArgumentError(`${text} is not a date and time that exists (expected an ISO-8601 time such as 2026-01-01T00:00:00Z).`);
+  }
+  return new Date(ms).toISOString();
 }
 
 export function registerGenesis(program: Command): void {
