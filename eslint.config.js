@@ -38,6 +38,6 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ["bin/**/*.js", "eslint.config.js"], ...tseslint.configs.disableTypeChecked },
-  { files: ["bin/**/*.js"], languageOptions: { globals: { process: "readonly" } } },
+  { files: ["bin/**/*.js", "eslint.config.js", "test/support/*.cjs"], ...tseslint.configs.disableTypeChecked },
+  { files: ["bin/**/*.js", "test/support/*.cjs"], languageOptions: { globals: { process: "readonly" } } },
 );

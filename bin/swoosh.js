@@ -6,6 +6,22 @@
 import { existsSync } from "node:fs";
 import { URL } from "node:url";
 
+// `serve` installs its SIGTERM/SIGINT handlers once its modules are loaded (a
+// second or two): a signal before that would kill it by Node's default (exit
+// 143, no message). Kept here instead, serve's handlers act on it when they
+// come (src/cli/shutdown.ts): it stops before serving and exits 0.
+if (process.argv[2] === "serve") {
+  const signals = [];
+  const keep = (signal) => signals.push(signal);
+  for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, keep);
+  globalThis[Symbol.for("swoosh.earlySignals")] = {
+    signals,
+    release: () => {
+      for (const signal of ["SIGTERM", "SIGINT"]) process.off(signal, keep);
+    },
+  };
+}
+
 async function tsxRegister() {
   try {
     return (await import("tsx/esm/api")).register;

@@ -3,7 +3,8 @@
  * for a clean shutdown, a second one exits at once with code 1 (an operator
  * who presses Ctrl-C twice means it). Handlers are installed before the server
  * starts, so a signal during startup is not lost to Node's default (die by
- * signal) but closes the server as soon as it is up.
+ * signal) but stops the startup; one that came while the modules loaded was
+ * kept by bin/swoosh.js and is acted on when the handlers are installed.
  */
 import { EXIT_RUNTIME_FAILURE } from "./exit-codes.ts";
 
@@ -19,6 +20,24 @@ export interface ShutdownWatch {
 
 /** Where the handlers report: the first signal at info, a second one (exit 1 at once) at warn. */
 export type ShutdownLog = (line: string, level: "info" | "warn") => void;
+
+/** Signals bin/swoosh.js kept for `serve` while its modules loaded, before the handlers below existed. */
+interface EarlySignals {
+  readonly signals: readonly ShutdownSignal[];
+  release(): void;
+}
+
+const EARLY_SIGNALS = Symbol.for("swoosh.earlySignals");
+
+/** The signals kept before now (none when not started through bin/swoosh.js); their keeper is removed. */
+function takeEarlySignals(): readonly ShutdownSignal[] {
+  const holder = globalThis as { [EARLY_SIGNALS]?: EarlySignals };
+  const early = holder[EARLY_SIGNALS];
+  if (early === undefined) return [];
+  delete holder[EARLY_SIGNALS];
+  early.release();
+  return early.signals;
+}
 
 export function watchShutdownSignals(log: ShutdownLog): ShutdownWatch {
   let received: ShutdownSignal | null = null;
@@ -40,6 +59,8 @@ export function watchShutdownSignals(log: ShutdownLog): ShutdownWatch {
     handlers.set(signal, handler);
     process.on(signal, handler);
   }
+  // Acted on as if they came now: installed first, so none falls between the keeper and these.
+  for (const signal of takeEarlySignals()) handlers.get(signal)?.();
   return {
     requested,
     dispose() {

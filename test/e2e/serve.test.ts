@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { computeStateHash } from "../../src/core/hash.ts";
 import { PRETTY_ANSWER_BYTES_MAX } from "../../src/cli/http-client.ts";
@@ -269,6 +270,30 @@ describe("swoosh serve, state and command", () => {
     } finally {
       assert.equal((await stopServe(again)).code, 0);
     }
+  });
+
+  it("a SIGTERM while serve's modules still load is not Node's default death: it stops before serving and exits 0", { timeout: 60_000 }, async () => {
+    const dataDir = await dir();
+    // The preload says when bin/swoosh.js starts keeping SIGTERM: long before the CLI's modules are loaded.
+    const announce = fileURLToPath(new URL("../support/announce-signal-listener.cjs", import.meta.url));
+    const child = spawn(process.execPath, ["--require", announce, bin, "serve", "--port", "0", "--data-dir", dataDir], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const exited = trackChild(child);
+    let output = "";
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    const kept = new Promise<void>((resolve) =>
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        output += chunk;
+        if (output.includes("a SIGTERM listener is installed")) resolve();
+      }),
+    );
+    await Promise.race([kept, exited.then(() => assert.fail(`exited first: ${output}`))]);
+    assert.match(output, /a SIGTERM listener is installed .*bin\/swoosh\.js/, "the first to listen is bin/swoosh.js, before the CLI's modules load");
+    child.kill("SIGTERM");
+    const exit = await exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, output);
+    assert.match(output, /SIGTERM received during startup: stopped before serving/);
+    assert.doesNotMatch(stdout, /serving/, "it never started serving");
   });
 
   it("swoosh state prints a state past 64 MiB as the server sends it (compact, streamed), a smaller one indented; a closed pipe ends it quietly", { timeout: 120_000 }, async () => {
