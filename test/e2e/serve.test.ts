@@ -44,6 +44,32 @@ function assertFailure(run: CliRun, exitCode: number, pattern: RegExp): void {
   assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
 }
 
+/**
+ * Starts `swoosh …cliArgs` (node flags first), sends `signal` once its stderr
+ * shows `marker`, and checks that it then stopped before serving: exit 0, the
+ * startup stop logged, no serving line. Returns its stderr.
+ */
+async function signalledDuringStartup(nodeArgs: string[], cliArgs: string[], marker: string, signal: NodeJS.Signals): Promise<string> {
+  const child = spawn(process.execPath, [...nodeArgs, bin, ...cliArgs], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  const exited = trackChild(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  const marked = new Promise<void>((resolve) =>
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+      if (stderr.includes(marker)) resolve();
+    }),
+  );
+  await Promise.race([marked, exited.then(() => assert.fail(`exited before ${JSON.stringify(marker)}: ${stderr}`))]);
+  child.kill(signal);
+  const exit = await exited;
+  assert.deepEqual(exit, { code: 0, signal: null }, stderr);
+  assert.match(stderr, new RegExp(`${signal} received during startup: stopped before serving`));
+  assert.doesNotMatch(stdout, /serving/, "it never started serving");
+  return stderr;
+}
+
 describe("swoosh serve, state and command", () => {
   it("prints the startup block, answers state and command, exits 0 on SIGTERM and recovers the same state", { timeout: 120_000 }, async () => {
     const dataDir = await dir();
@@ -245,23 +271,7 @@ describe("swoosh serve, state and command", () => {
     await engine.close({ snapshot: false });
     const snapshotsBefore = await readdir(path.join(dataDir, "snapshots"));
 
-    const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--data-dir", dataDir], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
-    const exited = trackChild(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    const replaying = new Promise<void>((resolve) =>
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-        stderr += chunk;
-        if (stderr.includes("recovering: replayed the WAL to")) resolve();
-      }),
-    );
-    await Promise.race([replaying, exited.then(() => assert.fail(`exited before replaying: ${stderr}`))]);
-    child.kill("SIGINT");
-    const exit = await exited;
-    assert.deepEqual(exit, { code: 0, signal: null }, stderr);
-    assert.match(stderr, /SIGINT received during startup: stopped before serving/);
-    assert.doesNotMatch(stdout, /serving/, "it never started serving");
+    await signalledDuringStartup([], ["serve", "--port", "0", "--data-dir", dataDir], "recovering: replayed the WAL to", "SIGINT");
     assert.deepEqual(await readdir(path.join(dataDir, "snapshots")), snapshotsBefore, "no snapshot was written");
 
     const again = await startServe(["--data-dir", dataDir], { timeoutMs: 120_000 });
@@ -276,24 +286,8 @@ describe("swoosh serve, state and command", () => {
     const dataDir = await dir();
     // The preload says when bin/swoosh.js starts keeping SIGTERM: long before the CLI's modules are loaded.
     const announce = fileURLToPath(new URL("../support/announce-signal-listener.cjs", import.meta.url));
-    const child = spawn(process.execPath, ["--require", announce, bin, "serve", "--port", "0", "--data-dir", dataDir], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
-    const exited = trackChild(child);
-    let output = "";
-    let stdout = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    const kept = new Promise<void>((resolve) =>
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-        output += chunk;
-        if (output.includes("a SIGTERM listener is installed")) resolve();
-      }),
-    );
-    await Promise.race([kept, exited.then(() => assert.fail(`exited first: ${output}`))]);
-    assert.match(output, /a SIGTERM listener is installed .*bin\/swoosh\.js/, "the first to listen is bin/swoosh.js, before the CLI's modules load");
-    child.kill("SIGTERM");
-    const exit = await exited;
-    assert.deepEqual(exit, { code: 0, signal: null }, output);
-    assert.match(output, /SIGTERM received during startup: stopped before serving/);
-    assert.doesNotMatch(stdout, /serving/, "it never started serving");
+    const stderr = await signalledDuringStartup(["--require", announce], ["serve", "--port", "0", "--data-dir", dataDir], "a SIGTERM listener is installed", "SIGTERM");
+    assert.match(stderr, /a SIGTERM listener is installed .*bin\/swoosh\.js/, "the first to listen was bin/swoosh.js, before the CLI's modules loaded");
   });
 
   it("swoosh state prints a state past 64 MiB as the server sends it (compact, streamed), a smaller one indented; a closed pipe ends it quietly", { timeout: 120_000 }, async () => {
