@@ -324,25 +324,30 @@ export function buildOpenApiDocument(): JsonRecord {
       get: { operationId: "health", summary: "The process answers (no token needed).", security: [], responses: { "200": json(ref("Health"), "Alive.") } },
     },
     "/readyz": {
-      get: { operationId: "ready", summary: "Recovered or initialized, and serving.", responses: { "200": json(ref("Ready"), "Ready."), ...errorResponses([401, 503]) } },
+      get: { operationId: "ready", summary: "Recovered or initialized, and serving.", responses: { "200": json(ref("Ready"), "Ready."), ...errorResponses([400, 401, 503]) } },
     },
     "/metrics": {
       get: {
         operationId: "metrics",
         summary: "Prometheus metrics.",
-        responses: { "200": { description: "Prometheus text format.", content: { "text/plain": { schema: { type: "string" } } } }, ...errorResponses([401]) },
+        // 400: a foreign Host without a token (host-guard.ts); 503: once shutdown began (every path but /healthz).
+        responses: { "200": { description: "Prometheus text format.", content: { "text/plain": { schema: { type: "string" } } } }, ...errorResponses([400, 401, 503]) },
       },
     },
     "/openapi.json": {
       get: {
         operationId: "openapi",
         summary: "This document.",
-        responses: { "200": { description: "OpenAPI 3.1.", content: { "application/json": { schema: { type: "object" } } } }, ...errorResponses([401]) },
+        responses: { "200": { description: "OpenAPI 3.1.", content: { "application/json": { schema: { type: "object" } } } }, ...errorResponses([400, 401, 503]) },
       },
     },
   };
 
-  withHeadOperations(paths, ["/state", "/watch"]);
+  // Fastify answers HEAD on every GET route.
+  withHeadOperations(
+    paths,
+    Object.keys(paths).filter((path) => (paths[path] as JsonRecord).get !== undefined),
+  );
   withRequestIdHeaders(paths);
 
   return {

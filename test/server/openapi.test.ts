@@ -66,6 +66,19 @@ describe("server: OpenAPI", () => {
       assert.ok((operation.responses as Json)["200"] ?? (operation.responses as Json)["201"], `${path} success response`);
     }
     assert.deepEqual(Object.keys(paths).sort(), [...new Set(expected.map(([path]) => path))].sort());
+    // HEAD is answered on every GET route (Fastify's own), so it is documented on each.
+    for (const [path, item] of Object.entries(paths)) if (item.get) assert.ok(item.head, `HEAD ${path}`);
+    for (const path of ["/tasks", "/agents", "/log", "/readyz", "/metrics", "/openapi.json", "/healthz"]) {
+      const head = await fetch(`${url}${path}`, { method: "HEAD" });
+      assert.equal(head.status, 200, `HEAD ${path} is answered`);
+    }
+    // Every path but /healthz may answer 400 (a foreign Host without a token) and 503 (shutdown began), so each documents them.
+    for (const [path, item] of Object.entries(paths)) {
+      if (path === "/healthz") continue;
+      for (const [method, operation] of Object.entries(item)) {
+        for (const status of ["400", "503"]) assert.ok((operation.responses as Json)[status], `${method.toUpperCase()} ${path} documents ${status}`);
+      }
+    }
 
     const schemas = (doc.components as Json).schemas as Record<string, Json>;
     const mapping = ((schemas.Command as Json).discriminator as Json).mapping as Record<string, string>;
