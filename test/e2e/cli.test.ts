@@ -89,6 +89,11 @@ describe("swoosh CLI", () => {
     const ok = swoosh(["verify", "--data-dir", d]);
     assert.equal(ok.status, 0, ok.stdout + ok.stderr);
     assert.match(ok.stdout, /OK/);
+    // SWOOSH_DATA_DIR as for serve, and --help says so; empty is refused, not taken as the current directory.
+    const fromEnv = spawnSync(process.execPath, [bin, "verify"], { encoding: "utf8", env: { ...process.env, SWOOSH_DATA_DIR: d }, timeout: 60_000 });
+    assert.equal(fromEnv.status, 0, fromEnv.stderr);
+    assert.match(swoosh(["verify", "--help"]).stdout, /env: SWOOSH_DATA_DIR/);
+    assert.equal(spawnSync(process.execPath, [bin, "verify"], { encoding: "utf8", env: { ...process.env, SWOOSH_DATA_DIR: "" }, timeout: 60_000 }).status, 2);
     const snapshots = (await readdir(path.join(d, "snapshots"))).sort();
     const victim = path.join(d, "snapshots", snapshots[1] as string);
     await writeFile(victim, "{}");

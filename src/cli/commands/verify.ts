@@ -3,17 +3,19 @@
  * replays comparing hashes at every kept snapshot. Exit 0 only if all holds,
  * 2 when the data is bad. A progress bar goes to stderr on a TTY.
  */
+import { Option } from "commander";
 import type { Command } from "commander";
 import { verifyDataDir } from "../../engine/verify.ts";
 import { orchestratorMachine } from "../../domain/index.ts";
 import { CliError, EXIT_BAD_INPUT } from "../exit-codes.ts";
+import { nonEmpty } from "../flags.ts";
 import { progressBar } from "../progress.ts";
 
 export function registerVerify(program: Command): void {
   program
     .command("verify")
     .description("verify a data directory: snapshots, the WAL hash chain, and a replay compared at every snapshot")
-    .requiredOption("--data-dir <dir>", "the data directory", process.env.SWOOSH_DATA_DIR)
+    .addOption(new Option("--data-dir <dir>", "the data directory").env("SWOOSH_DATA_DIR").argParser(nonEmpty).makeOptionMandatory())
     .option("--json", "print the report as JSON")
     .action(async (options: { dataDir: string; json?: boolean }) => {
       const bar = progressBar(process.stderr, "replay");
