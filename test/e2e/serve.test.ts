@@ -93,6 +93,11 @@ describe("swoosh serve, state and command", () => {
       const again = json(await runCli(["command", "task.submit", '{"taskId":"t1","kind":"build"}', "--id", "submit-t1", ...url]));
       assert.equal(again.duplicate, true);
       assert.equal(again.index, submitted.index);
+      // The empty string is an id like any other (SPEC §3).
+      const emptyId = json(await runCli(["command", "agent.heartbeat", '{"agentId":"a1"}', "--id", "", ...url]));
+      const emptyIdAgain = json(await runCli(["command", "agent.heartbeat", '{"agentId":"a1"}', "--id", "", ...url]));
+      assert.equal(emptyIdAgain.duplicate, true);
+      assert.equal(emptyIdAgain.index, emptyId.index);
 
       // Independent read-only runs, in parallel to keep the suite fast.
       const [unknownTask, unknownCommand, badJson, multiLine, tooLarge, loneSurrogate, state, atOne, pastEnd] = await Promise.all([
@@ -114,7 +119,7 @@ describe("swoosh serve, state and command", () => {
       assert.equal(multiLine.stderr.trim().split("\n").length, 1, `one line: ${multiLine.stderr}`);
       assertFailure(tooLarge, 2, /\/payload\/n: number Infinity is not finite/);
       assertFailure(loneSurrogate, 2, /\/payload\/s: string holds a lone surrogate/);
-      assert.equal(state.index, 2, "none of them was sent");
+      assert.equal(state.index, 3, "none of them was sent: register, submit, one heartbeat");
       assert.equal(state.stateHash, computeStateHash(state.state));
       assert.equal(atOne.index, 1);
       assertFailure(pastEnd, 2, /not_found/);

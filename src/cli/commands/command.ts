@@ -7,7 +7,6 @@ import { Option } from "commander";
 import type { Command } from "commander";
 import { JsonValueError, assertJsonValue } from "../../core/json.ts";
 import { CliError, EXIT_BAD_INPUT } from "../exit-codes.ts";
-import { nonEmpty } from "../flags.ts";
 import { addClientOptions, clientOptionsFrom, printJson, requestJson } from "../http-client.ts";
 import type { ClientFlags } from "../http-client.ts";
 
@@ -49,7 +48,8 @@ export function registerCommand(program: Command): void {
     .description("submit one command to a running server and print {index, hlc, result}")
     .argument("<type>", "the command type, e.g. task.submit (API_INTEGRATION.md lists them all)")
     .argument("[json]", "the payload as JSON, or - to read it from standard input; default {}")
-    .addOption(new Option("--id <id>", "idempotency id: a repeat with the same id gets the first outcome back (duplicate: true)").argParser(nonEmpty))
+    // Any string, the empty one included (SPEC §3: ids are arbitrary strings), as the server takes it.
+    .addOption(new Option("--id <id>", "idempotency id: a repeat with the same id gets the first outcome back (duplicate: true)"))
     .addOption(new Option("--hlc <hlc>", "the client's own HLC timestamp (causality across systems); see API_INTEGRATION.md"))
     .addHelpText(
       "after",
