@@ -104,8 +104,12 @@ export async function* watchLog(http: HttpTransport, options: WatchOptions, obse
         armIdle();
         for (const event of parser.push(chunk.value)) {
           if (event.event === "error") {
-            const body = parseJson(event.data);
-            throw SwooshApiError.fromAnswer(410, body, event.data);
+            const body = parseJson(event.data) as { error?: { code?: unknown; message?: unknown } } | undefined;
+            if (typeof body?.error?.code !== "string" || typeof body.error.message !== "string") {
+              throw new SwooshApiError("bad_response", `watch: an error event that is not an error body: ${event.data.slice(0, 200)}`, 200);
+            }
+            // The status its code has (410 history_pruned, 503 unavailable for a damaged log entry): retried or not by it.
+            throw SwooshApiError.fromBatchItem(body as { error: { code: string; message: string; details?: unknown } });
           }
           const entry = parseJson(event.data) as LogEntry | undefined;
           if (entry === undefined || typeof entry.index !== "number") throw new SwooshApiError("bad_response", `watch: an event that is not a log entry: ${event.data.slice(0, 200)}`, 200);

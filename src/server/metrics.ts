@@ -10,7 +10,7 @@
  *     swoosh_snapshot_index                    log index of the newest snapshot
  *     swoosh_snapshot_age_seconds              since the last snapshot this process wrote
  *                                              (or since the engine opened, when none yet)
- *     swoosh_watch_clients / swoosh_watch_dropped_total   GET /watch streams open / dropped as too slow
+ *     swoosh_watch_clients / swoosh_watch_dropped_total   GET /watch streams open / dropped as stalled
  *     swoosh_heap_limit_bytes                  the old generation's limit (the state lives there; past it
  *                                              the process dies): --max-old-space-size, in bytes
  *
@@ -98,7 +98,7 @@ export class ServerMetrics {
       },
     });
     this.watchClients = new Gauge({ name: "swoosh_watch_clients", help: "Open GET /watch streams.", registers });
-    this.watchDropped = new Counter({ name: "swoosh_watch_dropped_total", help: "GET /watch streams dropped because the client read too slowly.", registers });
+    this.watchDropped = new Counter({ name: "swoosh_watch_dropped_total", help: "GET /watch streams dropped because the client took nothing for the stall timeout.", registers });
   }
 
   /** Starts reading the engine: counts applied commands and flushes. Returns the detach function. */

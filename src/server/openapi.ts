@@ -313,7 +313,7 @@ export function buildOpenApiDocument(): JsonRecord {
         ],
         responses: {
           "200": {
-            description: "An event stream. Comment lines are heartbeats; a client too slow to read is disconnected and resumes with Last-Event-ID.",
+            description: "An event stream. Comment lines are heartbeats; a client that takes nothing for 60 s is disconnected and resumes with Last-Event-ID.",
             content: { "text/event-stream": { schema: { type: "string" }, "x-event-data": ref("LogEntry") } },
           },
           ...errorResponses([400, 401, 404, 410, 503]),

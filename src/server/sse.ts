@@ -14,15 +14,20 @@
  *
  * Memory is bounded per stream: a live stream whose unsent bytes (Node's
  * buffer plus the socket's) exceed `bufferMaxBytes` when the next frame comes
- * is dropped (connection destroyed, metric counted); the client reconnects with
- * Last-Event-ID and catches up through the paced replay. A replaying stream
- * reads the WAL a page of about `replayPageCharsMax` at a time and waits for
- * the socket to drain before each next frame. A client that takes nothing
- * for `stallMs` (no byte of its stream reaches the socket), live or
- * replaying, is dropped the same way, with however little it left unsent:
- * otherwise the connection's idle timeout would cut it uncounted and unlogged,
- * and the client would read on through what its kernel still held. Streams
- * are capped in number too. A comment line every `heartbeatMs` keeps idle
+ * goes back to replaying, from that frame's index. The live frames are
+ * handed over in one go after each flush, with no chance for the socket to
+ * drain between them, so one burst larger than the bound (a batch of big
+ * submits) would otherwise cut even a client reading at full speed. A
+ * replaying stream reads the WAL a page of about `replayPageCharsMax` at a
+ * time and waits for the socket to drain before each next frame. A client
+ * that takes nothing for `stallMs` (no byte of its stream reaches the socket),
+ * live or replaying, is dropped (connection destroyed, metric counted), with
+ * however little it left unsent: otherwise the connection's idle timeout
+ * would cut it uncounted and unlogged, and the client would read on through
+ * what its kernel still held; it reconnects with Last-Event-ID and catches
+ * up. A client slower than the writes for good ends with `history_pruned`
+ * once snapshots truncate the log it still needs. Streams are capped in
+ * number too. A comment line every `heartbeatMs` keeps idle
  * proxies and the stall timeout from closing a quiet stream.
  */
 import type { ServerResponse } from "node:http";
@@ -30,6 +35,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { SwooshError } from "../core/errors.ts";
 import type { LogEntry } from "../core/log-record.ts";
 import type { AppliedEvent, EngineStats } from "../engine/engine.ts";
+import { toSwooshError } from "./errors.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { toWireEntry } from "./wire.ts";
 import type { WireEntry } from "./wire.ts";
@@ -43,7 +49,7 @@ export interface WatchSource {
 }
 
 export interface WatchSettings {
-  /** A live stream with more unsent bytes than this when a frame comes is dropped. */
+  /** A live stream with more unsent bytes than this when a frame comes goes back to the paced replay from the WAL. */
   readonly bufferMaxBytes: number;
   readonly heartbeatMs: number;
   readonly clientsMax: number;
@@ -146,7 +152,7 @@ export class WatchHub {
 
   dropped(stream: WatchStream): void {
     this.metrics.watchDropped.inc();
-    this.log.warn({ reqId: stream.requestId, nextIndex: stream.nextIndex }, "watch stream dropped: the client reads too slowly");
+    this.log.warn({ reqId: stream.requestId, nextIndex: stream.nextIndex }, "watch stream dropped: the client took nothing for the stall timeout");
     this.forget(stream);
   }
 
@@ -206,7 +212,8 @@ class WatchStream {
       return;
     }
     if (this.response.writableLength > this.hub.settings.bufferMaxBytes) {
-      this.drop();
+      // This frame and the ones after it come from the WAL, paced by the socket: the stream holds the bound and one page at most.
+      this.replay();
       return;
     }
     this.response.write(frame);
@@ -215,11 +222,8 @@ class WatchStream {
 
   comment(text: string): void {
     // A replaying stream is either sending entries or waiting for 'drain': no heartbeat needed, nor allowed to queue.
-    if (this.mode !== "live") return;
-    if (this.response.writableLength > this.hub.settings.bufferMaxBytes) {
-      this.drop();
-      return;
-    }
+    // Nor needed on a stream with that much unsent: the stall timeout judges whether its client still reads.
+    if (this.mode !== "live" || this.response.writableLength > this.hub.settings.bufferMaxBytes) return;
     this.response.write(`: ${text}\n\n`);
   }
 
@@ -244,9 +248,17 @@ class WatchStream {
     this.replayPages().catch((error: unknown) => {
       if (this.mode === "stopped") return;
       this.hub.log.warn({ reqId: this.requestId, err: error }, "watch: replay failed; ending the stream");
-      this.end();
-      this.hub.forget(this);
+      // Told to the client, as GET /log tells it (a damaged entry is a 503 naming it): an end alone looks like a network break.
+      const reason = toSwooshError(error) ?? new SwooshError("unavailable", `reading the log from index ${this.nextIndex} failed`, { index: this.nextIndex });
+      this.endWithError(reason);
     });
+  }
+
+  /** An `event: error` frame with the error's SPEC §6 body, then the end of the stream. */
+  private endWithError(error: SwooshError): void {
+    this.response.write(`event: error\ndata: ${JSON.stringify({ error: error.toBody() })}\n\n`);
+    this.end();
+    this.hub.forget(this);
   }
 
   /** Sends entries from the WAL until the stream has caught up with the hub, then goes live. */
@@ -262,10 +274,7 @@ class WatchStream {
       if (this.mode !== "replay") return;
       if (entries.length === 0 || (entries[0] as LogEntry).index !== this.nextIndex) {
         // Truncated by a snapshot while this client was catching up.
-        const error = new SwooshError("history_pruned", `the log no longer holds index ${this.nextIndex}`, { index: this.nextIndex });
-        this.response.write(`event: error\ndata: ${JSON.stringify({ error: error.toBody() })}\n\n`);
-        this.end();
-        this.hub.forget(this);
+        this.endWithError(new SwooshError("history_pruned", `the log no longer holds index ${this.nextIndex}`, { index: this.nextIndex }));
         return;
       }
       for (const entry of entries) {

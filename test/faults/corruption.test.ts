@@ -326,6 +326,15 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
         assert.equal(answer.body?.error?.code, "unavailable", query);
         assert.match(answer.body?.error?.message ?? "", new RegExp(`entry ${index} breaks the hash chain`), query);
       }
+      // A watcher resuming before it gets no entry past it (a page that holds it is refused whole, as GET /log's is),
+      // then an error event naming it: not a silent end, which a client would take for a network break.
+      const watched = await (await fetch(`${served.url}/watch`, { headers: { "last-event-id": String(index - 2) }, signal: AbortSignal.timeout(10_000) })).text();
+      assert.ok([...watched.matchAll(/^id: (\d+)$/gm)].every((match) => Number(match[1]) < index), watched.slice(0, 500));
+      const errorEvent = /^event: error\ndata: (.*)$/m.exec(watched);
+      assert.ok(errorEvent, `an error event: ${watched.slice(-500)}`);
+      const errorBody = JSON.parse(errorEvent[1] as string) as { error: { code: string; message: string } };
+      assert.equal(errorBody.error.code, "unavailable");
+      assert.match(errorBody.error.message, new RegExp(`entry ${index} breaks the hash chain`));
       // Everything before it still reads.
       const before = await request(served.url, "GET", `/log?from=${snap(0)}&limit=${index - snap(0)}`);
       assert.equal(before.status, 200, before.text);
