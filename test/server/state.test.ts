@@ -209,10 +209,19 @@ describe("server: state and genesis", () => {
     const past = await get(url, `/state?at=${lastIndex + 1}`);
     assert.equal(past.status, 404);
     assert.equal(past.body.error.code, "not_found");
-    for (const bad of ["-1", "abc", "1.5", "99999999999999999999", ""]) {
+    for (const bad of ["-1", "abc", "1.5", "1e3", "+1", ""]) {
       const answer = await get(url, `/state?at=${bad}`);
       assert.equal(answer.status, 400, bad);
       assert.equal(answer.body.error.code, "bad_request");
+    }
+    // An integer past 2^53 is past the end like any other, not malformed: 404 here, an empty page from /log, 404 from /watch.
+    for (const huge of ["9007199254740992", "99999999999999999999"]) {
+      assert.equal((await get(url, `/state?at=${huge}`)).body.error?.code, "not_found", huge);
+      const log = await get(url, `/log?from=${huge}`);
+      assert.equal(log.status, 200, log.text);
+      assert.deepEqual(log.body.entries, []);
+      assert.equal((await get(url, `/watch?from=${huge}`)).status, 404, huge);
+      assert.equal((await get(url, "/watch", { "last-event-id": huge })).status, 404, huge);
     }
     assert.equal((await get(url, "/state?at=1&at=2")).status, 400);
     const oldLog = await get(url, "/log?from=1");

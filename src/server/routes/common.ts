@@ -12,9 +12,13 @@ export function queryParam(query: unknown, name: string): string | undefined {
   return value;
 }
 
-/** A non-negative safe integer written in decimal digits; `bad_request` naming `field` otherwise. */
+/**
+ * A non-negative integer written in decimal digits; `bad_request` naming
+ * `field` otherwise. One past 2^53 − 1 (no log reaches it) is read as
+ * 2^53 − 1: still past the end, so it gets the answer of any index past the
+ * end (404, or an empty page), not a 400 an integer does not deserve.
+ */
 export function parseIndex(text: string, field: string): number {
-  const value = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value)) throw new SwooshError("bad_request", `${field} must be a non-negative integer`, { field });
-  return value;
+  if (!/^\d{1,1000}$/.test(text)) throw new SwooshError("bad_request", `${field} must be a non-negative integer`, { field });
+  return Math.min(Number(text), Number.MAX_SAFE_INTEGER);
 }
