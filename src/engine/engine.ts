@@ -245,8 +245,13 @@ export class Engine<Model> {
   private lastSnapshotChars = 0;
   private lastSnapshotAtMs: number | null = null;
   private snapshotInFlight: Promise<void> | null = null;
-  /** Snapshots recovery passed over (damaged, or of another history): no base to count on, so retention does not count them as kept. */
-  private readonly passedOver = new Set<number>();
+  /**
+   * Snapshots known to load: the one recovery started from and those this
+   * process wrote. Retention counts only these among the K kept: one recovery
+   * passed over (damaged, or of another history) is no base to count on, nor
+   * is an older one recovery never read, which may be damaged as well.
+   */
+  private readonly loadable = new Set<number>();
   private readonly listeners = new Set<(event: AppliedEvent) => void>();
   /** The listeners that are not readOnly: while there is one, events are frozen. */
   private readonly freezingListeners = new Set<object>();
@@ -261,7 +266,7 @@ export class Engine<Model> {
     recovered: RecoveredPosition<Model> & { readonly skipped?: readonly RecoveryProblem[] },
     private readonly lock: DirLock | null = null,
   ) {
-    for (const problem of recovered.skipped ?? []) if (problem.index !== undefined) this.passedOver.add(problem.index);
+    if (recovered.snapshotIndex > 0) this.loadable.add(recovered.snapshotIndex);
     this.hlc = new HybridClock(settings.clock, settings.nodeId, settings.maxDriftMs);
     this.model = recovered.model;
     this.appliedIndex = recovered.index;
@@ -949,26 +954,28 @@ export class Engine<Model> {
       const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
       const size = { chars: 0 };
       await this.snapshots.save(header, slicedPieces(pieces, this.paced, size));
+      this.loadable.add(index);
       this.lastSnapshotIndex = index;
       this.lastSnapshotChars = size.chars;
     } finally {
       capture?.release();
     }
     this.lastSnapshotAtMs = this.settings.clock.nowMs();
-    // Retention: keep the newest K usable snapshots. The WAL goes below the
-    // oldest kept one only once K exist, so a young cluster keeps its whole
-    // history (GET /log, ?at=). One recovery passed over is not counted: kept
-    // instead of a good one, it left a dir whose next damaged snapshot could
-    // not be recovered at all. It goes once K usable ones are newer.
+    // Retention: keep the newest K snapshots known to load. The WAL goes
+    // below the oldest kept one only once K exist, so a young cluster keeps
+    // its whole history (GET /log, ?at=). Any other snapshot is not counted:
+    // kept instead of a good one, a damaged one left a dir whose next damaged
+    // snapshot could not be recovered at all. It goes once K known to load
+    // are newer (after a restart, once this process has written K − 1).
     const listed = await this.snapshots.list();
-    const usable = listed.filter((index) => !this.passedOver.has(index));
+    const usable = listed.filter((index) => this.loadable.has(index));
     const oldestKept = usable.length >= this.settings.snapshotsKept ? usable[this.settings.snapshotsKept - 1] : undefined;
     for (const old of listed) {
-      const goes = this.passedOver.has(old) ? oldestKept !== undefined && old < oldestKept : usable.indexOf(old) >= this.settings.snapshotsKept;
+      const goes = this.loadable.has(old) ? usable.indexOf(old) >= this.settings.snapshotsKept : oldestKept !== undefined && old < oldestKept;
       // A time travel starting from it keeps it until it is done (a later snapshot removes it).
       if (!goes || [...this.replayHolds].some((hold) => hold.snapshot === old)) continue;
       await this.snapshots.remove(old);
-      this.passedOver.delete(old);
+      this.loadable.delete(old);
     }
     if (oldestKept === undefined) return;
     // Not past what a time-travel replay still has to read: the rest goes when it is done (holding).

@@ -16,7 +16,7 @@ import { RecoveryError } from "../../src/engine/errors.ts";
 import { createGenesis } from "../../src/engine/genesis.ts";
 import { verifyDataDir } from "../../src/engine/verify.ts";
 import { createGenesisState, orchestratorMachine } from "../../src/domain/index.ts";
-import { FileSnapshotStore } from "../../src/storage/snapshot-store.ts";
+import { FileSnapshotStore, snapshotFileName } from "../../src/storage/snapshot-store.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { openSwoosh, startTicker } from "../../src/index.ts";
 import { Ticker } from "../../src/engine/ticker.ts";
@@ -27,6 +27,15 @@ import { longestStallMs } from "../support/event-loop-stall.ts";
 const dataDir = tempDirsRemovedAtEnd();
 
 const open = (dir: string, options: Partial<SwooshOptions> = {}) => openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined, ...options });
+
+/** Flips one byte in the middle of snapshot `index`'s file: it no longer verifies. */
+async function flipSnapshotByte(snapshotDir: string, index: number): Promise<void> {
+  const file = path.join(snapshotDir, snapshotFileName(index));
+  const bytes = await readFile(file);
+  const at = Math.floor(bytes.length / 2);
+  bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
+  await writeFile(file, bytes);
+}
 
 /** Runs `change` and expects the strict-mode TypeError of writing to a frozen object. */
 function refusesChange(change: () => void, what: string): void {
@@ -283,13 +292,7 @@ describe("engine as a library", () => {
   it("keeps the snapshot it recovered from, and the WAL after it, while newer ones it passed over stay", async () => {
     const dir = await dataDir();
     const snapshotDir = path.join(dir, "snapshots");
-    const damage = async (index: number) => {
-      const file = path.join(snapshotDir, `snapshot-${String(index).padStart(20, "0")}.json`);
-      const bytes = await readFile(file);
-      const at = Math.floor(bytes.length / 2);
-      bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
-      await writeFile(file, bytes);
-    };
+    const damage = (index: number) => flipSnapshotByte(snapshotDir, index);
     let engine = await open(dir);
     for (let i = 0; i < 4; i++) {
       await engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } });
@@ -392,6 +395,36 @@ describe("engine as a library", () => {
     // A junk file named as a snapshot past the WAL: refused (it may prove the WAL lost entries), and said to be junk itself.
     await writeFile(path.join(mine, "snapshots", snapshotName(40)), "junk");
     await assert.rejects(open(mine), (error: unknown) => error instanceof RecoveryError && /behind snapshot 40/.test(error.message) && /the snapshot itself does not verify either/.test(error.message));
+  });
+
+  it("does not count an older snapshot recovery never read among the K kept: damaged, it would have been the only base left", async () => {
+    const dir = await dataDir();
+    const snapshotDir = path.join(dir, "snapshots");
+    const damage = (index: number) => flipSnapshotByte(snapshotDir, index);
+    const registerAndSnapshot = async (engine: Awaited<ReturnType<typeof open>>, agentId: string) => {
+      await engine.submit({ type: "agent.register", payload: { agentId } });
+      await engine.snapshot();
+    };
+    let engine = await open(dir);
+    for (let i = 1; i <= 4; i++) await registerAndSnapshot(engine, `a${i}`);
+    await engine.close();
+    assert.deepEqual((await readdir(snapshotDir)).sort(), [2, 3, 4].map(snapshotFileName));
+    // Damaged where no one looks: recovery starts from 4 and never reads 3.
+    await damage(3);
+    engine = await open(dir);
+    assert.equal(engine.stats().lastSnapshotIndex, 4);
+    await registerAndSnapshot(engine, "b");
+    await engine.close();
+    // Counted as usable, 3 had stayed as the oldest of three and 2 gone, with the WAL cut to 3: now 5 and 4 damaged too left nothing to start from.
+    await damage(5);
+    await damage(4);
+    engine = await open(dir);
+    assert.equal(engine.stats().appliedIndex, 5, "every command recovered");
+    assert.equal(engine.stats().lastSnapshotIndex, 2, "from the oldest snapshot, kept because the ones above it were not known to load");
+    // Once three snapshots known to load are there, the rest goes.
+    for (let i = 1; i <= 3; i++) await registerAndSnapshot(engine, `c${i}`);
+    await engine.close();
+    assert.deepEqual((await readdir(snapshotDir)).sort(), [6, 7, 8].map(snapshotFileName));
   });
 
   it("refuses a bad nodeId before writing anything", async () => {
