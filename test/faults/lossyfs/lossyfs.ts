@@ -15,6 +15,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 const SOURCE = fileURLToPath(new URL("./lossyfs.c", import.meta.url));
+/** Where built binaries are kept between runs: the checkout's own cache, not the machine's temp dir (tests leave nothing there). */
+const BUILD_CACHE = fileURLToPath(new URL("../../../node_modules/.cache/", import.meta.url));
 export const CTL_NAME = ".lossyfs-ctl";
 const MOUNT_TIMEOUT_MS = 10_000;
 const UNMOUNT_TIMEOUT_MS = 10_000;
@@ -49,7 +51,7 @@ function isMounted(mountpoint: string): boolean {
 }
 
 /**
- * Builds lossyfs (cached in the temp dir by the source's hash), or returns why
+ * Builds lossyfs (cached in node_modules/.cache by the source's hash), or returns why
  * it cannot run here: missing gcc, pkg-config, fuse3 headers, fusermount3 or /dev/fuse.
  */
 export async function buildLossyfs(): Promise<{ binary: string } | { skip: string }> {
@@ -60,7 +62,7 @@ export async function buildLossyfs(): Promise<{ binary: string } | { skip: strin
   if (flags.status !== 0) return { skip: `pkg-config fuse3 failed, libfuse3-dev or pkg-config is missing (${install})` };
   const source = await readFile(SOURCE);
   const hash = createHash("sha256").update(source).digest("hex").slice(0, 16);
-  const dir = path.join(os.tmpdir(), `swoosh-lossyfs-${hash}`);
+  const dir = path.join(BUILD_CACHE, `swoosh-lossyfs-${hash}`);
   const binary = path.join(dir, "lossyfs");
   if (existsSync(binary)) return { binary };
   await mkdir(dir, { recursive: true });
