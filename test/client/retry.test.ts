@@ -161,15 +161,13 @@ describe("client retries", () => {
       ["a lone surrogate", "\ud800"],
     ];
     for (const [what, value] of notJson) {
-      const startedMs = performance.now();
       await assert.rejects(
         client.submitTask({ taskId: "t", kind: "k", payload: { x: value } as never }),
         (error) => error instanceof SwooshApiError && error.code === "bad_request" && error.status === 0 && !error.retryable && /\/payload\/payload\/x/.test(error.message),
         what,
       );
-      assert.ok(performance.now() - startedMs < 1000, `${what}: refused at once, not after retries`);
     }
-    assert.deepEqual(retries, []);
+    assert.deepEqual(retries, [], "refused at once: no retry");
     assert.equal(commandBodies(proxy).length, 0, "nothing was sent");
     // JSON.stringify would have sent {"x":null} or {}; the server holds no such task.
     await assert.rejects(client.getTask("t"), (error) => error instanceof SwooshApiError && error.code === "unknown_task");
