@@ -46,6 +46,32 @@ describe("server: HTTP edge", () => {
     assert.ok((await get(url, "/healthz")).headers.get("x-request-id"));
   });
 
+  it("refuses a query parameter a read does not take, naming it, instead of ignoring a misspelt filter", async (t) => {
+    const { url } = await startTestServer(t);
+    await command(url, "task.submit", { taskId: "q1", kind: "build" });
+    await command(url, "task.submit", { taskId: "q2", kind: "test" });
+    for (const [path, field] of [
+      ["/tasks?stauts=queued", "stauts"],
+      ["/tasks?status[]=queued", "status[]"],
+      ["/tasks?kind=build&label=x", "label"],
+      ["/tasks/q1?verbose=1", "verbose"],
+      ["/agents?limit=1&__proto__=x", "__proto__"],
+      ["/log?form=1", "form"],
+      ["/state?index=1", "index"],
+      ["/watch?after=1", "after"],
+    ] as const) {
+      const answer = await get(url, path);
+      assert.equal(answer.status, 400, `${path}: ${answer.text}`);
+      assert.equal(answer.body.error.code, "bad_request", path);
+      assert.equal(answer.body.error.details?.field, field, path);
+    }
+    // The parameters they do take still work.
+    const built = await get(url, "/tasks?kind=build&status=queued&limit=10");
+    assert.deepEqual(built.body.tasks.map((task: { id: string }) => task.id), ["q1"]);
+    assert.equal((await get(url, "/log?from=1&limit=1")).status, 200);
+    assert.equal((await get(url, "/state?at=1")).status, 200);
+  });
+
   it("requires the bearer token everywhere but /healthz (401 unauthorized)", async (t) => {
     const { url } = await startTestServer(t, { token: "s3cret token" });
     assert.equal((await get(url, "/healthz")).status, 200);

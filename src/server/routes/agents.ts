@@ -7,13 +7,14 @@ import { SwooshError } from "../../core/errors.ts";
 import type { Agent } from "../../domain/index.ts";
 import { decodeCursor, encodeCursor, firstIds, parseLimit } from "../pagination.ts";
 import type { ServerRuntime } from "../runtime.ts";
-import { queryParam } from "./common.ts";
+import { onlyQueryParams, queryParam } from "./common.ts";
 
 const AGENT_STATUSES: ReadonlySet<string> = new Set(["ready", "draining", "offline"]);
 
 export function registerAgentRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
   app.get("/agents", async (request, reply) => {
     const engine = runtime.requireEngine();
+    onlyQueryParams(request.query, ["status", "limit", "cursor"]);
     const status = queryParam(request.query, "status");
     if (status !== undefined && !AGENT_STATUSES.has(status)) throw new SwooshError("bad_request", "status must be ready, draining or offline", { field: "status" });
     const limit = parseLimit(queryParam(request.query, "limit"));

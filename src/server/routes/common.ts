@@ -4,6 +4,21 @@
  */
 import { SwooshError } from "../../core/errors.ts";
 
+/**
+ * Refuses a query parameter the route does not read, naming it: a misspelt
+ * filter (`?stauts=queued`, `?status[]=queued`) would otherwise widen a
+ * listing without a word, as a misspelt body field would widen a command
+ * (those are refused too).
+ */
+export function onlyQueryParams(query: unknown, names: readonly string[]): void {
+  if (typeof query !== "object" || query === null) return;
+  for (const name of Object.keys(query)) {
+    if (names.includes(name)) continue;
+    const takes = names.length === 0 ? "none" : names.join(", ");
+    throw new SwooshError("bad_request", `unknown query parameter ${JSON.stringify(name)}; this path takes ${takes}`, { field: name });
+  }
+}
+
 /** A query parameter given at most once, as a string (undefined when absent). */
 export function queryParam(query: unknown, name: string): string | undefined {
   const value = (query as Record<string, unknown> | undefined)?.[name];

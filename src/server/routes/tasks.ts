@@ -17,7 +17,7 @@ import { PAGE_CHARS_MAX } from "../../engine/engine.ts";
 import { JSON_CONTENT_TYPE } from "../errors.ts";
 import { PageCollector, decodeCursor, encodeCursor, parseLimit } from "../pagination.ts";
 import type { ServerRuntime } from "../runtime.ts";
-import { queryParam } from "./common.ts";
+import { onlyQueryParams, queryParam } from "./common.ts";
 
 const TASK_STATUSES: ReadonlySet<string> = new Set<TaskStatus>(["blocked", "queued", "leased", "succeeded", "failed", "cancelled"]);
 
@@ -34,6 +34,7 @@ export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime)
   app.get("/tasks", async (request, reply) => {
     const engine = runtime.requireEngine();
     const { query } = request;
+    onlyQueryParams(query, ["status", "kind", "agentId", "limit", "cursor"]);
     const statuses = parseStatuses(queryParam(query, "status"));
     const kind = queryParam(query, "kind");
     const agentId = queryParam(query, "agentId");
@@ -81,6 +82,7 @@ export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime)
 
   app.get<{ Params: { id: string } }>("/tasks/:id", async (request, reply) => {
     const engine = runtime.requireEngine();
+    onlyQueryParams(request.query, []);
     const id = request.params.id;
     const found = await engine.read(({ index, model }) => {
       const tasks = model.state.tasks;

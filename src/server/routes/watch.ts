@@ -9,12 +9,13 @@ import { closesConnection } from "../connection-ledger.ts";
 import type { FastifyInstance } from "fastify";
 import type { ServerRuntime } from "../runtime.ts";
 import { SSE_CONTENT_TYPE } from "../sse.ts";
-import { parseIndex, queryParam } from "./common.ts";
+import { onlyQueryParams, parseIndex, queryParam } from "./common.ts";
 
 export function registerWatchRoute(app: FastifyInstance, runtime: ServerRuntime): void {
   app.get("/watch", async (request, reply) => {
     const hub = runtime.requireHub();
     const lastEventId = request.headers["last-event-id"];
+    onlyQueryParams(request.query, ["from"]);
     const fromText = queryParam(request.query, "from");
     let from: number;
     if (typeof lastEventId === "string" && lastEventId.trim() !== "") {
