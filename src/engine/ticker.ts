@@ -65,7 +65,7 @@ export class Ticker {
     this.running = false;
     this.unsubscribe?.();
     this.unsubscribe = null;
-    if (this.timer) clearTimeout(this.timer);
+    // Ends the current sleep, its timer too.
     this.wake?.();
     await this.loop;
   }

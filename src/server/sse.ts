@@ -61,7 +61,7 @@ export interface WatchSettings {
    * bounds what one client that stops reading keeps on the heap.
    */
   readonly replayPageCharsMax: number;
-  /** A stream whose client takes nothing for this long is dropped (as a live one past bufferMaxBytes is); more than heartbeatMs. */
+  /** A stream whose client takes nothing for this long is dropped, live or replaying; more than heartbeatMs. */
   readonly stallMs: number;
 }
 

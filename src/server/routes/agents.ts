@@ -7,18 +7,17 @@ import { SwooshError } from "../../core/errors.ts";
 import type { Agent } from "../../domain/index.ts";
 import { decodeCursor, encodeCursor, firstIds, parseLimit } from "../pagination.ts";
 import type { ServerRuntime } from "../runtime.ts";
-import { onlyQueryParams, queryParam } from "./common.ts";
+import { readQuery } from "./common.ts";
 
 const AGENT_STATUSES: ReadonlySet<string> = new Set(["ready", "draining", "offline"]);
 
 export function registerAgentRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
   app.get("/agents", async (request, reply) => {
     const engine = runtime.requireEngine();
-    onlyQueryParams(request.query, ["status", "limit", "cursor"]);
-    const status = queryParam(request.query, "status");
+    const query = readQuery(request.query, ["status", "limit", "cursor"]);
+    const { status, cursor } = query;
     if (status !== undefined && !AGENT_STATUSES.has(status)) throw new SwooshError("bad_request", "status must be ready, draining or offline", { field: "status" });
-    const limit = parseLimit(queryParam(request.query, "limit"));
-    const cursor = queryParam(request.query, "cursor");
+    const limit = parseLimit(query.limit);
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     const page = await engine.read(({ index, model }) => {
       const agents = model.state.agents;

@@ -1,30 +1,31 @@
 /**
- * Small helpers the route modules share: query parameters as single strings,
+ * Small helpers the route modules share: the query parameters a route takes,
  * and the non-negative integers the API takes in queries and headers.
  */
 import { SwooshError } from "../../core/errors.ts";
 
 /**
- * Refuses a query parameter the route does not read, naming it: a misspelt
- * filter (`?stauts=queued`, `?status[]=queued`) would otherwise widen a
- * listing without a word, as a misspelt body field would widen a command
- * (those are refused too).
+ * The query parameters a route takes, each given at most once, as strings
+ * (an absent one is undefined). Any other parameter is refused first, naming
+ * it: a misspelt filter (`?stauts=queued`, `?status[]=queued`) would otherwise
+ * widen a listing without a word, as a misspelt body field would widen a
+ * command (those are refused too).
  */
-export function onlyQueryParams(query: unknown, names: readonly string[]): void {
-  if (typeof query !== "object" || query === null) return;
-  for (const name of Object.keys(query)) {
-    if (names.includes(name)) continue;
+export function readQuery<const Name extends string>(query: unknown, names: readonly Name[]): Partial<Record<Name, string>> {
+  const given = (typeof query === "object" && query !== null ? query : {}) as Record<string, unknown>;
+  for (const name of Object.keys(given)) {
+    if ((names as readonly string[]).includes(name)) continue;
     const takes = names.length === 0 ? "none" : names.join(", ");
     throw new SwooshError("bad_request", `unknown query parameter ${JSON.stringify(name)}; this path takes ${takes}`, { field: name });
   }
-}
-
-/** A query parameter given at most once, as a string (undefined when absent). */
-export function queryParam(query: unknown, name: string): string | undefined {
-  const value = (query as Record<string, unknown> | undefined)?.[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== "string") throw new SwooshError("bad_request", `query parameter ${name} must be given once`, { field: name });
-  return value;
+  const values: Partial<Record<Name, string>> = {};
+  for (const name of names) {
+    const value = given[name];
+    if (value === undefined) continue;
+    if (typeof value !== "string") throw new SwooshError("bad_request", `query parameter ${name} must be given once`, { field: name });
+    values[name] = value;
+  }
+  return values;
 }
 
 /**

@@ -9,7 +9,7 @@ import { SwooshError } from "../../core/errors.ts";
 import { parseLimit } from "../pagination.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { toWireEntry } from "../wire.ts";
-import { onlyQueryParams, parseIndex, queryParam } from "./common.ts";
+import { parseIndex, readQuery } from "./common.ts";
 
 export const LOG_PAGE_DEFAULT = 100;
 export const LOG_PAGE_MAX = 1000;
@@ -17,9 +17,8 @@ export const LOG_PAGE_MAX = 1000;
 export function registerLogRoute(app: FastifyInstance, runtime: ServerRuntime): void {
   app.get("/log", async (request) => {
     const engine = runtime.requireEngine();
-    onlyQueryParams(request.query, ["from", "limit"]);
-    const fromText = queryParam(request.query, "from");
-    const limit = parseLimit(queryParam(request.query, "limit"), LOG_PAGE_DEFAULT, LOG_PAGE_MAX);
+    const { from: fromText, limit: limitText } = readQuery(request.query, ["from", "limit"]);
+    const limit = parseLimit(limitText, LOG_PAGE_DEFAULT, LOG_PAGE_MAX);
     await engine.barrier();
     const firstIndex = engine.firstLogIndex;
     let from = firstIndex;

@@ -15,7 +15,7 @@ import { SwooshError } from "../../core/errors.ts";
 import type { StateText } from "../../engine/engine.ts";
 import { JSON_CONTENT_TYPE } from "../errors.ts";
 import type { ServerRuntime } from "../runtime.ts";
-import { onlyQueryParams, parseIndex, queryParam } from "./common.ts";
+import { parseIndex, readQuery } from "./common.ts";
 
 /**
  * Distinct state texts being sent at once. Each holds a whole state's text
@@ -146,8 +146,7 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
   };
   app.get("/state", async (request, reply) => {
     const engine = runtime.requireEngine();
-    onlyQueryParams(request.query, ["at"]);
-    const atText = queryParam(request.query, "at");
+    const { at: atText } = readQuery(request.query, ["at"]);
     const ifNoneMatch = request.headers["if-none-match"];
     if (atText !== undefined) {
       // Time travel: a snapshot plus a replay, done a step at a time, then sent as for the live state.

@@ -17,7 +17,7 @@ import { PAGE_CHARS_MAX } from "../../engine/engine.ts";
 import { JSON_CONTENT_TYPE } from "../errors.ts";
 import { PageCollector, decodeCursor, encodeCursor, parseLimit } from "../pagination.ts";
 import type { ServerRuntime } from "../runtime.ts";
-import { onlyQueryParams, queryParam } from "./common.ts";
+import { readQuery } from "./common.ts";
 
 const TASK_STATUSES: ReadonlySet<string> = new Set<TaskStatus>(["blocked", "queued", "leased", "succeeded", "failed", "cancelled"]);
 
@@ -33,13 +33,10 @@ function parseStatuses(text: string | undefined): ReadonlySet<string> | null {
 export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
   app.get("/tasks", async (request, reply) => {
     const engine = runtime.requireEngine();
-    const { query } = request;
-    onlyQueryParams(query, ["status", "kind", "agentId", "limit", "cursor"]);
-    const statuses = parseStatuses(queryParam(query, "status"));
-    const kind = queryParam(query, "kind");
-    const agentId = queryParam(query, "agentId");
-    const limit = parseLimit(queryParam(query, "limit"));
-    const cursor = queryParam(query, "cursor");
+    const query = readQuery(request.query, ["status", "kind", "agentId", "limit", "cursor"]);
+    const statuses = parseStatuses(query.status);
+    const { kind, agentId, cursor } = query;
+    const limit = parseLimit(query.limit);
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
 
     // Read from a capture of the state a step at a time: a page over 100,000
@@ -82,7 +79,7 @@ export function registerTaskRoutes(app: FastifyInstance, runtime: ServerRuntime)
 
   app.get<{ Params: { id: string } }>("/tasks/:id", async (request, reply) => {
     const engine = runtime.requireEngine();
-    onlyQueryParams(request.query, []);
+    readQuery(request.query, []);
     const id = request.params.id;
     const found = await engine.read(({ index, model }) => {
       const tasks = model.state.tasks;

@@ -9,14 +9,13 @@ import { closesConnection } from "../connection-ledger.ts";
 import type { FastifyInstance } from "fastify";
 import type { ServerRuntime } from "../runtime.ts";
 import { SSE_CONTENT_TYPE } from "../sse.ts";
-import { onlyQueryParams, parseIndex, queryParam } from "./common.ts";
+import { parseIndex, readQuery } from "./common.ts";
 
 export function registerWatchRoute(app: FastifyInstance, runtime: ServerRuntime): void {
   app.get("/watch", async (request, reply) => {
     const hub = runtime.requireHub();
     const lastEventId = request.headers["last-event-id"];
-    onlyQueryParams(request.query, ["from"]);
-    const fromText = queryParam(request.query, "from");
+    const { from: fromText } = readQuery(request.query, ["from"]);
     let from: number;
     if (typeof lastEventId === "string" && lastEventId.trim() !== "") {
       from = parseIndex(lastEventId.trim(), "Last-Event-ID") + 1;
