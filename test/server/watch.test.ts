@@ -31,6 +31,11 @@ async function assertResumesAfterDrop(t: TestContext, url: string, dropped: SseC
   assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, total);
 }
 
+/** A metric's value as /metrics gives it (a series without labels). */
+async function metricValue(url: string, name: string): Promise<number> {
+  return Number(new RegExp(`^${name} (\\d+)$`, "m").exec((await get(url, "/metrics")).text)?.[1]);
+}
+
 describe("server: GET /watch", () => {
   it("streams applied commands live, as the log holds them", async (t) => {
     const { url } = await startTestServer(t, { watch: { heartbeatMs: 100 } });
@@ -140,12 +145,11 @@ describe("server: GET /watch", () => {
 
   it("drops a live consumer that takes nothing for stallMs with less than the buffer bound unsent, and keeps a quiet one that reads", async (t) => {
     const { url } = await startTestServer(t, { watch: { bufferMaxBytes: 256 * 1024 * 1024, stallMs: 1500, heartbeatMs: 300 } });
-    const metricValue = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec((await get(url, "/metrics")).text)?.[1]);
     // Quiet for several stall periods, but reading its heartbeats: kept.
     const quiet = await SseClient.open(url);
     t.after(() => quiet.close());
     await new Promise((resolve) => setTimeout(resolve, 4000));
-    assert.equal(await metricValue("swoosh_watch_dropped_total"), 0);
+    assert.equal(await metricValue(url, "swoosh_watch_dropped_total"), 0);
     assert.equal(quiet.ended, false, "a client that reads is never dropped for being quiet");
 
     const stalled = await SseClient.open(url);
@@ -154,12 +158,12 @@ describe("server: GET /watch", () => {
     const bulk = "s".repeat(100_000);
     let submitted = 0;
     // Enough to fill the kernel's socket buffers (the rest waits unsent, far below the bound); bounded in count.
-    for (let round = 0; round < 40 && (await metricValue("swoosh_watch_dropped_total")) === 0; round++) {
+    for (let round = 0; round < 40 && (await metricValue(url, "swoosh_watch_dropped_total")) === 0; round++) {
       const batch = Array.from({ length: 8 }, () => command(url, "task.submit", { taskId: `s${submitted++}`, kind: "bulk", payload: bulk }));
       assert.ok((await Promise.all(batch)).every((answer) => answer.status === 200));
     }
-    await eventually(async () => ((await metricValue("swoosh_watch_dropped_total")) === 1 ? true : undefined), 10_000, "the stalled live stream to be dropped");
-    assert.equal(await metricValue("swoosh_watch_clients"), 1, "the quiet reader is still connected");
+    await eventually(async () => ((await metricValue(url, "swoosh_watch_dropped_total")) === 1 ? true : undefined), 10_000, "the stalled live stream to be dropped");
+    assert.equal(await metricValue(url, "swoosh_watch_clients"), 1, "the quiet reader is still connected");
     assert.equal(quiet.ended, false);
     await assertResumesAfterDrop(t, url, stalled, submitted);
   });
@@ -176,9 +180,8 @@ describe("server: GET /watch", () => {
     const stalled = await SseClient.open(url, "/watch?from=1");
     t.after(() => stalled.close());
     stalled.pause();
-    const metricValue = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec((await get(url, "/metrics")).text)?.[1]);
-    await eventually(async () => ((await metricValue("swoosh_watch_dropped_total")) === 1 ? true : undefined), 10_000, "the stalled replay to be dropped");
-    assert.equal(await metricValue("swoosh_watch_clients"), 0);
+    await eventually(async () => ((await metricValue(url, "swoosh_watch_dropped_total")) === 1 ? true : undefined), 10_000, "the stalled replay to be dropped");
+    assert.equal(await metricValue(url, "swoosh_watch_clients"), 0);
 
     await assertResumesAfterDrop(t, url, stalled, written);
   });
