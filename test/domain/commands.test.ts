@@ -217,6 +217,23 @@ describe("task.submit", () => {
     d.refused("task.submit", { taskId: "t", kind: "k", requires: ["a", "b"], maxAttempts: 1 }, "task_exists");
   });
 
+  test("a resubmission without maxAttempts stays idempotent after the default changed", () => {
+    const d = Driver.create();
+    d.ok("task.submit", { taskId: "plain", kind: "k" });
+    d.ok("task.submit", { taskId: "stated", kind: "k", maxAttempts: 3 });
+    d.ok("orchestrator.configure", { maxAttempts: 5 });
+    const hash = d.hash();
+    // The producer retries the very request it sent before: the same spec, whatever the default is now.
+    assert.deepEqual(d.ok("task.submit", { taskId: "plain", kind: "k" }), { taskId: "plain", created: false, status: "queued" });
+    assert.deepEqual(d.ok("task.submit", { taskId: "stated", kind: "k" }), { taskId: "stated", created: false, status: "queued" });
+    assert.equal(d.hash(), hash, "nothing changed");
+    assert.equal(d.task("plain").maxAttempts, 3, "the task keeps the default it was made with");
+    // A stated maxAttempts is still compared.
+    d.refused("task.submit", { taskId: "plain", kind: "k", maxAttempts: 5 }, "task_exists");
+    d.ok("task.submit", { taskId: "new", kind: "k" });
+    assert.equal(d.task("new").maxAttempts, 5, "a new task takes the default of its time");
+  });
+
   test("dependencies must exist, without duplicates", () => {
     const d = Driver.create();
     d.ok("task.submit", { taskId: "a", kind: "k" });

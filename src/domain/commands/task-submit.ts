@@ -6,8 +6,12 @@
  * construction. Submitting the same id with the same spec again is idempotent
  * (`created: false`, nothing changes); a different spec is `task_exists`. The
  * spec compared is kind, payload (canonical JSON), priority, dependsOn (in the
- * order given), requires (as a set) and maxAttempts, where an omitted
- * maxAttempts means the configured default at the time of the resubmission.
+ * order given), requires (as a set) and maxAttempts when the resubmission
+ * states one. An omitted maxAttempts is not compared: it means "the
+ * configured default", which an operator may have changed since the task was
+ * made, and a producer retrying the very request it sent before must not get
+ * `task_exists` for that. (Only refusals change: replaying a log made before
+ * this rule gives the same results.)
  * A pruned task is forgotten: its id can be submitted anew.
  */
 import { canonicalJSON } from "../../core/json.ts";
@@ -25,11 +29,12 @@ import { normalizeLabels } from "./agents.ts";
 /** Shared so that a million dependency-free tasks do not carry a million empty arrays. */
 const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
 
-function sameSpec(t: Task, kind: string, payload: JsonValue, priority: number, dependsOn: readonly string[], requires: readonly string[], maxAttempts: number): boolean {
+/** `maxAttempts` undefined: the resubmission states none, and any task's matches. */
+function sameSpec(t: Task, kind: string, payload: JsonValue, priority: number, dependsOn: readonly string[], requires: readonly string[], maxAttempts: number | undefined): boolean {
   return (
     t.kind === kind &&
     t.priority === priority &&
-    t.maxAttempts === maxAttempts &&
+    (maxAttempts === undefined || t.maxAttempts === maxAttempts) &&
     t.dependsOn.length === dependsOn.length &&
     t.dependsOn.every((id, i) => id === dependsOn[i]) &&
     t.requires.length === requires.length &&
@@ -55,11 +60,10 @@ export function submit(m: OrchestratorModel, p: CommandPayload<"task.submit">, c
   const requires = p.requires === undefined || p.requires.length === 0 ? NO_IDS : normalizeLabels(p.requires);
   const payload = p.payload ?? null;
   const priority = p.priority ?? 0;
-  const maxAttempts = p.maxAttempts ?? m.state.config.maxAttempts;
 
   const existing = m.tasks.get(p.taskId);
   if (existing !== undefined) {
-    if (!sameSpec(existing.task, p.kind, payload, priority, dependsOn, requires, maxAttempts)) {
+    if (!sameSpec(existing.task, p.kind, payload, priority, dependsOn, requires, p.maxAttempts)) {
       return refuse("task_exists", `task ${JSON.stringify(p.taskId)} exists with another spec`, { taskId: p.taskId });
     }
     const same: CommandResult<"task.submit"> = { created: false, status: existing.task.status, taskId: p.taskId };
@@ -102,7 +106,7 @@ export function submit(m: OrchestratorModel, p: CommandPayload<"task.submit">, c
     requires,
     status,
     attempts: 0,
-    maxAttempts,
+    maxAttempts: p.maxAttempts ?? m.state.config.maxAttempts,
     error,
     createdAt: ctx.hlc,
     updatedAt: ctx.hlc,
