@@ -258,11 +258,19 @@ export class SwooshClient {
     return jsonBody<InitializeAnswer>(answer, "POST /state");
   }
 
-  /** `GET /tasks`: one page, ascending id. */
+  /**
+   * `GET /tasks`: one page, ascending id. `status: []` matches no task: the
+   * server has no way to say so (`status=` is a 400), so the page is asked
+   * for without `status` and one task at most, for its `index`, and answered
+   * empty — never the unfiltered listing.
+   */
   async listTasks(filters: TaskFilters = {}, options: CallOptions = {}): Promise<TaskPage> {
-    const status = filters.status === undefined ? undefined : typeof filters.status === "string" ? filters.status : filters.status.join(",");
-    const path = `/tasks${query({ status, kind: filters.kind, agentId: filters.agentId, limit: filters.limit, cursor: filters.cursor })}`;
-    return jsonBody<TaskPage>(await this.request({ method: "GET", path, signal: options.signal }, options.retry), "GET /tasks");
+    const { status } = filters;
+    const matchesNone = typeof status === "object" && status.length === 0;
+    const statuses = typeof status === "object" ? status.join(",") : status;
+    const path = `/tasks${query({ status: matchesNone ? undefined : statuses, kind: filters.kind, agentId: filters.agentId, limit: matchesNone ? 1 : filters.limit, cursor: filters.cursor })}`;
+    const page = jsonBody<TaskPage>(await this.request({ method: "GET", path, signal: options.signal }, options.retry), "GET /tasks");
+    return matchesNone ? { index: page.index, tasks: [], nextCursor: null } : page;
   }
 
   /** Every task matching `filters`, page after page (`filters.limit` is the page size). */

@@ -64,6 +64,11 @@ export interface InitializeAnswer {
 }
 
 export interface TaskFilters {
+  /**
+   * Tasks in this status, or in any of these (as `?status=a,b` reads);
+   * absent: any status. An empty array matches no task: an empty page (with
+   * the `index` it was read at), not the unfiltered listing.
+   */
   readonly status?: TaskStatus | readonly TaskStatus[];
   readonly kind?: string;
   /** Tasks whose live lease this agent holds. */

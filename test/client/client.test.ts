@@ -137,6 +137,19 @@ describe("SwooshClient", () => {
     assert.deepEqual(repeat.result, claim.result);
   });
 
+  it("answers an empty status filter with an empty page read at the current index, as a status list matches any of its statuses", async (t) => {
+    const { url } = await startTestServer(t);
+    const client = new SwooshClient({ url, retry: false });
+    await client.submitTask({ taskId: "a", kind: "k" });
+    const { index } = await client.submitTask({ taskId: "b", kind: "k", dependsOn: ["a"] });
+    assert.deepEqual((await client.listTasks({ status: ["queued"] })).tasks.map((task) => task.id), ["a"]);
+    assert.deepEqual(await client.listTasks({ status: [] }), { index, tasks: [], nextCursor: null });
+    assert.deepEqual(await client.listTasks({ status: [], kind: "k", limit: 1 }), { index, tasks: [], nextCursor: null });
+    const all: string[] = [];
+    for await (const task of client.iterateTasks({ status: [], limit: 1 })) all.push(task.id);
+    assert.deepEqual(all, []);
+  });
+
   it("sends the bearer token; without it the server answers unauthorized", async (t) => {
     const { url } = await startTestServer(t, { token: "s3cret" });
     await rejectsWith(new SwooshClient({ url }).getState(), "unauthorized", 401);
