@@ -28,6 +28,7 @@ import { registerOpenApiRoute } from "./routes/openapi.ts";
 import { registerStateRoutes } from "./routes/state.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
 import { registerWatchRoute } from "./routes/watch.ts";
+import { parseQueryString } from "./query-string.ts";
 import { requestIdOf } from "./request-id.ts";
 import type { ServerRuntime } from "./runtime.ts";
 import { SwooshError } from "../core/errors.ts";
@@ -75,7 +76,8 @@ export function buildApp(runtime: ServerRuntime, options: AppOptions): FastifyIn
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: bodyLimitBytes,
-    routerOptions: { maxParamLength: PARAM_LENGTH_MAX },
+    // Strict percent-decoding of the query: what does not decode is refused by readQuery (query-string.ts).
+    routerOptions: { maxParamLength: PARAM_LENGTH_MAX, querystringParser: parseQueryString },
     requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
     connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
     keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,

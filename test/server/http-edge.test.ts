@@ -72,6 +72,33 @@ describe("server: HTTP edge", () => {
     assert.equal((await get(url, "/state?at=1")).status, 200);
   });
 
+  it("refuses a query value or name that is not valid percent-encoded UTF-8, naming it, as an undecodable path is refused", async (t) => {
+    const { url } = await startTestServer(t);
+    await command(url, "task.submit", { taskId: "q1", kind: "b c+é" });
+    for (const [path, field] of [
+      ["/tasks?status=%ZZ", "status"],
+      ["/tasks?kind=%E0%A4", "kind"],
+      ["/tasks?kind=%ED%A0%80", "kind"],
+      ["/tasks?agentId=%C0%AF", "agentId"],
+      ["/tasks?cursor=%", "cursor"],
+      ["/tasks?limit=1&limit=%ZZ", "limit"],
+      ["/tasks/q1?%ZZ=1", "%ZZ"],
+      ["/agents?status=ready%FF", "status"],
+      ["/log?from=%E0%A4", "from"],
+      ["/state?at=1%", "at"],
+      ["/watch?from=%Z1", "from"],
+    ] as const) {
+      const answer = await get(url, path);
+      assertError(answer, 400, "bad_request");
+      assert.equal(answer.body.error.details?.field, field, path);
+      assert.match(answer.body.error.message, /percent-encoded UTF-8/, path);
+    }
+    // Valid encodings still decode: %-escapes, UTF-8, and + as a space.
+    const found = await get(url, "/tasks?kind=b+c%2B%C3%A9&st%61tus=queued");
+    assert.equal(found.status, 200, found.text);
+    assert.deepEqual(found.body.tasks.map((task: { id: string }) => task.id), ["q1"]);
+  });
+
   it("requires the bearer token everywhere but /healthz (401 unauthorized)", async (t) => {
     const { url } = await startTestServer(t, { token: "s3cret token" });
     assert.equal((await get(url, "/healthz")).status, 200);

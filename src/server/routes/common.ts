@@ -3,17 +3,23 @@
  * and the non-negative integers the API takes in queries and headers.
  */
 import { SwooshError } from "../../core/errors.ts";
+import { UndecodableQueryText } from "../query-string.ts";
 
 /**
  * The query parameters a route takes, each given at most once, as strings
- * (an absent one is undefined). Any other parameter is refused first, naming
- * it: a misspelt filter (`?stauts=queued`, `?status[]=queued`) would otherwise
- * widen a listing without a word, as a misspelt body field would widen a
- * command (those are refused too).
+ * (an absent one is undefined). A parameter whose name or value is not valid
+ * percent-encoded UTF-8 (query-string.ts) is refused, naming it, and so is
+ * any parameter the route does not take: a misspelt filter
+ * (`?stauts=queued`, `?status[]=queued`) would otherwise widen a listing
+ * without a word, as a misspelt body field would widen a command (those are
+ * refused too).
  */
 export function readQuery<const Name extends string>(query: unknown, names: readonly Name[]): Partial<Record<Name, string>> {
   const given = (typeof query === "object" && query !== null ? query : {}) as Record<string, unknown>;
-  for (const name of Object.keys(given)) {
+  for (const [name, value] of Object.entries(given)) {
+    if (value instanceof UndecodableQueryText || (Array.isArray(value) && value.some((each) => each instanceof UndecodableQueryText))) {
+      throw new SwooshError("bad_request", `query parameter ${JSON.stringify(name)} is not valid percent-encoded UTF-8`, { field: name });
+    }
     if ((names as readonly string[]).includes(name)) continue;
     const takes = names.length === 0 ? "none" : names.join(", ");
     throw new SwooshError("bad_request", `unknown query parameter ${JSON.stringify(name)}; this path takes ${takes}`, { field: name });
