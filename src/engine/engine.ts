@@ -104,6 +104,12 @@ export interface EngineStats {
   readonly flushes: number;
   readonly lastBatchSize: number;
   readonly lastSnapshotIndex: number;
+  /**
+   * Wall ms of the newest snapshot: when this process wrote it, or, before it
+   * has written one, the wall time of the last command in the snapshot
+   * recovery started from. Null when there is neither (recovery replayed
+   * from genesis and no snapshot has been written since).
+   */
   readonly lastSnapshotAtMs: number | null;
   readonly poisoned: boolean;
 }
@@ -116,6 +122,8 @@ export interface RecoveredPosition<Model> {
   readonly logHash: string;
   readonly outcomes: OutcomeTable;
   readonly snapshotIndex: number;
+  /** The `lastAppliedHlc` of the snapshot recovery started from; "" when it started from genesis. */
+  readonly snapshotHlc: string;
 }
 
 /** A snapshot to replay from, with the hash the WAL gives the entry at its index (which its logHash must be). */
@@ -276,6 +284,15 @@ export class Engine<Model> {
     this.outcomes = recovered.outcomes;
     this.lastSnapshotIndex = recovered.snapshotIndex;
     this.snapshotAttemptIndex = recovered.snapshotIndex;
+    // The snapshot recovery started from is dated by its lastAppliedHlc's wall
+    // time, not by its file's mtime: the HLC is inside the verified file, so a
+    // copy or a restore from backup (which resets the mtime) leaves it as is;
+    // it comes from this engine's clock, the one the age is measured with;
+    // and nothing the storage layer offers has to grow a stat. It can be
+    // earlier than the write (a final snapshot at shutdown after idle time
+    // holds nothing newer, so the age is that of its contents), or up to
+    // maxDriftMs later (a client's HLC ahead; the age is clamped at 0).
+    if (recovered.snapshotIndex > 0 && isHlc(recovered.snapshotHlc)) this.lastSnapshotAtMs = hlcWallMs(recovered.snapshotHlc);
     if (isHlc(recovered.hlc)) this.hlc.observe(recovered.hlc);
   }
 

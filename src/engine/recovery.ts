@@ -167,14 +167,14 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       skip({ file, index: snapshotIndex, detail: `the state does not load: ${(error as Error).message}` });
       continue;
     }
-    return replayTail(input, model, { index: snapshotIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, outcomes, snapshotIndex }, problems);
+    return replayTail(input, model, { index: snapshotIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, outcomes, snapshotIndex, snapshotHlc: doc.lastAppliedHlc }, problems);
   }
 
   if (firstIndex > 1) {
     throw new RecoveryError(`no snapshot verifies and the WAL ${input.walPath} starts at ${firstIndex}, so genesis cannot be replayed`, problems);
   }
   const model = machine.restore(genesisStateCopy(genesis));
-  return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention, outcomeWeightOf(machine)), snapshotIndex: 0 }, problems);
+  return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention, outcomeWeightOf(machine)), snapshotIndex: 0, snapshotHlc: "" }, problems);
 }
 
 /** The machine's weight of a kept result, bound to it (results weigh nothing without one). */
@@ -186,7 +186,7 @@ function outcomeWeightOf<Model>(machine: StateMachine<Model>): OutcomeWeight | u
 async function replayTail<Model>(
   input: RecoverInput<Model>,
   model: Model,
-  start: { index: number; hlc: string; logHash: string; outcomes: OutcomeTable; snapshotIndex: number },
+  start: { index: number; hlc: string; logHash: string; outcomes: OutcomeTable; snapshotIndex: number; snapshotHlc: string },
   skipped: RecoveryProblem[],
 ): Promise<RecoveryReport<Model>> {
   const lastIndex = input.log.lastIndex();
@@ -209,6 +209,7 @@ async function replayTail<Model>(
       logHash: position.logHash,
       outcomes: start.outcomes,
       snapshotIndex: start.snapshotIndex,
+      snapshotHlc: start.snapshotHlc,
       skipped,
       replayed: position.index - start.index,
     };

@@ -8,8 +8,10 @@
  *     swoosh_wal_batch_size                    commands per flushed batch
  *     swoosh_wal_index                         newest durable log index
  *     swoosh_snapshot_index                    log index of the newest snapshot
- *     swoosh_snapshot_age_seconds              since the last snapshot this process wrote
- *                                              (or since the engine opened, when none yet)
+ *     swoosh_snapshot_age_seconds              since the newest snapshot: the last one this process
+ *                                              wrote, else the one recovery started from (dated by its
+ *                                              last command's HLC, so a restart does not reset it);
+ *                                              since the engine opened when there is none
  *     swoosh_watch_clients / swoosh_watch_dropped_total   GET /watch streams open / dropped as stalled
  *     swoosh_heap_limit_bytes                  the old generation's limit (the state lives there; past it
  *                                              the process dies): --max-old-space-size, in bytes
@@ -26,7 +28,7 @@ import type { ErrorCode } from "../core/errors.ts";
 /** What the gauges read when scraped. */
 export interface MetricsSource {
   stats(): EngineStats;
-  /** When the engine opened (wall ms), the age reference before the first snapshot. */
+  /** When the engine opened (wall ms), the age reference while there is no snapshot. */
   readonly openedAtMs: number;
   nowMs(): number;
 }
@@ -80,7 +82,7 @@ export class ServerMetrics {
     });
     new Gauge({
       name: "swoosh_snapshot_age_seconds",
-      help: "Seconds since the last snapshot this process wrote (since the engine opened, when none yet).",
+      help: "Seconds since the newest snapshot (written by this process, or recovered from at startup); since the engine opened when there is none.",
       registers,
       collect() {
         const source = current();

@@ -54,6 +54,11 @@ export const get = (url: string, path: string, headers?: Record<string, string>)
 export const post = (url: string, path: string, body: unknown, headers?: Record<string, string>) => call(url, "POST", path, body, headers);
 export const command = (url: string, type: string, payload: unknown, extra: Record<string, unknown> = {}) => post(url, "/command", { type, payload, ...extra });
 
+/** A metric's value as /metrics gives it (a series without labels); NaN when it is missing. */
+export async function metricValue(url: string, name: string): Promise<number> {
+  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec((await get(url, "/metrics")).text)?.[1]);
+}
+
 /** Polls `check` every 20 ms until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000, what = "condition"): Promise<T> {
   const deadline = Date.now() + timeoutMs;

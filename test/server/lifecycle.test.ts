@@ -21,7 +21,7 @@ import { LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import type { CommandLog } from "../../src/storage/types.ts";
 import { FaultyLog, tempDirClosedFirst } from "../support/engine-fixtures.ts";
-import { command, eventually, get, startTestServer } from "./helpers.ts";
+import { command, eventually, get, metricValue, startTestServer } from "./helpers.ts";
 
 /** A log whose appends wait `delayMs` first: keeps commands in flight on purpose. */
 class DelayedLog extends FaultyLog {
@@ -179,6 +179,36 @@ describe("server: lifecycle", () => {
     const last = await startTestServer(t, {}, dir);
     assert.equal((await command(last.url, "task.claim", { agentId: "a" })).body.result.leases[0]?.taskId, "t", "the task is claimable at once");
     await last.close();
+  });
+
+  it("after a restart, swoosh_snapshot_age_seconds is the age of the snapshot recovery started from, not the time since the restart", async (t) => {
+    const { dir, closeFirst } = await tempDirClosedFirst(t, "swoosh-server-");
+    let nowMs = Date.UTC(2027, 0, 1);
+    let engine: Engine<OrchestratorModel> | null = null;
+    const openEngine = async (options: SwooshOptions) => (engine = await openSwoosh({ ...options, clock: { nowMs: () => nowMs } }));
+    const first = await startTestServer(t, { openEngine }, dir);
+    closeFirst(() => first.close());
+    // No snapshot on disk yet: the age counts from when the engine opened.
+    nowMs += 5_000;
+    assert.equal(await metricValue(first.url, "swoosh_snapshot_age_seconds"), 5);
+    await command(first.url, "agent.register", { agentId: "a" });
+    nowMs += 60_000;
+    // The final snapshot (index 1) holds a command stamped a minute before the shutdown.
+    await first.close();
+
+    nowMs += 3_600_000;
+    const again = await startTestServer(t, { openEngine }, dir);
+    assert.equal(await metricValue(again.url, "swoosh_snapshot_index"), 1);
+    assert.equal(await metricValue(again.url, "swoosh_snapshot_age_seconds"), 3_660);
+    nowMs += 10_000;
+    assert.equal(await metricValue(again.url, "swoosh_snapshot_age_seconds"), 3_670);
+    // A snapshot this process writes dates from its writing.
+    const { index } = (await command(again.url, "agent.register", { agentId: "b" })).body;
+    await (engine as Engine<OrchestratorModel> | null)?.snapshot();
+    nowMs += 2_000;
+    assert.ok((await metricValue(again.url, "swoosh_snapshot_index")) >= index);
+    assert.equal(await metricValue(again.url, "swoosh_snapshot_age_seconds"), 2);
+    await again.close();
   });
 
   it("ticks by itself when a lease expires, and not while halted", async (t) => {

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import { SseClient, call, command, eventually, get, post, startTestServer } from "./helpers.ts";
+import { SseClient, call, command, eventually, get, metricValue, post, startTestServer } from "./helpers.ts";
 
 function assertConsecutive(indexes: number[], from: number, to: number): void {
   assert.deepEqual(indexes, Array.from({ length: to - from + 1 }, (_, i) => from + i));
@@ -29,11 +29,6 @@ async function assertResumesAfterDrop(t: TestContext, url: string, dropped: SseC
   t.after(() => again.close());
   await again.waitForEvents(total - received.length, 10_000);
   assertConsecutive(again.entries().map((entry) => entry.index), received.length + 1, total);
-}
-
-/** A metric's value as /metrics gives it (a series without labels). */
-async function metricValue(url: string, name: string): Promise<number> {
-  return Number(new RegExp(`^${name} (\\d+)$`, "m").exec((await get(url, "/metrics")).text)?.[1]);
 }
 
 describe("server: GET /watch", () => {
