@@ -968,7 +968,8 @@ export class Engine<Model> {
       const pieces = capture === null ? this.texts.pieces(this.machine.view(this.model), SNAPSHOT_PIECE_CHARS) : this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS);
       const outcomes = this.outcomes.captureRows();
       await this.whenDurable(index);
-      const header = { clusterId: this.genesis.clusterId, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
+      const { clusterId, stateHash: genesisStateHash, genesisTime } = this.genesis;
+      const header = { clusterId, genesisStateHash, genesisTime, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
       const size = { chars: 0 };
       await this.snapshots.save(header, slicedPieces(pieces, this.paced, size));
       this.loadable.add(index);

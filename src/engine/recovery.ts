@@ -3,7 +3,9 @@
  * that the WAL continues, falling back to older ones and then to genesis;
  * replay the WAL after it with the chain checked. When nothing verifiable
  * remains, throw a `RecoveryError` naming every file, index and hash that
- * failed — the server never serves state it could not verify.
+ * failed — the server never serves state it could not verify. genesis.json
+ * must be the genesis WAL entry 1 follows (while the WAL holds it) and the
+ * one the snapshot recovery starts from names (`snapshotGenesisMismatch`).
  */
 import path from "node:path";
 import type { StateMachine } from "../core/state-machine.ts";
@@ -63,6 +65,29 @@ export async function genesisMismatch(log: CommandLog, genesis: GenesisDocument,
   const follows = await walHashAt(log, 0);
   if (follows === null || follows === genesis.stateHash) return null;
   return { file: genesisPath, expectedHash: follows, actualHash: genesis.stateHash, detail: "not the genesis this WAL was written under: its entry 1 follows another genesis state" };
+}
+
+/**
+ * A genesis.json the snapshot `doc` (in `file`) does not descend from: its
+ * state hash or its genesisTime is not the one the snapshot names. What ties
+ * genesis.json to the history once the WAL no longer holds entry 1. Null when
+ * they agree, or for a formatVersion 1 snapshot (written before snapshots
+ * named their genesis: nothing to compare).
+ */
+export function snapshotGenesisMismatch(doc: Pick<SnapshotDocument, "genesisStateHash" | "genesisTime">, genesis: GenesisDocument, genesisPath: string, file: string): RecoveryProblem | null {
+  if (doc.genesisStateHash === undefined) return null;
+  if (doc.genesisStateHash !== genesis.stateHash) {
+    return {
+      file: genesisPath,
+      expectedHash: doc.genesisStateHash,
+      actualHash: genesis.stateHash,
+      detail: `not the genesis snapshot ${file} descends from: its state hash is ${genesis.stateHash}, the snapshot's genesis ${doc.genesisStateHash}`,
+    };
+  }
+  if (doc.genesisTime !== genesis.genesisTime) {
+    return { file: genesisPath, detail: `not the genesis snapshot ${file} descends from: its genesisTime is ${genesis.genesisTime}, the snapshot's genesis ${String(doc.genesisTime)}` };
+  }
+  return null;
 }
 
 /**
@@ -152,6 +177,10 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       skip(offHistory);
       continue;
     }
+    // Of this history (its logHash is the WAL's), yet of another genesis: genesis.json is what is wrong, and serving it would
+    // hand out a foreign genesis (GET /state?at=0, the genesis hash printed at startup). An older snapshot cannot make it right.
+    const otherGenesis = snapshotGenesisMismatch(doc, genesis, input.genesisPath, file);
+    if (otherGenesis !== null) throw new RecoveryError(`${input.genesisPath} is not the genesis this data dir's snapshots descend from`, [...problems, otherGenesis]);
     let outcomes: OutcomeTable;
     try {
       outcomes = OutcomeTable.fromRows(doc.outcomes, input.outcomeRetention, outcomeWeightOf(machine));

@@ -1,8 +1,9 @@
 /**
  * Offline verification of a data directory (`swoosh verify`, SPEC §8): every
  * snapshot's hashes, the whole WAL chain, and a replay that compares the state
- * hash and chain hash at every kept snapshot. Reports every problem it finds
- * rather than stopping at the first.
+ * hash and chain hash at every kept snapshot, and that genesis.json is the
+ * genesis every snapshot names. Reports every problem it finds rather than
+ * stopping at the first.
  */
 import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
@@ -15,7 +16,7 @@ import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
-import { genesisMismatch, snapshotOffHistory } from "./recovery.ts";
+import { genesisMismatch, snapshotGenesisMismatch, snapshotOffHistory } from "./recovery.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
@@ -101,6 +102,11 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     if (wrongGenesis !== null) {
       problems.push(wrongGenesis);
       return report({ genesisHash: genesis.stateHash, walFirstIndex: firstIndex, walLastIndex: lastIndex, snapshotsChecked: indexes.length });
+    }
+    // Every snapshot names the genesis it descends from (but those written before they did): genesis.json must be that one.
+    for (const doc of verified.values()) {
+      const otherGenesis = snapshotGenesisMismatch(doc, genesis, layout.genesisPath, path.join(layout.snapshotDir, snapshotFileName(doc.lastAppliedIndex)));
+      if (otherGenesis !== null) problems.push(otherGenesis);
     }
     // Start from genesis when the WAL reaches back to it, else from the oldest
     // verified snapshot the WAL continues.

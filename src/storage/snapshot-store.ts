@@ -6,12 +6,17 @@
  * holding one JSON object, written in this field order so the state can be
  * streamed and hashed on the way to disk:
  *
- *     {"formatVersion":1,"clusterId":…,"lastAppliedIndex":…,"lastAppliedHlc":…,
- *      "logHash":…,"outcomes":…,"state":<canonical JSON>,"stateHash":…,"metaHash":…}
+ *     {"formatVersion":2,"clusterId":…,"genesisStateHash":…,"genesisTime":…,
+ *      "lastAppliedIndex":…,"lastAppliedHlc":…,"logHash":…,"outcomes":…,
+ *      "state":<canonical JSON>,"stateHash":…,"metaHash":…}
  *
  * `stateHash = computeStateHash(state)`; `metaHash` = hex SHA-256 of the
  * canonical JSON of every field except `state` and `metaHash` (so it covers
- * `stateHash`, and through it the state). Files are written with
+ * `stateHash`, and through it the state, and the genesis fields).
+ * `genesisStateHash` and `genesisTime` name the genesis the snapshot descends
+ * from (recovery and verify compare them with genesis.json). Files of
+ * formatVersion 1, written before those two fields, are the same without
+ * them: they still load, and their metaHash covers what they hold. Files are written with
  * `writeFileAtomic` (temp → fsync → rename → fsync dir); temp files and any
  * other name are ignored by `list`.
  *
@@ -31,7 +36,10 @@ import type { FilePiece } from "./atomic-file.ts";
 import { SnapshotCorruptError } from "./errors.ts";
 import type { FileSystem, JsonRows, SnapshotDocument, SnapshotHeader, SnapshotStore } from "./types.ts";
 
-export const SNAPSHOT_FORMAT_VERSION = 1 as const;
+/** The format `save` writes; `load` reads it and formatVersion 1 (no genesis fields). */
+export const SNAPSHOT_FORMAT_VERSION = 2 as const;
+/** The format before the genesis fields. */
+const SNAPSHOT_FORMAT_VERSION_NO_GENESIS = 1;
 const INDEX_DIGITS = 20;
 const NAME_PATTERN = /^snapshot-(\d{20})\.json$/;
 
@@ -81,10 +89,19 @@ async function metaHashByPieces(fields: Omit<SnapshotDocument, "state" | "metaHa
   return hash.digest("hex");
 }
 
+/** The header fields the meta hash and the file head are made of (a formatVersion 1 file has no genesis fields). */
+type HeadFields = Pick<SnapshotDocument, "formatVersion" | "clusterId" | "genesisStateHash" | "genesisTime" | "lastAppliedHlc" | "lastAppliedIndex" | "logHash">;
+
+/** `"genesisStateHash":…,"genesisTime":…,` of a file that has them (formatVersion 2), else "" (canonical order and file order agree). */
+function genesisText(fields: HeadFields): string {
+  if (fields.formatVersion === SNAPSHOT_FORMAT_VERSION_NO_GENESIS) return "";
+  return `"genesisStateHash":${canonicalJSON(fields.genesisStateHash)},"genesisTime":${canonicalJSON(fields.genesisTime)},`;
+}
+
 /** How a snapshot file begins, up to its outcome rows (the field order of the file, not the canonical one of the meta hash). */
-function fileHead(fields: Pick<SnapshotDocument, "clusterId" | "lastAppliedHlc" | "lastAppliedIndex" | "logHash">): string {
+function fileHead(fields: HeadFields): string {
   return (
-    `{"formatVersion":${SNAPSHOT_FORMAT_VERSION},"clusterId":${canonicalJSON(fields.clusterId)},` +
+    `{"formatVersion":${fields.formatVersion},"clusterId":${canonicalJSON(fields.clusterId)},${genesisText(fields)}` +
     `"lastAppliedIndex":${canonicalJSON(fields.lastAppliedIndex)},"lastAppliedHlc":${canonicalJSON(fields.lastAppliedHlc)},` +
     `"logHash":${canonicalJSON(fields.logHash)},"outcomes":`
   );
@@ -119,11 +136,12 @@ function stateBytesOf(bytes: Buffer, text: string, doc: SnapshotDocument, outcom
 
 // The canonical JSON of the meta object, split around `outcomes` so that a
 // writer can hash the outcome rows it streams instead of serializing them twice.
-// Keys in canonical order: clusterId, formatVersion, lastAppliedHlc,
-// lastAppliedIndex, logHash, outcomes, stateHash.
-function metaTextBefore(fields: Pick<SnapshotDocument, "clusterId" | "formatVersion" | "lastAppliedHlc" | "lastAppliedIndex" | "logHash">): string {
+// Keys in canonical order: clusterId, formatVersion, genesisStateHash,
+// genesisTime (formatVersion 2), lastAppliedHlc, lastAppliedIndex, logHash,
+// outcomes, stateHash.
+function metaTextBefore(fields: HeadFields): string {
   return (
-    `{"clusterId":${canonicalJSON(fields.clusterId)},"formatVersion":${canonicalJSON(fields.formatVersion)},` +
+    `{"clusterId":${canonicalJSON(fields.clusterId)},"formatVersion":${canonicalJSON(fields.formatVersion)},${genesisText(fields)}` +
     `"lastAppliedHlc":${canonicalJSON(fields.lastAppliedHlc)},"lastAppliedIndex":${canonicalJSON(fields.lastAppliedIndex)},` +
     `"logHash":${canonicalJSON(fields.logHash)},"outcomes":`
   );
@@ -221,6 +239,9 @@ export class FileSnapshotStore implements SnapshotStore {
     if (this.clusterId !== undefined && header.clusterId !== this.clusterId) {
       throw new Error(`snapshot for cluster ${JSON.stringify(header.clusterId)} refused by the store of cluster ${JSON.stringify(this.clusterId)}`);
     }
+    if (typeof header.genesisStateHash !== "string" || typeof header.genesisTime !== "string") {
+      throw new TypeError("a snapshot header names its genesis (genesisStateHash and genesisTime)");
+    }
     await this.ensureDir();
     const path = this.pathFor(header.lastAppliedIndex);
     let stateHash = "";
@@ -228,7 +249,7 @@ export class FileSnapshotStore implements SnapshotStore {
       const meta = { ...header, formatVersion: SNAPSHOT_FORMAT_VERSION } as const;
       const metaHash = createHash("sha256");
       metaHash.update(metaTextBefore(meta), "utf8");
-      yield fileHead(header);
+      yield fileHead(meta);
       for await (const piece of outcomePieces(header.outcomes)) {
         metaHash.update(piece, "utf8");
         yield piece;
@@ -358,17 +379,22 @@ function readSplit(bytes: Buffer, partBytesMax: number, corrupt: Corrupt): Snaps
 function checkShape(value: unknown, corrupt: (detail: string) => SnapshotCorruptError): SnapshotDocument {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw corrupt("not a JSON object");
   const doc = value as Record<string, unknown>;
-  if (doc.formatVersion !== SNAPSHOT_FORMAT_VERSION) throw corrupt(`unsupported formatVersion ${JSON.stringify(doc.formatVersion)}`);
+  const formatVersion = doc.formatVersion;
+  if (formatVersion !== SNAPSHOT_FORMAT_VERSION && formatVersion !== SNAPSHOT_FORMAT_VERSION_NO_GENESIS) throw corrupt(`unsupported formatVersion ${JSON.stringify(formatVersion)}`);
   const strings = ["clusterId", "lastAppliedHlc", "logHash", "stateHash", "metaHash"] as const;
-  for (const key of strings) if (typeof doc[key] !== "string") throw corrupt(`field ${key} is missing or not a string`);
+  // formatVersion 1 files predate the genesis fields: any such member there is no part of what its metaHash covers, and is not read.
+  const genesisStrings = formatVersion === SNAPSHOT_FORMAT_VERSION ? (["genesisStateHash", "genesisTime"] as const) : [];
+  for (const key of [...strings, ...genesisStrings]) if (typeof doc[key] !== "string") throw corrupt(`field ${key} is missing or not a string`);
   const index = doc.lastAppliedIndex;
   if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0) throw corrupt("field lastAppliedIndex is not a non-negative integer");
   if (!("outcomes" in doc)) throw corrupt("field outcomes is missing");
   const state = doc.state;
   if (typeof state !== "object" || state === null || Array.isArray(state)) throw corrupt("field state is not an object");
+  const genesis = formatVersion === SNAPSHOT_FORMAT_VERSION ? { genesisStateHash: doc.genesisStateHash as string, genesisTime: doc.genesisTime as string } : {};
   return {
-    formatVersion: SNAPSHOT_FORMAT_VERSION,
+    formatVersion,
     clusterId: doc.clusterId as string,
+    ...genesis,
     lastAppliedIndex: index,
     lastAppliedHlc: doc.lastAppliedHlc as string,
     logHash: doc.logHash as string,

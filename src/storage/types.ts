@@ -42,8 +42,20 @@ export interface JsonRows {
   row(i: number): JsonValue;
 }
 
+/**
+ * The genesis a snapshot descends from (formatVersion 2 on): the genesis
+ * document's `stateHash` and `genesisTime`. With `clusterId` they are what
+ * tells one genesis from another (`sameGenesis`); recovery and verify
+ * compare them with genesis.json, which nothing else ties to the history
+ * once the WAL no longer holds entry 1.
+ */
+export interface SnapshotGenesis {
+  readonly genesisStateHash: string;
+  readonly genesisTime: string;
+}
+
 /** The fields of a snapshot file other than the state itself (SPEC §8). */
-export interface SnapshotHeader {
+export interface SnapshotHeader extends SnapshotGenesis {
   readonly clusterId: string;
   readonly lastAppliedIndex: number;
   readonly lastAppliedHlc: string;
@@ -54,14 +66,16 @@ export interface SnapshotHeader {
 }
 
 /**
- * A snapshot file: `{formatVersion, clusterId, state, stateHash,
- * lastAppliedIndex, lastAppliedHlc, logHash, outcomes, metaHash}`, where
- * `stateHash = computeStateHash(state)` and `metaHash` = hex SHA-256 of the
- * canonical JSON of every field but `state` and `metaHash`.
+ * A snapshot file: `{formatVersion, clusterId, genesisStateHash, genesisTime,
+ * state, stateHash, lastAppliedIndex, lastAppliedHlc, logHash, outcomes,
+ * metaHash}`, where `stateHash = computeStateHash(state)` and `metaHash` = hex
+ * SHA-256 of the canonical JSON of every field but `state` and `metaHash`.
+ * Files of formatVersion 1 (written before the genesis fields) have neither
+ * `genesisStateHash` nor `genesisTime`; they still load.
  */
-export interface SnapshotDocument extends SnapshotHeader {
+export interface SnapshotDocument extends Omit<SnapshotHeader, keyof SnapshotGenesis>, Partial<SnapshotGenesis> {
   readonly outcomes: JsonValue;
-  readonly formatVersion: 1;
+  readonly formatVersion: 1 | 2;
   readonly state: { [key: string]: JsonValue };
   readonly stateHash: string;
   readonly metaHash: string;

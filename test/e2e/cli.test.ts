@@ -8,6 +8,9 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { computeStateHash } from "../../src/core/hash.ts";
+import { canonicalJSON } from "../../src/core/json.ts";
+import { createGenesisState } from "../../src/domain/index.ts";
+import { createGenesis } from "../../src/engine/genesis.ts";
 import { openSwoosh } from "../../src/index.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
 
@@ -101,5 +104,26 @@ describe("swoosh CLI", () => {
     assert.equal(bad.status, 2);
     assert.ok(bad.stdout.includes(victim), bad.stdout);
     assert.equal(swoosh(["verify", "--data-dir", path.join(d, "nope")]).status, 2);
+  });
+
+  it("verify fails with exit 2 naming genesis.json when it was replaced by another genesis of the cluster after the WAL was truncated, and passes with the right one", async () => {
+    const d = await dir();
+    const genesis = createGenesis("c1", createGenesisState({ clusterId: "c1" }), "2026-11-30T00:00:00.000Z");
+    const engine = await openSwoosh({ dataDir: d, genesis, snapshotEvery: 0, onFatal: () => undefined });
+    for (let i = 0; i < 5; i++) {
+      await engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } });
+      await engine.snapshot();
+    }
+    await engine.close({ snapshot: false });
+    const file = path.join(d, "genesis.json");
+    // Same cluster, same genesisTime, another lease TTL: only the snapshots can tell.
+    await writeFile(file, canonicalJSON(createGenesis("c1", createGenesisState({ clusterId: "c1", config: { leaseTtlMs: 5000 } }), genesis.genesisTime)));
+    const bad = swoosh(["verify", "--data-dir", d]);
+    assert.equal(bad.status, 2, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /wal: {8}entries [2-9]\d*\.\./, "the WAL no longer holds entry 1");
+    assert.ok(bad.stdout.includes(`PROBLEM ${file}: not the genesis snapshot`), bad.stdout);
+    await writeFile(file, canonicalJSON(genesis));
+    const ok = swoosh(["verify", "--data-dir", d]);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
   });
 });

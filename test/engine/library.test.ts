@@ -444,8 +444,8 @@ describe("engine as a library", () => {
     await engine.close();
     // A snapshot at index 2 as a bug might write it: hashed and sealed, naming the right WAL entry, but no orchestrator state.
     const store = new FileSnapshotStore(new NodeFileSystem(), path.join(dir, "snapshots"));
-    const { clusterId, outcomes } = await store.load(1);
-    await store.save({ clusterId, lastAppliedIndex: 2, lastAppliedHlc: entry?.hlc ?? "", logHash: entry?.hash ?? "", outcomes }, ['{"foo":1}']);
+    const { clusterId, genesisStateHash = "", genesisTime = "", outcomes } = await store.load(1);
+    await store.save({ clusterId, genesisStateHash, genesisTime, lastAppliedIndex: 2, lastAppliedHlc: entry?.hlc ?? "", logHash: entry?.hash ?? "", outcomes }, ['{"foo":1}']);
     const skipped: string[] = [];
     const reopened = await open(dir, { onSkippedSnapshot: (problem) => skipped.push(problem.detail) });
     assert.equal(await reopened.stateHash(), hash);

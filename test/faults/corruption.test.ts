@@ -371,6 +371,20 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
     await expectRefusal(dir, [/no snapshot verifies/, /cluster/], /cluster/);
   });
 
+  it("genesis.json replaced by another valid genesis of the same cluster (another config, or only another genesisTime), the WAL truncated: serve and verify exit 2 naming genesis.json", async () => {
+    const config = { leaseTtlMs: DURATION_MS_MAX, heartbeatTimeoutMs: DURATION_MS_MAX };
+    const original = JSON.parse(await readFile(path.join(pristine.dir, "genesis.json"), "utf8")) as { genesisTime: string; stateHash: string };
+    const otherConfig = createGenesis(pristine.clusterId, createGenesisState({ clusterId: pristine.clusterId, config: { ...config, maxAttempts: 4 } }), original.genesisTime);
+    const otherTime = createGenesis(pristine.clusterId, createGenesisState({ clusterId: pristine.clusterId, config }), "2026-01-02T00:00:00.000Z");
+    assert.notEqual(otherConfig.stateHash, original.stateHash);
+    assert.equal(otherTime.stateHash, original.stateHash, "the same state: only genesisTime differs");
+    for (const [name, genesis, what] of [["genesis-other-config", otherConfig, /state hash/], ["genesis-other-time", otherTime, /genesisTime/]] as const) {
+      const dir = await copy(name);
+      await writeFile(path.join(dir, "genesis.json"), canonicalJSON(genesis));
+      await expectRefusal(dir, [/genesis\.json is not the genesis this data dir's snapshots descend from/, what], /genesis\.json/, name === "genesis-other-time");
+    }
+  });
+
   it("genesis.json unreadable or missing: serve exits 2 naming the file", async () => {
     const garbled = await copy("genesis-garbled");
     await writeFile(path.join(garbled, "genesis.json"), "{ not json");

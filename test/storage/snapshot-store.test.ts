@@ -3,7 +3,7 @@
  * detect and name (file and index) instead of serving unverified state.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -31,8 +31,10 @@ function stateAt(index: number): JsonObject {
   };
 }
 
+const GENESIS = { genesisStateHash: sha256Hex("genesis state"), genesisTime: "2026-01-01T00:00:00.000Z" } as const;
+
 function headerAt(index: number, clusterId = "c1"): SnapshotHeader {
-  return { clusterId, lastAppliedIndex: index, lastAppliedHlc: `${String(1_700_000_000_000 + index).padStart(15, "0")}-0000000000-n1`, logHash: sha256Hex(`log ${index}`), outcomes: { recent: [`cmd-${index}`] } };
+  return { clusterId, ...GENESIS, lastAppliedIndex: index, lastAppliedHlc: `${String(1_700_000_000_000 + index).padStart(15, "0")}-0000000000-n1`, logHash: sha256Hex(`log ${index}`), outcomes: { recent: [`cmd-${index}`] } };
 }
 
 interface StoreOptions {
@@ -97,13 +99,16 @@ for (const [title, wholeTextBytesMax] of [
       for (const index of [5, 120, 33]) assert.equal(await saveAt(store, index), computeStateHash(stateAt(index)));
       assert.deepEqual(await store.list(), [120, 33, 5]);
       const doc = await store.load(33);
-      assert.equal(doc.formatVersion, 1);
+      assert.equal(doc.formatVersion, 2);
       assert.deepEqual(doc.state, stateAt(33));
       assert.equal(canonicalJSON(doc.state), canonicalJSON(stateAt(33)));
       assert.equal(doc.stateHash, computeStateHash(stateAt(33)));
-      const { clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes } = doc;
-      assert.deepEqual({ clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes }, headerAt(33));
+      const { clusterId, genesisStateHash, genesisTime, lastAppliedIndex, lastAppliedHlc, logHash, outcomes } = doc;
+      assert.deepEqual({ clusterId, genesisStateHash, genesisTime, lastAppliedIndex, lastAppliedHlc, logHash, outcomes }, headerAt(33));
       assert.equal(doc.metaHash, computeMetaHash(doc));
+      // As documented: the canonical JSON of every field but the state and the metaHash, the genesis fields included.
+      const { state: _state, metaHash: _metaHash, ...meta } = doc;
+      assert.equal(doc.metaHash, sha256Hex(canonicalJSON(meta)));
     });
 
     it("verifies outcome rows as the engine writes them (an array of rows, hashed a row at a time in parts) and catches an edited row", async () => {
@@ -233,6 +238,18 @@ for (const [title, wholeTextBytesMax] of [
       assertCorrupt(await loadAfterEdit((text) => text.replace(/"logHash":"[0-9a-f]/, '"logHash":"x')), /metaHash does not match/);
     });
 
+    it("detects an edited genesis field (genesisStateHash, genesisTime) through the metaHash, and one left out", async () => {
+      const flipped = GENESIS.genesisStateHash.startsWith("0") ? "1" : "0";
+      assertCorrupt(await loadAfterEdit((text) => text.replace(`"genesisStateHash":"${GENESIS.genesisStateHash[0] ?? ""}`, `"genesisStateHash":"${flipped}`)), /metaHash does not match/);
+      assertCorrupt(await loadAfterEdit((text) => text.replace('"genesisTime":"2026-01-01', '"genesisTime":"2026-01-02')), /metaHash does not match/);
+      // Left out, with a metaHash that matches what is left: a formatVersion 2 file must name its genesis.
+      const error = await loadAfterEdit((text) => {
+        const { genesisTime: _dropped, metaHash: _metaHash, state, ...meta } = JSON.parse(text) as Record<string, JsonValue>;
+        return JSON.stringify({ ...meta, state, metaHash: sha256Hex(canonicalJSON(meta)) });
+      });
+      assertCorrupt(error, /field genesisTime is missing/);
+    });
+
     it("detects a file renamed to another index even with a consistent metaHash", async () => {
       const error = await loadAfterEdit((text) => {
         const doc = JSON.parse(text) as Record<string, never>;
@@ -252,7 +269,29 @@ for (const [title, wholeTextBytesMax] of [
     });
 
     it("detects an unsupported formatVersion", async () => {
-      assertCorrupt(await loadAfterEdit((text) => text.replace('"formatVersion":1', '"formatVersion":2')), /unsupported formatVersion 2/);
+      assertCorrupt(await loadAfterEdit((text) => text.replace('"formatVersion":2', '"formatVersion":3')), /unsupported formatVersion 3/);
+    });
+
+    it("loads a formatVersion 1 snapshot (written before the genesis fields), and still detects damage in one", async () => {
+      // Written by the FileSnapshotStore of before the genesis fields, byte for byte.
+      const old = await readFile(new URL("./fixtures/snapshot-format-1.json", import.meta.url), "utf8");
+      const { fs, store } = await strictStore({ clusterId: "c1" });
+      await fs.mkdirp(DIR);
+      await overwrite(fs, store.pathFor(7), old);
+      const doc = await store.load(7);
+      assert.equal(doc.formatVersion, 1);
+      assert.equal("genesisStateHash" in doc || "genesisTime" in doc, false, "no genesis named");
+      assert.equal(doc.stateHash, computeStateHash(doc.state));
+      assert.equal(doc.lastAppliedIndex, 7);
+      await overwrite(fs, store.pathFor(7), old.replace('"cmd-7"', '"cmd-8"'));
+      assertCorrupt(await store.load(7).then(() => undefined, (error: unknown) => error), /metaHash does not match/);
+      // A genesis member added to a formatVersion 1 file is no part of it (its metaHash never covered one): not read.
+      await overwrite(fs, store.pathFor(7), old.replace('"clusterId":"c1",', `"clusterId":"c1","genesisStateHash":"${"b".repeat(64)}",`));
+      assert.equal((await store.load(7)).genesisStateHash, undefined);
+      // Beside it, the store writes formatVersion 2, naming the genesis.
+      await saveAt(store, 8);
+      const next = await store.load(8);
+      assert.deepEqual([next.formatVersion, next.genesisStateHash, next.genesisTime], [2, GENESIS.genesisStateHash, GENESIS.genesisTime]);
     });
 
     it("refuses empty state pieces without leaving a file", async () => {

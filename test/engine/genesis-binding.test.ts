@@ -1,0 +1,133 @@
+/**
+ * genesis.json is tied to the history by the snapshots once the WAL no longer
+ * holds entry 1: every snapshot names the genesis it descends from (its state
+ * hash and genesisTime), and recovery and verify refuse a genesis.json that is
+ * not that one. Snapshots of formatVersion 1 (written before) name none and
+ * still load.
+ */
+import assert from "node:assert/strict";
+import { readFile, readdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { sha256Hex } from "../../src/core/hash.ts";
+import { canonicalJSON } from "../../src/core/json.ts";
+import type { JsonValue } from "../../src/core/json.ts";
+import { createGenesisState, orchestratorMachine } from "../../src/domain/index.ts";
+import { RecoveryError } from "../../src/engine/errors.ts";
+import { createGenesis } from "../../src/engine/genesis.ts";
+import type { GenesisDocument } from "../../src/engine/genesis.ts";
+import { verifyDataDir } from "../../src/engine/verify.ts";
+import { openSwoosh } from "../../src/index.ts";
+import type { SwooshOptions } from "../../src/index.ts";
+import { tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
+
+const dataDir = tempDirsRemovedAtEnd("swoosh-genesis-binding-");
+
+const open = (dir: string, options: Partial<SwooshOptions> = {}) => openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined, ...options });
+
+const TIME = "2026-11-30T00:00:00.000Z";
+const genesisOf = (config: { leaseTtlMs?: number } = {}, time = TIME): GenesisDocument => createGenesis("c1", createGenesisState({ clusterId: "c1", config }), time);
+
+/** A data dir of genesis `genesis` whose WAL no longer reaches back to entry 1 (three snapshots kept, the WAL cut below the oldest). */
+async function truncatedDataDir(genesis: GenesisDocument): Promise<{ dir: string; stateHash: string }> {
+  const dir = await dataDir();
+  const engine = await open(dir, { genesis });
+  for (let i = 0; i < 5; i++) {
+    await engine.submit({ type: "agent.register", payload: { agentId: `a${i}` } });
+    await engine.snapshot();
+  }
+  await engine.submit({ type: "agent.register", payload: { agentId: "tail" } });
+  const stateHash = await engine.stateHash();
+  await engine.close({ snapshot: false });
+  const report = await verifyDataDir({ dataDir: dir, machine: orchestratorMachine });
+  assert.equal(report.ok, true, JSON.stringify(report.problems));
+  assert.ok(report.walFirstIndex > 1, `the WAL is truncated (starts at ${report.walFirstIndex})`);
+  return { dir, stateHash };
+}
+
+async function replaceGenesis(dir: string, genesis: GenesisDocument): Promise<void> {
+  await writeFile(path.join(dir, "genesis.json"), canonicalJSON(genesis) + "\n");
+}
+
+async function verifyProblems(dir: string): Promise<{ ok: boolean; files: string[]; details: string }> {
+  const report = await verifyDataDir({ dataDir: dir, machine: orchestratorMachine });
+  return { ok: report.ok, files: [...new Set(report.problems.map((problem) => path.basename(problem.file)))], details: report.problems.map((problem) => problem.detail).join("\n") };
+}
+
+/** Rewrites every snapshot in `dir` as the store wrote them before the genesis fields: formatVersion 1, no genesis named, its metaHash over the rest. */
+async function rewriteSnapshotsAsFormat1(dir: string): Promise<void> {
+  const snapshotDir = path.join(dir, "snapshots");
+  for (const name of await readdir(snapshotDir)) {
+    const file = path.join(snapshotDir, name);
+    const doc = JSON.parse(await readFile(file, "utf8")) as Record<string, JsonValue>;
+    assert.equal(doc.formatVersion, 2);
+    const { clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes, state, stateHash } = doc;
+    const meta = { formatVersion: 1, clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes, stateHash } as Record<string, JsonValue>;
+    // The old file's field order: the header, the outcomes, the state, then stateHash and metaHash.
+    const old = { formatVersion: 1, clusterId, lastAppliedIndex, lastAppliedHlc, logHash, outcomes, state, stateHash, metaHash: sha256Hex(canonicalJSON(meta)) };
+    await writeFile(file, JSON.stringify(old) + "\n");
+  }
+}
+
+describe("genesis.json tied to the snapshots", () => {
+  it("refuses a genesis.json of the same cluster with another state once the WAL is truncated: open throws and verify fails, both naming genesis.json", async () => {
+    const { dir } = await truncatedDataDir(genesisOf());
+    await replaceGenesis(dir, genesisOf({ leaseTtlMs: 5000 }));
+    await assert.rejects(open(dir), (error: unknown) => {
+      assert.ok(error instanceof RecoveryError, String(error));
+      assert.match(error.message, /genesis\.json is not the genesis this data dir's snapshots descend from/);
+      assert.match(error.message, /state hash/);
+      return true;
+    });
+    const verify = await verifyProblems(dir);
+    assert.equal(verify.ok, false);
+    assert.deepEqual(verify.files, ["genesis.json"], verify.details);
+  });
+
+  it("refuses a genesis.json that differs only in its genesisTime once the WAL is truncated", async () => {
+    const { dir } = await truncatedDataDir(genesisOf());
+    await replaceGenesis(dir, genesisOf({}, "2026-12-01T00:00:00.000Z"));
+    await assert.rejects(open(dir), (error: unknown) => error instanceof RecoveryError && /genesis\.json/.test(error.message) && /genesisTime/.test(error.message));
+    const verify = await verifyProblems(dir);
+    assert.equal(verify.ok, false);
+    assert.deepEqual(verify.files, ["genesis.json"], verify.details);
+    assert.match(verify.details, /genesisTime/);
+  });
+
+  it("opens and verifies the same data dir once the right genesis.json is back", async () => {
+    const genesis = genesisOf();
+    const { dir, stateHash } = await truncatedDataDir(genesis);
+    await replaceGenesis(dir, genesisOf({ leaseTtlMs: 5000 }));
+    await assert.rejects(open(dir), RecoveryError);
+    await replaceGenesis(dir, genesis);
+    const verify = await verifyProblems(dir);
+    assert.equal(verify.ok, true, verify.details);
+    const engine = await open(dir);
+    try {
+      assert.equal(await engine.stateHash(), stateHash);
+      assert.equal(engine.genesis.stateHash, genesis.stateHash);
+    } finally {
+      await engine.close({ snapshot: false });
+    }
+  });
+
+  it("opens and verifies a data dir whose snapshots are all of formatVersion 1 (no genesis named), and writes its next ones naming it", async () => {
+    const genesis = genesisOf();
+    const { dir, stateHash } = await truncatedDataDir(genesis);
+    await rewriteSnapshotsAsFormat1(dir);
+    const verify = await verifyProblems(dir);
+    assert.equal(verify.ok, true, verify.details);
+    const engine = await open(dir);
+    try {
+      assert.equal(await engine.stateHash(), stateHash);
+      assert.equal(engine.stats().lastSnapshotIndex, 5, "recovered from the newest, an old-format snapshot");
+      await engine.submit({ type: "agent.register", payload: { agentId: "after" } });
+      await engine.snapshot();
+    } finally {
+      await engine.close({ snapshot: false });
+    }
+    const newest = JSON.parse(await readFile(path.join(dir, "snapshots", "snapshot-00000000000000000007.json"), "utf8")) as Record<string, unknown>;
+    assert.deepEqual([newest.formatVersion, newest.genesisStateHash, newest.genesisTime], [2, genesis.stateHash, genesis.genesisTime]);
+    assert.equal((await verifyProblems(dir)).ok, true);
+  });
+});
