@@ -181,9 +181,11 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
   let log: CommandLog;
   let preloaded: PreloadedSnapshot | null;
   try {
-    // Holding the lock, this process is the only snapshot writer: a temp file
-    // found now was left by a writer that died mid-snapshot.
+    // Holding the lock, this process is the only snapshot and genesis writer: a
+    // temp file found now was left by a writer that died mid-write (the genesis
+    // above was written whole, or was there already).
     await removeTempFiles(fs, layout.snapshotDir);
+    await removeTempFiles(fs, options.dataDir, path.basename(layout.genesisPath));
     // The newest snapshot is read and verified while the WAL's file is read in
     // a child process (lmdb-probe.ts), on the other core: recovery usually
     // starts from it, and on a large state the two take about as long.

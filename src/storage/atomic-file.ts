@@ -105,23 +105,28 @@ async function writeBuffered(
 /**
  * Removes the temp files a writer killed mid-write left in `dir` (a crashed
  * snapshot write leaves one as large as the state; a crash loop would pile
- * them up until the disk is full). Only for the one process that writes into
- * `dir` (the data dir's lock holder), before it writes: any temp file there
- * then belongs to a dead writer. Returns the names removed.
+ * them up until the disk is full): every name holding TEMP_MARKER, or with
+ * `of`, only the temp files of writes to `dir/of`. Only for the one process
+ * that writes those files (the data dir's lock holder), before it writes:
+ * any such temp file then belongs to a dead writer. The directory is fsynced
+ * after a removal, so it does not come back after a power loss. Returns the
+ * names removed.
  */
-export async function removeTempFiles(fs: FileSystem, dir: string): Promise<string[]> {
+export async function removeTempFiles(fs: FileSystem, dir: string, of?: string): Promise<string[]> {
   let names: string[];
   try {
     names = await fs.readdir(dir);
   } catch {
     return [];
   }
+  const prefix = of === undefined ? undefined : `${of}${TEMP_MARKER}`;
   const removed: string[] = [];
   for (const name of names) {
-    if (!name.includes(TEMP_MARKER)) continue;
+    if (prefix === undefined ? !name.includes(TEMP_MARKER) : !name.startsWith(prefix)) continue;
     await fs.unlink(posix.join(dir, name));
     removed.push(name);
   }
+  if (removed.length > 0) await fs.syncDir(dir);
   return removed;
 }
 

@@ -3,7 +3,8 @@
  * holds entry 1: every snapshot names the genesis it descends from (its state
  * hash and genesisTime), and recovery and verify refuse a genesis.json that is
  * not that one. Snapshots of formatVersion 1 (written before) name none and
- * still load.
+ * still load. A genesis write killed midway leaves a temp file that the next
+ * open removes.
  */
 import assert from "node:assert/strict";
 import { readFile, readdir, writeFile } from "node:fs/promises";
@@ -16,10 +17,13 @@ import { createGenesisState, orchestratorMachine } from "../../src/domain/index.
 import { RecoveryError } from "../../src/engine/errors.ts";
 import { createGenesis } from "../../src/engine/genesis.ts";
 import type { GenesisDocument } from "../../src/engine/genesis.ts";
+import { openEngine } from "../../src/engine/open.ts";
 import { verifyDataDir } from "../../src/engine/verify.ts";
+import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { openSwoosh } from "../../src/index.ts";
 import type { SwooshOptions } from "../../src/index.ts";
-import { tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
+import { counterMachine } from "../support/counter-machine.ts";
+import { counterGenesis, tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
 
 const dataDir = tempDirsRemovedAtEnd("swoosh-genesis-binding-");
 
@@ -129,5 +133,38 @@ describe("genesis.json tied to the snapshots", () => {
     const newest = JSON.parse(await readFile(path.join(dir, "snapshots", "snapshot-00000000000000000007.json"), "utf8")) as Record<string, unknown>;
     assert.deepEqual([newest.formatVersion, newest.genesisStateHash, newest.genesisTime], [2, genesis.stateHash, genesis.genesisTime]);
     assert.equal((await verifyProblems(dir)).ok, true);
+  });
+
+  it("removes a genesis.json temp file a killed write left in the data dir, fsyncing the dir after, and nothing else", async () => {
+    const dir = await dataDir();
+    const engine = await openEngine({ dataDir: dir, machine: counterMachine, genesis: counterGenesis(), snapshotEvery: 0 });
+    await engine.submit({ type: "counter.add", payload: { amount: 2 } });
+    await engine.close({ snapshot: false });
+    const before = (await readdir(dir)).sort();
+    // What a process killed while writing genesis.json leaves (another pid's), and a file that is not Swoosh's.
+    await writeFile(path.join(dir, "genesis.json.tmp-99999999-1"), '{"clusterId":"c');
+    await writeFile(path.join(dir, "genesis.json.tmp-1-7"), "");
+    await writeFile(path.join(dir, "notes.txt.tmp-1-1"), "mine");
+    const calls: string[] = [];
+    const fs = new (class extends NodeFileSystem {
+      override async unlink(file: string): Promise<void> {
+        calls.push(`unlink ${path.relative(dir, file)}`);
+        return super.unlink(file);
+      }
+      override async syncDir(at: string): Promise<void> {
+        calls.push(`syncDir ${path.relative(dir, at) || "."}`);
+        return super.syncDir(at);
+      }
+    })();
+    const reopened = await openEngine({ dataDir: dir, machine: counterMachine, snapshotEvery: 0, fs });
+    try {
+      assert.deepEqual((await readdir(dir)).sort(), [...before, "notes.txt.tmp-1-1"].sort());
+      assert.equal((await reopened.readState()).state.count, 2);
+    } finally {
+      await reopened.close({ snapshot: false });
+    }
+    const lastUnlink = calls.findLastIndex((call) => call.startsWith("unlink genesis.json.tmp-"));
+    assert.ok(lastUnlink >= 0, calls.join(", "));
+    assert.ok(calls.indexOf("syncDir .", lastUnlink) > lastUnlink, `the data dir is fsynced after the removal: ${calls.join(", ")}`);
   });
 });
