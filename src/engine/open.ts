@@ -156,6 +156,22 @@ async function refuseDataWithoutGenesis(fs: FileSystem, layout: DataDirLayout): 
   throw new RecoveryError(`the data dir has ${held.join(" and ")} but no genesis file`, [{ file: layout.genesisPath, detail: "missing" }]);
 }
 
+/**
+ * genesis.json is read (or written) before the lock is taken: another process
+ * initializing the same empty dir at the same moment may have renamed its own
+ * genesis over ours since. Read again under the lock, the file must still be
+ * the genesis this engine runs from; otherwise the engine would log history
+ * on one genesis while the dir names another.
+ */
+async function refuseGenesisReplaced(fs: FileSystem, dataDir: string, genesis: GenesisDocument): Promise<void> {
+  const onDisk = await readGenesisFile(fs, dataDir);
+  if (onDisk !== null && sameGenesis(onDisk, genesis)) return;
+  throw new SwooshError("already_initialized", `data dir ${dataDir}: genesis.json changed while this process opened it (another process initialized it at the same time?)`, {
+    clusterId: onDisk?.clusterId ?? null,
+    stateHash: onDisk?.stateHash ?? null,
+  });
+}
+
 /** Opens (recovering) or initializes a data directory and returns a running engine. */
 export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promise<Engine<Model>> {
   const settings = resolveSettings(given);
@@ -186,6 +202,7 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
     // above was written whole, or was there already).
     await removeTempFiles(fs, layout.snapshotDir);
     await removeTempFiles(fs, options.dataDir, path.basename(layout.genesisPath));
+    await refuseGenesisReplaced(fs, options.dataDir, genesis);
     // The newest snapshot is read and verified while the WAL's file is read in
     // a child process (lmdb-probe.ts), on the other core: recovery usually
     // starts from it, and on a large state the two take about as long.

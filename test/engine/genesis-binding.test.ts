@@ -167,4 +167,25 @@ describe("genesis.json tied to the snapshots", () => {
     assert.ok(lastUnlink >= 0, calls.join(", "));
     assert.ok(calls.indexOf("syncDir .", lastUnlink) > lastUnlink, `the data dir is fsynced after the removal: ${calls.join(", ")}`);
   });
+
+  it("refuses to run when another process renamed its genesis over ours between our write and our lock", async () => {
+    const dir = path.join(await dataDir(), "fresh");
+    const ours = genesisOf();
+    const theirs = genesisOf({ leaseTtlMs: 5_000 });
+    // The other initializer's rename lands right after ours, before we take the lock.
+    const fs = new (class extends NodeFileSystem {
+      override async rename(from: string, to: string): Promise<void> {
+        await super.rename(from, to);
+        if (path.basename(to) === "genesis.json") await writeFile(to, canonicalJSON(theirs as unknown as JsonValue) + "\n");
+      }
+    })();
+    await assert.rejects(
+      openSwoosh({ dataDir: dir, genesis: ours, snapshotEvery: 0, fs } as SwooshOptions),
+      (error: Error & { code?: string }) => error.code === "already_initialized" && /genesis\.json changed/.test(error.message),
+    );
+    // The dir is the other process's: it opens with its genesis, and refuses ours.
+    const engine = await open(dir, { genesis: theirs });
+    await engine.close({ snapshot: false });
+    await assert.rejects(open(dir, { genesis: ours }), (error: Error & { code?: string }) => error.code === "already_initialized");
+  });
 });
