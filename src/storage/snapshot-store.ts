@@ -16,9 +16,10 @@
  * `genesisStateHash` and `genesisTime` name the genesis the snapshot descends
  * from (recovery and verify compare them with genesis.json). Files of
  * formatVersion 1, written before those two fields, are the same without
- * them: they still load, and their metaHash covers what they hold. Files are written with
- * `writeFileAtomic` (temp → fsync → rename → fsync dir); temp files and any
- * other name are ignored by `list`.
+ * them: they still load, and their metaHash covers what they hold.
+ *
+ * Files are written with `writeFileAtomic` (temp → fsync → rename → fsync
+ * dir); temp files and any other name are ignored by `list`.
  *
  * `load` re-verifies everything (a pair assertion with `save`) and throws
  * `SnapshotCorruptError` naming the file, the index, and the stored
