@@ -21,6 +21,7 @@ import { FileSnapshotStore } from "../storage/snapshot-store.ts";
 import type { CommandLog, FileSystem, SnapshotStore } from "../storage/types.ts";
 import { Engine } from "./engine.ts";
 import { lockDataDir } from "./dir-lock.ts";
+import type { DirLock } from "./dir-lock.ts";
 import { RecoveryError, walOpenProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
@@ -88,31 +89,44 @@ export async function readGenesisFile(fs: FileSystem, dataDir: string): Promise<
  * Binds `dataDir` to `genesis` (SPEC §4): writes it when the dir is empty,
  * accepts the same genesis again, refuses another with `already_initialized`
  * and a bad hash with `genesis_hash_mismatch`. Returns whether it wrote.
+ *
+ * `beforeWrite` runs once everything is checked and before anything is
+ * written: `openEngine` takes the data dir's lock there, so that of two
+ * processes initializing one empty dir at once only one writes genesis.json
+ * (the other is refused at the lock). The file is read again after it, since
+ * another initializer may have written it meanwhile.
  */
 export async function initializeDataDir(
   fs: FileSystem,
   dataDir: string,
   input: unknown,
   checkState?: (state: JsonObject) => void,
+  beforeWrite?: () => Promise<void>,
 ): Promise<{ genesis: GenesisDocument; created: boolean }> {
   const genesis = checkGenesis(input);
   const existing = await readGenesisFile(fs, dataDir);
-  if (existing !== null) {
-    if (!sameGenesis(existing, genesis)) {
-      throw new SwooshError("already_initialized", `data dir ${dataDir} was initialized with cluster ${JSON.stringify(existing.clusterId)} (state hash ${existing.stateHash})`, {
-        clusterId: existing.clusterId,
-        stateHash: existing.stateHash,
-      });
-    }
-    return { genesis: existing, created: false };
-  }
+  if (existing !== null) return { genesis: sameOrRefused(existing, genesis, dataDir), created: false };
   const layout = dataDirLayout(dataDir);
   await refuseDataWithoutGenesis(fs, layout);
   // Before anything is written: a dir bound to a state no engine can load would never open again.
   checkState?.(genesis.state);
+  if (beforeWrite !== undefined) {
+    await beforeWrite();
+    const written = await readGenesisFile(fs, dataDir);
+    if (written !== null) return { genesis: sameOrRefused(written, genesis, dataDir), created: false };
+  }
   await mkdirDurable(fs, dataDir);
   await writeFileAtomic(fs, layout.genesisPath, [canonicalJSON(genesis) + "\n"]);
   return { genesis, created: true };
+}
+
+/** The data dir's genesis `existing` when `genesis` is the same one; `already_initialized` otherwise. */
+function sameOrRefused(existing: GenesisDocument, genesis: GenesisDocument, dataDir: string): GenesisDocument {
+  if (sameGenesis(existing, genesis)) return existing;
+  throw new SwooshError("already_initialized", `data dir ${dataDir} was initialized with cluster ${JSON.stringify(existing.clusterId)} (state hash ${existing.stateHash})`, {
+    clusterId: existing.clusterId,
+    stateHash: existing.stateHash,
+  });
 }
 
 /** The machine's own check of a genesis state (restoring it), as a `bad_request` naming what is wrong. */
@@ -156,22 +170,6 @@ async function refuseDataWithoutGenesis(fs: FileSystem, layout: DataDirLayout): 
   throw new RecoveryError(`the data dir has ${held.join(" and ")} but no genesis file`, [{ file: layout.genesisPath, detail: "missing" }]);
 }
 
-/**
- * genesis.json is read (or written) before the lock is taken: another process
- * initializing the same empty dir at the same moment may have renamed its own
- * genesis over ours since. Read again under the lock, the file must still be
- * the genesis this engine runs from; otherwise the engine would log history
- * on one genesis while the dir names another.
- */
-async function refuseGenesisReplaced(fs: FileSystem, dataDir: string, genesis: GenesisDocument): Promise<void> {
-  const onDisk = await readGenesisFile(fs, dataDir);
-  if (onDisk !== null && sameGenesis(onDisk, genesis)) return;
-  throw new SwooshError("already_initialized", `data dir ${dataDir}: genesis.json changed while this process opened it (another process initialized it at the same time?)`, {
-    clusterId: onDisk?.clusterId ?? null,
-    stateHash: onDisk?.stateHash ?? null,
-  });
-}
-
 /** Opens (recovering) or initializes a data directory and returns a running engine. */
 export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promise<Engine<Model>> {
   const settings = resolveSettings(given);
@@ -181,28 +179,39 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
   const fs = options.fs ?? new NodeFileSystem();
   const layout = dataDirLayout(options.dataDir);
 
-  let genesis = await readGenesisFile(fs, options.dataDir);
-  if (options.genesis !== undefined) {
-    genesis = (await initializeDataDir(fs, options.dataDir, options.genesis, stateCheckOf(options.machine))).genesis;
-  } else if (genesis === null) {
-    if (!options.defaultGenesis) throw new SwooshError("bad_request", `data dir ${options.dataDir} is not initialized and no genesis was given`);
-    genesis = (await initializeDataDir(fs, options.dataDir, options.defaultGenesis(), stateCheckOf(options.machine))).genesis;
-  }
-
-  await mkdirDurable(fs, layout.snapshotDir);
-  options.signal?.throwIfAborted();
-  // The lock lives on the real disk; a simulated file system (tests) has no other process to exclude.
-  const lock = options.fs ? null : await lockDataDir(options.dataDir);
-  const snapshots = options.snapshots ?? new FileSnapshotStore(fs, layout.snapshotDir, { clusterId: genesis.clusterId });
+  // The lock lives on the real disk; a simulated file system (tests) has no
+  // other process to exclude. It is taken before genesis.json is written (an
+  // initializer writes it only while holding the lock), or once it is known
+  // to be there.
+  const held: { lock: DirLock | null } = { lock: null };
+  const takeLock = async (): Promise<void> => {
+    if (held.lock !== null || !(fs instanceof NodeFileSystem)) return;
+    await mkdirDurable(fs, options.dataDir);
+    held.lock = await lockDataDir(options.dataDir);
+  };
+  let genesis: GenesisDocument;
+  let snapshots: SnapshotStore;
   let log: CommandLog;
   let preloaded: PreloadedSnapshot | null;
   try {
+    const found = await readGenesisFile(fs, options.dataDir);
+    const given = options.genesis ?? (found === null ? options.defaultGenesis?.() : undefined);
+    if (given !== undefined) {
+      genesis = (await initializeDataDir(fs, options.dataDir, given, stateCheckOf(options.machine), takeLock)).genesis;
+    } else if (found !== null) {
+      genesis = found;
+    } else {
+      throw new SwooshError("bad_request", `data dir ${options.dataDir} is not initialized and no genesis was given`);
+    }
+    await mkdirDurable(fs, layout.snapshotDir);
+    options.signal?.throwIfAborted();
+    await takeLock();
+    snapshots = options.snapshots ?? new FileSnapshotStore(fs, layout.snapshotDir, { clusterId: genesis.clusterId });
     // Holding the lock, this process is the only snapshot and genesis writer: a
     // temp file found now was left by a writer that died mid-write (the genesis
     // above was written whole, or was there already).
     await removeTempFiles(fs, layout.snapshotDir);
     await removeTempFiles(fs, options.dataDir, path.basename(layout.genesisPath));
-    await refuseGenesisReplaced(fs, options.dataDir, genesis);
     // The newest snapshot is read and verified while the WAL's file is read in
     // a child process (lmdb-probe.ts), on the other core: recovery usually
     // starts from it, and on a large state the two take about as long.
@@ -215,7 +224,7 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
     }
     preloaded = preload.value;
   } catch (error) {
-    await lock?.release();
+    await held.lock?.release();
     const problem = walOpenProblem(error);
     if (problem !== null) throw new RecoveryError("the WAL does not open", [problem]);
     throw error;
@@ -235,10 +244,10 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
       preloaded,
       signal: options.signal,
     });
-    return new Engine(options.machine, genesis, log, snapshots, settings, recovered, lock);
+    return new Engine(options.machine, genesis, log, snapshots, settings, recovered, held.lock);
   } catch (error) {
     await log.close().catch(() => undefined);
-    await lock?.release();
+    await held.lock?.release();
     throw error;
   }
 }

@@ -158,7 +158,8 @@ describe("genesis.json tied to the snapshots", () => {
     })();
     const reopened = await openEngine({ dataDir: dir, machine: counterMachine, snapshotEvery: 0, fs });
     try {
-      assert.deepEqual((await readdir(dir)).sort(), [...before, "notes.txt.tmp-1-1"].sort());
+      // LOCK: the open engine holds the data dir (a NodeFileSystem is the real disk).
+      assert.deepEqual((await readdir(dir)).sort(), [...before, "notes.txt.tmp-1-1", "LOCK"].sort());
       assert.equal((await reopened.readState()).state.count, 2);
     } finally {
       await reopened.close({ snapshot: false });
@@ -168,24 +169,75 @@ describe("genesis.json tied to the snapshots", () => {
     assert.ok(calls.indexOf("syncDir .", lastUnlink) > lastUnlink, `the data dir is fsynced after the removal: ${calls.join(", ")}`);
   });
 
-  it("refuses to run when another process renamed its genesis over ours between our write and our lock", async () => {
+  it("of two initializers of one empty dir, only the one holding the lock writes genesis.json: the other is refused, and the one that runs runs on the file's genesis", async () => {
     const dir = path.join(await dataDir(), "fresh");
-    const ours = genesisOf();
-    const theirs = genesisOf({ leaseTtlMs: 5_000 });
-    // The other initializer's rename lands right after ours, before we take the lock.
-    const fs = new (class extends NodeFileSystem {
-      override async rename(from: string, to: string): Promise<void> {
-        await super.rename(from, to);
-        if (path.basename(to) === "genesis.json") await writeFile(to, canonicalJSON(theirs as unknown as JsonValue) + "\n");
+    const slowGenesis = genesisOf({ leaseTtlMs: 5_000 });
+    const quickGenesis = genesisOf();
+    // The slow initializer stalls as it starts writing genesis.json; the quick one opens meanwhile.
+    let stalled: () => void = () => undefined;
+    const writing = new Promise<void>((resolve) => (stalled = resolve));
+    let go: () => void = () => undefined;
+    const resume = new Promise<void>((resolve) => (go = resolve));
+    const slowFs = new (class extends NodeFileSystem {
+      override async create(file: string): ReturnType<NodeFileSystem["create"]> {
+        if (path.basename(file).startsWith("genesis.json.tmp-")) {
+          stalled();
+          await resume;
+        }
+        return super.create(file);
       }
     })();
-    await assert.rejects(
-      openSwoosh({ dataDir: dir, genesis: ours, snapshotEvery: 0, fs } as SwooshOptions),
-      (error: Error & { code?: string }) => error.code === "already_initialized" && /genesis\.json changed/.test(error.message),
-    );
-    // The dir is the other process's: it opens with its genesis, and refuses ours.
-    const engine = await open(dir, { genesis: theirs });
-    await engine.close({ snapshot: false });
-    await assert.rejects(open(dir, { genesis: ours }), (error: Error & { code?: string }) => error.code === "already_initialized");
+    const slow = openSwoosh({ dataDir: dir, genesis: slowGenesis, snapshotEvery: 0, fs: slowFs } as SwooshOptions);
+    slow.catch(() => undefined);
+    await writing;
+    const [quickOutcome] = await Promise.allSettled([open(dir, { genesis: quickGenesis })]);
+    go();
+    const [slowOutcome] = await Promise.allSettled([slow]);
+    const outcomes = [slowOutcome, quickOutcome];
+    const opened = outcomes.filter((outcome) => outcome?.status === "fulfilled");
+    assert.equal(opened.length, 1, `exactly one opens: ${JSON.stringify(outcomes.map((outcome) => (outcome?.status === "rejected" ? String(outcome.reason) : "opened")))}`);
+    const engine = (opened[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof openSwoosh>>>).value;
+    const onDisk = JSON.parse(await readFile(path.join(dir, "genesis.json"), "utf8")) as GenesisDocument;
+    try {
+      assert.equal((await engine.stateAt(0)).logHash, onDisk.stateHash, "the engine that runs runs on the genesis genesis.json holds");
+      assert.equal(onDisk.stateHash, slowGenesis.stateHash, "the initializer holding the lock wrote it");
+    } finally {
+      await engine.close({ snapshot: false });
+    }
+    // Refused at the lock, having written nothing (another process would read "in use by process P").
+    assert.match(String((quickOutcome as PromiseRejectedResult).reason), /already open in this process/);
+  });
+  it("does not blame genesis.json for a snapshot of another genesis copied in: verify names the snapshot, with the WAL whole or truncated", async () => {
+    const ours = genesisOf();
+    const theirs = genesisOf({ leaseTtlMs: 5_000 });
+    // Whole WAL: entry 1 vouches for genesis.json; the stranger is the copied snapshot.
+    const whole = async (genesis: GenesisDocument): Promise<string> => {
+      const dir = await dataDir();
+      const engine = await open(dir, { genesis });
+      await engine.submit({ type: "agent.register", payload: { agentId: "a" } });
+      await engine.submit({ type: "agent.register", payload: { agentId: "b" } });
+      await engine.snapshot();
+      await engine.submit({ type: "agent.register", payload: { agentId: "c" } });
+      await engine.close({ snapshot: false });
+      return dir;
+    };
+    const [x, y] = [await whole(ours), await whole(theirs)];
+    const truncatedX = (await truncatedDataDir(ours)).dir;
+    const truncatedY = (await truncatedDataDir(theirs)).dir;
+    for (const [into, from] of [
+      [x, y],
+      [truncatedX, truncatedY],
+    ] as const) {
+      const names = (await readdir(path.join(from, "snapshots"))).filter((name) => name.endsWith(".json")).sort();
+      const newest = names[names.length - 1] as string;
+      await writeFile(path.join(into, "snapshots", newest), await readFile(path.join(from, "snapshots", newest)));
+      const { ok, files, details } = await verifyProblems(into);
+      assert.equal(ok, false);
+      assert.ok(files.includes(newest), `the copied snapshot is named: ${files.join(", ")}\n${details}`);
+      assert.ok(!files.includes("genesis.json"), `genesis.json is not blamed: ${details}`);
+      // Recovery passes over it as well and opens.
+      const engine = await open(into, { onSkippedSnapshot: () => undefined });
+      await engine.close({ snapshot: false });
+    }
   });
 });
