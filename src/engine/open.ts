@@ -182,11 +182,12 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
   // The lock lives on the real disk; a simulated file system (tests) has no
   // other process to exclude. It is taken before genesis.json is written (an
   // initializer writes it only while holding the lock), or once it is known
-  // to be there.
+  // to be there. The dir it is taken in is made durable by the genesis write
+  // that follows (initializeDataDir), or already was: no fsync here.
   const held: { lock: DirLock | null } = { lock: null };
   const takeLock = async (): Promise<void> => {
     if (held.lock !== null || !(fs instanceof NodeFileSystem)) return;
-    await mkdirDurable(fs, options.dataDir);
+    await fs.mkdirp(options.dataDir);
     held.lock = await lockDataDir(options.dataDir);
   };
   let genesis: GenesisDocument;
