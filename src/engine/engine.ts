@@ -705,12 +705,22 @@ export class Engine<Model> {
    * record can only be checked against itself. Records are read
    * LOG_READ_CHUNK at a time, so a page of large entries stops reading at
    * its budget.
+   *
+   * The page starts exactly at `from`, never later: a `from` below the
+   * oldest entry held (or one a truncation removes while this read starts)
+   * is `history_pruned` naming the oldest held, as GET /log answers, so a
+   * reader going through the history never skips a stretch of it unawares.
+   * `from` below 1 or not an integer, or a `limit` that is not an integer
+   * ≥ 0, is `bad_request`.
    */
   async readLog(from: number, limit: number, charsMax = PAGE_CHARS_MAX): Promise<LogEntry[]> {
+    if (!Number.isSafeInteger(from) || from < 1) throw new SwooshError("bad_request", "from must be a log index >= 1", { field: "from" });
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new SwooshError("bad_request", "limit must be an integer >= 0", { field: "limit" });
     await this.barrier();
     this.assertLogOpen();
     const firstIndex = this.log.firstIndex();
-    const start = Math.max(from, firstIndex);
+    if (from < firstIndex) throw historyPruned(from, firstIndex);
+    const start = from;
     const count = Math.min(limit, this.durableIndex - start + 1);
     if (count <= 0) return [];
     const anchored = start > firstIndex;
@@ -724,15 +734,18 @@ export class Engine<Model> {
       const anchorNow = chunk === 0 && anchored;
       let records = await this.log.read(anchorNow ? next - 1 : next, anchorNow ? want + 1 : want);
       if (chunk === 0) {
-        // A truncation may have run since firstIndex was read: then the page starts
-        // later than asked, and its first entry has nothing before it to be
-        // checked against (it is checked against its own prevHash).
+        // A truncation may have run since firstIndex was read. If it took only
+        // the record before `start`, the first entry has nothing before it to
+        // be checked against (it is checked against its own prevHash); if it
+        // took `start` too, the read is refused below.
         if (anchorNow && records[0]?.index === start - 1) {
           prevHash = records[0].hash;
           records = records.slice(1);
         } else if (records[0]?.index === 1) {
           prevHash = this.genesis.stateHash;
         }
+        // Truncated between reading firstIndex and reading the records: `start` is gone.
+        if (records.length > 0 && (records[0] as LogRecord).index !== start) throw historyPruned(start, (records[0] as LogRecord).index);
       } else if (records[0]?.index !== next) {
         // Truncated under this read (a snapshot dropped older entries): the page ends
         // here, and the reader asking for `next` learns it is gone (history_pruned).
@@ -1000,6 +1013,11 @@ export class Engine<Model> {
     this.truncationWanted = Math.max(this.truncationWanted, oldestKept);
     await this.truncateAsWanted();
   }
+}
+
+/** `history_pruned` for a read from `index`, below the oldest entry the log holds. */
+function historyPruned(index: number, firstIndex: number): SwooshError {
+  return new SwooshError("history_pruned", `the log starts at index ${firstIndex}`, { index, firstIndex });
 }
 
 /** The entry a record holds, or null when its body is not JSON (openRecord then names the problem). */

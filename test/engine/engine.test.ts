@@ -500,7 +500,7 @@ describe("engine: genesis (SPEC §4)", () => {
     assert.equal((await same.readState()).state.count, 1);
     await same.close();
   });
-  it("reads the log from its start while a snapshot truncates it, never reporting a healthy chain as broken", async () => {
+  it("reads the log while a snapshot truncates it: a read from a removed index is history_pruned, never a later page or a chain reported broken", async () => {
     const dir = await dataDir();
     // The truncation is held after its removal is durable (and visible to
     // reads), before the log's first index moves: the moment a reader can
@@ -523,15 +523,14 @@ describe("engine: genesis (SPEC §4)", () => {
     const snapshot = engine.snapshot();
     await held;
     assert.equal(engine.firstLogIndex, 1);
-    const page = await engine.readLog(1, 100);
-    assert.deepEqual(
-      page.map((entry) => entry.index),
-      [5],
-    );
+    // The reader asked for index 1, which is gone: refused naming the oldest held, never a page from 5 on.
+    await assert.rejects(engine.readLog(1, 100), { code: "history_pruned", details: { index: 1, firstIndex: 5 } });
+    assert.deepEqual((await engine.readLog(5, 100)).map((entry) => entry.index), [5]);
     releaseTruncation();
     await snapshot;
     assert.equal(engine.firstLogIndex, 5);
-    assert.deepEqual((await engine.readLog(1, 100)).map((entry) => entry.index), [5]);
+    await assert.rejects(engine.readLog(1, 100), { code: "history_pruned", details: { index: 1, firstIndex: 5 } });
+    assert.deepEqual((await engine.readLog(5, 100)).map((entry) => entry.index), [5]);
     await engine.close();
   });
   it("stops a recovery when its signal aborts: rejects with the reason, writes nothing, and releases the data dir", async () => {

@@ -252,6 +252,22 @@ describe("engine as a library", () => {
     await reopened.close();
   });
 
+  it("readLog refuses a from the log no longer holds (history_pruned, as GET /log) and bad arguments, instead of a page from later on", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotsKept: 1 });
+    for (let i = 0; i < 23; i++) await engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k" } });
+    await engine.snapshot();
+    assert.equal(engine.firstLogIndex, 23);
+    for (const from of [1, 22]) await assert.rejects(engine.readLog(from, 5), { code: "history_pruned", details: { index: from, firstIndex: 23 } });
+    assert.deepEqual((await engine.readLog(23, 5)).map((entry) => entry.index), [23]);
+    assert.deepEqual(await engine.readLog(24, 5), [], "past the end: no entries");
+    assert.deepEqual(await engine.readLog(23, 0), []);
+    for (const [from, limit] of [[0, 5], [-3, 5], [Number.NaN, 5], [1.5, 5], [23, -1], [23, 2.5], [23, Number.NaN]] as const) {
+      await assert.rejects(engine.readLog(from, limit), { code: "bad_request" }, `readLog(${from}, ${limit})`);
+    }
+    await engine.close();
+  });
+
   it("refuses an unknown envelope field as the HTTP API does, and stamps with a clock that returns fractions", async () => {
     const dir = await dataDir();
     const engine = await open(dir, { clock: { nowMs: () => 1_700_000_000_000.6 } });
