@@ -71,6 +71,30 @@ describe("server: HTTP edge", () => {
     assert.equal((await get(url, "/state?at=1")).status, 200);
   });
 
+  it("refuses a query string on every route that takes none, reads and writes alike, and applies nothing", async (t) => {
+    const { url } = await startTestServer(t);
+    const paths = (await get(url, "/openapi.json")).body.paths as Record<string, Record<string, { parameters?: Array<{ in: string; name: string }> }>>;
+    const before = (await get(url, "/readyz")).body.index as number;
+    let checked = 0;
+    for (const [path, operations] of Object.entries(paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        if (method === "head") continue;
+        const concrete = path.replace("{id}", "q1");
+        const takes = new Set((operation.parameters ?? []).filter((parameter) => parameter.in === "query").map((parameter) => parameter.name));
+        assert.ok(!takes.has("x") && !takes.has("%ZZ"));
+        const body = method === "post" ? (path === "/commands" ? { commands: [{ type: "system.tick", payload: {} }] } : { type: "system.tick", payload: {} }) : undefined;
+        for (const [query, field] of [["x=1", "x"], ["x=%ZZ", "x"], ["%ZZ=1", "%ZZ"]] as const) {
+          const answer = await call(url, method.toUpperCase(), `${concrete}?${query}`, body);
+          assertError(answer, 400, "bad_request");
+          assert.equal(answer.body.error.details?.field, field, `${method} ${path}?${query}`);
+        }
+        checked += 1;
+      }
+    }
+    assert.ok(checked >= 13, `every documented operation was tried (${checked})`);
+    assert.equal((await get(url, "/readyz")).body.index, before, "no command was applied");
+  });
+
   it("refuses a query value or name that is not valid percent-encoded UTF-8, naming it, as an undecodable path is refused", async (t) => {
     const { url } = await startTestServer(t);
     await command(url, "task.submit", { taskId: "q1", kind: "b c+é" });

@@ -13,6 +13,7 @@ import type { CommandInput, CommandOutcome, Engine } from "../../engine/engine.t
 import type { OrchestratorModel } from "../../domain/index.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { checkCommandEnvelope } from "../schemas.ts";
+import { readQuery } from "./common.ts";
 
 /**
  * Submits a command whose payload came straight from this request's
@@ -49,5 +50,9 @@ export function applyCommand(runtime: ServerRuntime, body: unknown, log: Fastify
 }
 
 export function registerCommandRoute(app: FastifyInstance, runtime: ServerRuntime): void {
-  app.post("/command", (request) => applyCommand(runtime, request.body, request.log));
+  // The lean path (hot-path.ts) takes only the bare URL; a query string comes here, and is refused as on every route.
+  app.post("/command", async (request) => {
+    readQuery(request.query, []);
+    return applyCommand(runtime, request.body, request.log);
+  });
 }

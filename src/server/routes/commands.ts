@@ -23,6 +23,7 @@ import { JSON_CONTENT_TYPE, toSwooshError } from "../errors.ts";
 import type { ServerRuntime } from "../runtime.ts";
 import { checkCommandBatch, checkCommandEnvelope } from "../schemas.ts";
 import { submitParsed } from "./command.ts";
+import { readQuery } from "./common.ts";
 
 export type BatchItem = CommandOutcome | { error: ErrorBody };
 
@@ -101,6 +102,7 @@ export function batchAnswerBody(answer: { results: BatchItem[] }, stringCharsMax
 
 export function registerCommandsRoute(app: FastifyInstance, runtime: ServerRuntime): void {
   app.post("/commands", async (request, reply) => {
+    readQuery(request.query, []);
     const body = batchAnswerBody(await applyBatch(runtime, request.body, request.log));
     reply.type(JSON_CONTENT_TYPE);
     if (typeof body === "string") return reply.send(body);

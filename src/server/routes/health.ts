@@ -5,11 +5,16 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { ServerRuntime } from "../runtime.ts";
+import { readQuery } from "./common.ts";
 
 export function registerHealthRoutes(app: FastifyInstance, runtime: ServerRuntime): void {
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", async (request) => {
+    readQuery(request.query, []);
+    return { status: "ok" };
+  });
 
-  app.get("/readyz", async () => {
+  app.get("/readyz", async (request) => {
+    readQuery(request.query, []);
     const engine = runtime.requireEngine();
     return { status: "ready", index: engine.stats().durableIndex, genesisHash: engine.genesis.stateHash };
   });

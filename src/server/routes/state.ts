@@ -172,6 +172,7 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
   });
 
   app.post("/state", async (request, reply) => {
+    readQuery(request.query, []);
     const { genesis, created } = await runtime.initialize(request.body);
     request.log.info({ clusterId: genesis.clusterId, genesisHash: genesis.stateHash, created }, created ? "data dir initialized" : "same genesis again");
     return reply.code(created ? 201 : 200).send({ clusterId: genesis.clusterId, stateHash: genesis.stateHash, created });
