@@ -195,6 +195,8 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
   let log: CommandLog;
   let preloaded: PreloadedSnapshot | null;
   try {
+    // A stop asked for before anything is written leaves the dir untouched (no default genesis in an empty dir).
+    options.signal?.throwIfAborted();
     const found = await readGenesisFile(fs, options.dataDir);
     const given = options.genesis ?? (found === null ? options.defaultGenesis?.() : undefined);
     if (given !== undefined) {

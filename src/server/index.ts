@@ -128,7 +128,7 @@ function defaultOnFatal(log: FastifyBaseLogger): (error: Error) => void {
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = createLogger(options.logger);
-  const runtime = await ServerRuntime.create({
+  const runtime = ServerRuntime.unstarted({
     dataDir: options.dataDir,
     genesis: options.genesis,
     awaitGenesis: options.awaitGenesis,
@@ -144,8 +144,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const host = options.host ?? DEFAULT_HOST;
   const app = buildApp(runtime, { logger, token: options.token, bodyLimitBytes: options.bodyLimitBytes, loopbackHostsOnly: options.token === undefined && isLoopbackAddress(host) });
+  // Listening first: an address that cannot be had fails before the data dir
+  // is touched (no genesis written for a server that never ran), and while a
+  // long recovery runs /healthz answers and /readyz says 503 "starting",
+  // instead of a refused port a liveness probe would take for a dead process.
   try {
     await app.listen({ host, port: options.port ?? DEFAULT_PORT });
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    throw error;
+  }
+  try {
+    await runtime.start();
   } catch (error) {
     await app.close().catch(() => undefined);
     await runtime.beginClose();

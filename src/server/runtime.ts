@@ -30,7 +30,7 @@ import type { WatchSettings } from "./sse.ts";
 import { DEFAULT_TICKER_SETTINGS, Ticker } from "../engine/ticker.ts";
 import type { TickerSettings } from "../engine/ticker.ts";
 
-export type RuntimePhase = "awaiting_genesis" | "ready" | "closing" | "closed" | "failed";
+export type RuntimePhase = "starting" | "awaiting_genesis" | "ready" | "closing" | "closed" | "failed";
 
 /** Opens an engine; the default is `openSwoosh`. A seam for tests (a fault-injecting WAL) and embedders. */
 export type EngineOpener = (options: SwooshOptions) => Promise<Engine<OrchestratorModel>>;
@@ -56,7 +56,7 @@ export class ServerRuntime {
   readonly metrics = new ServerMetrics();
   /** Warns when a client's own hlc moved the clock ahead of the wall clock (clock-lead.ts). */
   readonly clockLead: ClockLeadWatch;
-  private phaseNow: RuntimePhase = "awaiting_genesis";
+  private phaseNow: RuntimePhase = "starting";
   private engineNow: Engine<OrchestratorModel> | null = null;
   private hubNow: WatchHub | null = null;
   private ticker: Ticker | null = null;
@@ -72,11 +72,35 @@ export class ServerRuntime {
 
   /** Opens the engine now, unless `awaitGenesis` and the data dir holds no genesis yet. */
   static async create(options: RuntimeOptions): Promise<ServerRuntime> {
-    const runtime = new ServerRuntime(options);
-    const initialized = options.genesis === undefined && options.awaitGenesis ? (await readGenesisFile(new NodeFileSystem(), options.dataDir)) !== null : true;
-    if (initialized) await runtime.open(options.genesis, options.startupSignal);
-    else options.log.info({ dataDir: options.dataDir }, "awaiting a genesis document: POST /state");
+    const runtime = ServerRuntime.unstarted(options);
+    await runtime.start();
     return runtime;
+  }
+
+  /**
+   * A runtime that has not opened its engine yet (phase `starting`): the
+   * server listens with it while recovery runs, so /healthz answers and
+   * /readyz says 503 "starting" instead of the port refusing connections.
+   */
+  static unstarted(options: RuntimeOptions): ServerRuntime {
+    return new ServerRuntime(options);
+  }
+
+  /** Opens the engine (recovering the data dir), unless `awaitGenesis` and the data dir holds no genesis yet. */
+  async start(): Promise<void> {
+    const { options } = this;
+    // Queued as one opening: a POST /state arriving meanwhile waits for it.
+    const run = this.opening.then(async () => {
+      const initialized = options.genesis === undefined && options.awaitGenesis ? (await readGenesisFile(new NodeFileSystem(), options.dataDir)) !== null : true;
+      if (initialized) {
+        await this.openNow(options.genesis, options.startupSignal);
+        return;
+      }
+      if (this.phaseNow === "starting") this.phaseNow = "awaiting_genesis";
+      options.log.info({ dataDir: options.dataDir }, "awaiting a genesis document: POST /state");
+    });
+    this.opening = run.catch(() => undefined);
+    await run;
   }
 
   get phase(): RuntimePhase {
@@ -91,7 +115,7 @@ export class ServerRuntime {
    * answers (connection-ledger.ts).
    */
   closesAtShutdown(request: IncomingMessage): boolean {
-    return this.phaseNow !== "ready" && this.phaseNow !== "awaiting_genesis" && lastDispatched(request);
+    return (this.phaseNow === "closing" || this.phaseNow === "closed" || this.phaseNow === "failed") && lastDispatched(request);
   }
 
   get genesisHash(): string | null {
@@ -125,6 +149,7 @@ export class ServerRuntime {
 
   notServing(): SwooshError {
     if (this.phaseNow === "awaiting_genesis") return new SwooshError("unavailable", "the data dir is not initialized yet: POST /state with a genesis document");
+    if (this.phaseNow === "starting") return new SwooshError("unavailable", "starting: the data dir is being recovered (GET /readyz answers 200 once it is done)");
     return this.refusal() ?? new SwooshError("unavailable", "the engine is not open");
   }
 
@@ -173,12 +198,6 @@ export class ServerRuntime {
     if (engine === null) return;
     this.engineNow = null;
     await engine.close({ snapshot: !failed });
-  }
-
-  private async open(genesis: unknown, signal?: AbortSignal): Promise<void> {
-    const run = this.opening.then(() => this.openNow(genesis, signal));
-    this.opening = run.catch(() => undefined);
-    await run;
   }
 
   private async openNow(genesis: unknown, signal: AbortSignal | undefined): Promise<void> {

@@ -49,7 +49,7 @@ function assertFailure(run: CliRun, exitCode: number, pattern: RegExp): void {
  * shows `marker`, and checks that it then stopped before serving: exit 0, the
  * startup stop logged, no serving line. Returns its stderr.
  */
-async function signalledDuringStartup(nodeArgs: string[], cliArgs: string[], marker: string, signal: NodeJS.Signals): Promise<string> {
+async function signalledDuringStartup(nodeArgs: string[], cliArgs: string[], marker: string, signal: NodeJS.Signals, whileStarting?: () => Promise<void>): Promise<string> {
   const child = spawn(process.execPath, [...nodeArgs, bin, ...cliArgs], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
   const exited = trackChild(child);
   let stdout = "";
@@ -62,12 +62,22 @@ async function signalledDuringStartup(nodeArgs: string[], cliArgs: string[], mar
     }),
   );
   await Promise.race([marked, exited.then(() => assert.fail(`exited before ${JSON.stringify(marker)}: ${stderr}`))]);
+  await whileStarting?.();
   child.kill(signal);
   const exit = await exited;
   assert.deepEqual(exit, { code: 0, signal: null }, stderr);
   assert.match(stderr, new RegExp(`${signal} received during startup: stopped before serving`));
   assert.doesNotMatch(stdout, /serving/, "it never started serving");
   return stderr;
+}
+
+/** A loopback port nothing listens on right now. */
+async function unusedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 describe("swoosh serve, state and command", () => {
@@ -276,7 +286,17 @@ describe("swoosh serve, state and command", () => {
     await engine.close({ snapshot: false });
     const snapshotsBefore = await readdir(path.join(dataDir, "snapshots"));
 
-    await signalledDuringStartup([], ["serve", "--port", "0", "--data-dir", dataDir], "recovering: replayed the WAL to", "SIGINT");
+    // It listens while it recovers: /healthz answers, /readyz says 503 until recovery is done, commands are refused (not applied).
+    const port = await unusedPort();
+    const url = `http://127.0.0.1:${port}`;
+    await signalledDuringStartup([], ["serve", "--port", String(port), "--data-dir", dataDir], "recovering: replayed the WAL to", "SIGINT", async () => {
+      assert.deepEqual((await http(url, "GET", "/healthz")).body, { status: "ok" });
+      const ready = await http(url, "GET", "/readyz");
+      assert.equal(ready.status, 503, JSON.stringify(ready.body));
+      assert.match((ready.body as { error: { code: string; message: string } }).error.message, /^starting: the data dir is being recovered/);
+      const refused = await http(url, "POST", "/command", { body: { type: "task.submit", payload: { taskId: "during-recovery", kind: "build" } } });
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+    });
     assert.deepEqual(await readdir(path.join(dataDir, "snapshots")), snapshotsBefore, "no snapshot was written");
 
     const again = await startServe(["--data-dir", dataDir], { timeoutMs: 120_000 });
@@ -287,12 +307,29 @@ describe("swoosh serve, state and command", () => {
     }
   });
 
+  it("an address it cannot listen on fails before the data dir is touched: --host that is no address exits 2, a port in use exits 1", { timeout: 60_000 }, async () => {
+    const badHost = await dir();
+    assertFailure(await runCli(["serve", "--host", "not-an-address.invalid", "--port", "0", "--data-dir", badHost]), 2, /cannot listen on not-an-address\.invalid:0: --host is not an address/);
+    assert.deepEqual(await readdir(badHost), [], "nothing written");
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const inUse = await dir();
+      assertFailure(await runCli(["serve", "--port", String((taken.address() as net.AddressInfo).port), "--data-dir", inUse]), 1, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+      assert.deepEqual(await readdir(inUse), [], "nothing written");
+    } finally {
+      taken.close();
+    }
+  });
+
   it("a SIGTERM while serve's modules still load is not Node's default death: it stops before serving and exits 0", { timeout: 60_000 }, async () => {
     const dataDir = await dir();
     // The preload says when bin/swoosh.js starts keeping SIGTERM: long before the CLI's modules are loaded.
     const announce = fileURLToPath(new URL("../support/announce-signal-listener.cjs", import.meta.url));
     const stderr = await signalledDuringStartup(["--require", announce], ["serve", "--port", "0", "--data-dir", dataDir], "a SIGTERM listener is installed", "SIGTERM");
     assert.match(stderr, /a SIGTERM listener is installed .*bin\/swoosh\.js/, "the first to listen was bin/swoosh.js, before the CLI's modules loaded");
+    // "The data dir is as it was": no default genesis was written into the empty dir (a later --genesis would be refused).
+    assert.ok(!existsSync(path.join(dataDir, "genesis.json")), "no genesis.json written");
   });
 
   it("swoosh state prints a state past 64 MiB as the server sends it (compact, streamed), a smaller one indented; a closed pipe ends it quietly", { timeout: 120_000 }, async () => {

@@ -54,6 +54,10 @@ export function startupError(error: unknown, options: Pick<ServerOptions, "dataD
   }
   const { code, syscall } = (error ?? {}) as NodeJS.ErrnoException;
   // EACCES is also what a data dir this user cannot write gives: only listen's own failures are about the address.
+  // A --host that names no address at all is bad usage; one that cannot be had now (in use, not this machine's) a runtime failure.
+  if (syscall === "getaddrinfo" || code === "ENOTFOUND") {
+    return new CliError(`cannot listen on ${options.host}:${options.port}: --host is not an address or a name this machine resolves (${(error as Error).message})`, EXIT_BAD_INPUT);
+  }
   if (syscall === "listen" || syscall === "bind" || code === "EADDRINUSE" || code === "EADDRNOTAVAIL") {
     return new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
   }
