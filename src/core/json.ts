@@ -39,6 +39,11 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+/** A plain object with no symbol keys (JSON.stringify and for-in would pass over those without a word). */
+function isJsonObject(value: object): boolean {
+  return isPlainObject(value) && Object.getOwnPropertySymbols(value).length === 0;
+}
+
 function pointer(path: string, key: string | number): string {
   return `${path}/${String(key).replace(/~/g, "~0").replace(/\//g, "~1")}`;
 }
@@ -70,7 +75,7 @@ function isJsonValue(value: unknown, depth: number, depthMax: number): boolean {
         }
         return true;
       }
-      if (!isPlainObject(value) || Object.getOwnPropertySymbols(value).length > 0) return false;
+      if (!isJsonObject(value)) return false;
       // for-in, not Object.keys: no key array per object (own keys only, as in inCanonicalOrder).
       for (const key in value) {
         if (!key.isWellFormed() || !isJsonValue((value as Record<string, unknown>)[key], depth + 1, depthMax)) return false;
@@ -189,7 +194,7 @@ function serialize(value: unknown): string {
         }
         return out + "]";
       }
-      if (!isPlainObject(value)) throw NOT_JSON;
+      if (!isJsonObject(value)) throw NOT_JSON;
       // Default sort compares UTF-16 code units, which is what JCS requires.
       const keys = sortKeys(Object.keys(value));
       if (keys.length > WIDE_OBJECT_KEYS) {
@@ -233,7 +238,7 @@ function inCanonicalOrder(value: object, level: number, depthMax: number, parseS
     }
     return true;
   }
-  if (!isPlainObject(value)) throw NOT_JSON;
+  if (!isJsonObject(value)) throw NOT_JSON;
   let previous: string | null = null;
   for (const key in value) {
     // for-in lists own enumerable string keys first for plain objects; inherited
@@ -325,7 +330,7 @@ function sortedCopy(value: object, level: number, depthMax: number): JsonValue {
     for (let i = 0; i < value.length; i++) out[i] = copyMember(value[i], level, depthMax);
     return out;
   }
-  if (!isPlainObject(value)) throw NOT_JSON;
+  if (!isJsonObject(value)) throw NOT_JSON;
   const keys = sortKeys(Object.keys(value));
   const out: JsonObject = {};
   for (let i = 0; i < keys.length; i++) {

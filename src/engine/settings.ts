@@ -107,6 +107,17 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
   }
   // Checked here, before anything is written to a data dir (the clock would refuse it only after).
-  if (!NODE_ID_PATTERN.test(settings.nodeId)) throw new RangeError(`nodeId must match ${NODE_ID_PATTERN}, got ${JSON.stringify(settings.nodeId)}`);
+  if (typeof settings.nodeId !== "string" || !NODE_ID_PATTERN.test(settings.nodeId)) throw new RangeError(`nodeId must be a string matching ${NODE_ID_PATTERN}, got ${JSON.stringify(settings.nodeId)}`);
+  // Plain JavaScript callers get no type check: a wrong kind of value would otherwise fail every submit later, or the first flush failure.
+  if (typeof settings.clock !== "object" || settings.clock === null || typeof settings.clock.nowMs !== "function") throw new TypeError("clock must be an object with a nowMs() method");
+  for (const [name, hook] of [
+    ["onFatal", settings.onFatal],
+    ["onSnapshotError", settings.onSnapshotError],
+    ["onListenerError", settings.onListenerError],
+    ["onSkippedSnapshot", settings.onSkippedSnapshot],
+    ["heapFigures", settings.heapFigures],
+  ] as const) {
+    if (typeof hook !== "function") throw new TypeError(`${name} must be a function`);
+  }
   return settings;
 }

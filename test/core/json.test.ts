@@ -99,6 +99,9 @@ describe("canonicalJSON (RFC 8785)", () => {
       [() => 1, ""],
       [new Date(0), ""],
       [{ m: new Map() }, "/m"],
+      // JSON.stringify would drop a symbol-keyed member without a word.
+      [{ a: { [Symbol("x")]: 1, b: 1 } }, "/a"],
+      [{ [Symbol.for("y")]: 1 }, ""],
     ];
     for (const [value, path] of bad) {
       assert.throws(
@@ -177,6 +180,7 @@ describe("ownedCanonicalJSON", () => {
       delete holey[1];
       assert.throws(() => ownedCanonicalJSON(holey, 64, handedOver), (e: unknown) => e instanceof JsonValueError && e.path === "/1");
       assert.throws(() => ownedCanonicalJSON({ d: new Date(0) }, 64, handedOver), (e: unknown) => e instanceof JsonValueError && e.path === "/d");
+      assert.throws(() => ownedCanonicalJSON({ a: 1, s: { [Symbol("x")]: 1 } }, 64, handedOver), (e: unknown) => e instanceof JsonValueError && e.path === "/s" && /symbol keys/.test(e.reason));
       let deep: unknown = 1;
       for (let i = 0; i < 64; i++) deep = [deep];
       assert.equal(ownedCanonicalJSON(deep, 64, handedOver).text.length, 64 * 2 + 1);

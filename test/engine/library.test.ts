@@ -443,10 +443,23 @@ describe("engine as a library", () => {
     assert.deepEqual((await readdir(snapshotDir)).sort(), [6, 7, 8].map(snapshotFileName));
   });
 
-  it("refuses a bad nodeId before writing anything", async () => {
+  it("refuses a bad nodeId, clock or hook before writing anything (a plain JavaScript caller gets no type check)", async () => {
     const root = await dataDir();
     await assert.rejects(open(path.join(root, "d"), { nodeId: "bad id" }), RangeError);
+    const untyped = (options: Record<string, unknown>) => open(path.join(root, "d"), options as Partial<SwooshOptions>);
+    await assert.rejects(untyped({ nodeId: 5 }), RangeError);
+    for (const clock of [5, {}, { nowMs: 5 }]) await assert.rejects(untyped({ clock }), /clock must be an object with a nowMs\(\) method/);
+    for (const hook of ["onFatal", "onSnapshotError", "onListenerError", "onSkippedSnapshot"]) await assert.rejects(untyped({ [hook]: "x" }), new RegExp(`${hook} must be a function`));
     assert.deepEqual(await readdir(root), []);
+  });
+
+  it("refuses a payload with a symbol-keyed member (JSON would drop it without a word), logging nothing", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    const payload = { taskId: "t", kind: "k", payload: { [Symbol("x")]: 1, a: 1 } };
+    await assert.rejects(engine.submit({ type: "task.submit", payload }), (error: unknown) => error instanceof SwooshError && error.code === "bad_request" && /symbol keys/.test(error.message));
+    assert.equal(engine.stats().durableIndex, 0);
+    await engine.close();
   });
 
   it("passes over a snapshot whose hashes verify but whose state does not load, and replays from an older one", async () => {
