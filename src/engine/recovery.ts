@@ -9,7 +9,7 @@
  */
 import path from "node:path";
 import type { StateMachine } from "../core/state-machine.ts";
-import { LogCorruptError } from "../storage/errors.ts";
+import { LogCorruptError, SnapshotOtherClusterError } from "../storage/errors.ts";
 import { snapshotFileName } from "../storage/snapshot-store.ts";
 import type { CommandLog, SnapshotDocument, SnapshotStore } from "../storage/types.ts";
 import type { RecoveredPosition } from "./engine.ts";
@@ -69,12 +69,20 @@ export async function genesisMismatch(log: CommandLog, genesis: GenesisDocument,
 
 /**
  * A genesis.json the snapshot `doc` (in `file`) does not descend from: its
- * state hash or its genesisTime is not the one the snapshot names. What ties
- * genesis.json to the history once the WAL no longer holds entry 1. Null when
- * they agree, or for a formatVersion 1 snapshot (written before snapshots
- * named their genesis: nothing to compare).
+ * cluster, its state hash or its genesisTime is not the one the snapshot
+ * names. What ties genesis.json to the history once the WAL no longer holds
+ * entry 1. Null when they agree; a formatVersion 1 snapshot (written before
+ * snapshots named their genesis) has only its cluster to compare.
  */
-export function snapshotGenesisMismatch(doc: Pick<SnapshotDocument, "genesisStateHash" | "genesisTime">, genesis: GenesisDocument, genesisPath: string, file: string): RecoveryProblem | null {
+export function snapshotGenesisMismatch(
+  doc: Pick<SnapshotDocument, "clusterId" | "genesisStateHash" | "genesisTime">,
+  genesis: GenesisDocument,
+  genesisPath: string,
+  file: string,
+): RecoveryProblem | null {
+  if (doc.clusterId !== genesis.clusterId) {
+    return { file: genesisPath, detail: `not the genesis snapshot ${file} descends from: it is of cluster ${JSON.stringify(genesis.clusterId)}, the snapshot of cluster ${JSON.stringify(doc.clusterId)}` };
+  }
   if (doc.genesisStateHash === undefined) return null;
   if (doc.genesisStateHash !== genesis.stateHash) {
     return {
@@ -160,24 +168,31 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       continue;
     }
     let doc;
+    let otherCluster: RecoveryProblem | null = null;
     try {
       doc = await (input.preloaded?.index === snapshotIndex ? input.preloaded.doc : snapshots.load(snapshotIndex));
     } catch (error) {
-      const e = error as { expectedHash?: string; actualHash?: string; message?: string };
-      skip({ file, index: snapshotIndex, expectedHash: e.expectedHash, actualHash: e.actualHash, detail: e.message ?? String(error) });
-      continue;
+      const problem = loadProblem(error, file, snapshotIndex);
+      // Whole but of another cluster: a stranger, unless it is of this history (then genesis.json is the stranger, below).
+      if (!(error instanceof SnapshotOtherClusterError)) {
+        skip(problem);
+        continue;
+      }
+      doc = error.doc;
+      otherCluster = problem;
     }
+    // A store told no cluster (openEngine's `snapshots` option) loads any: the same test.
     if (doc.clusterId !== genesis.clusterId) {
-      skip({ file, index: snapshotIndex, detail: `snapshot of cluster ${JSON.stringify(doc.clusterId)}, not ${JSON.stringify(genesis.clusterId)}` });
-      continue;
+      otherCluster ??= { file, index: snapshotIndex, detail: `snapshot of cluster ${JSON.stringify(doc.clusterId)}, not ${JSON.stringify(genesis.clusterId)}` };
     }
     // The WAL entry at the snapshot's index (or, cut, the next one's prevHash) must be the one the snapshot names.
     const offHistory = await snapshotOffHistory(log, doc, file);
     if (offHistory !== null) {
-      skip(offHistory);
+      // Another cluster's is named as such: copied from another deployment, not damaged.
+      skip(otherCluster ?? offHistory);
       continue;
     }
-    // Of this history (its logHash is the WAL's), yet of another genesis: genesis.json is what is wrong, and serving it would
+    // Of this history (its logHash is the WAL's), yet of another cluster or genesis: genesis.json is what is wrong, and serving it would
     // hand out a foreign genesis (GET /state?at=0, the genesis hash printed at startup). An older snapshot cannot make it right.
     const otherGenesis = snapshotGenesisMismatch(doc, genesis, input.genesisPath, file);
     if (otherGenesis !== null) throw new RecoveryError(`${input.genesisPath} is not the genesis this data dir's snapshots descend from`, [...problems, otherGenesis]);
@@ -204,6 +219,12 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
   }
   const model = machine.restore(genesisStateCopy(genesis));
   return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention, outcomeWeightOf(machine)), snapshotIndex: 0, snapshotHlc: "" }, problems);
+}
+
+/** The problem a snapshot that did not load (`error`) is skipped for: its file, index and hashes, and why. */
+export function loadProblem(error: unknown, file: string, index: number): RecoveryProblem {
+  const e = error as { file?: string; expectedHash?: string; actualHash?: string; message?: string };
+  return { file: e.file ?? file, index, expectedHash: e.expectedHash, actualHash: e.actualHash, detail: e.message ?? String(error) };
 }
 
 /** The machine's weight of a kept result, bound to it (results weigh nothing without one). */

@@ -8,7 +8,7 @@
 import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
-import { LogCorruptError } from "../storage/errors.ts";
+import { LogCorruptError, SnapshotOtherClusterError } from "../storage/errors.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
@@ -16,7 +16,7 @@ import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
-import { genesisMismatch, snapshotGenesisMismatch, snapshotOffHistory } from "./recovery.ts";
+import { genesisMismatch, loadProblem, snapshotGenesisMismatch, snapshotOffHistory } from "./recovery.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
@@ -76,15 +76,18 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
 
   const snapshots = new FileSnapshotStore(fs, layout.snapshotDir, { clusterId: genesis.clusterId });
   const verified = new Map<number, SnapshotDocument>();
+  // Whole snapshots of another cluster than genesis.json's: strangers, unless of this history (sorted out once the WAL is open).
+  const otherCluster: SnapshotOtherClusterError[] = [];
   const indexes = (await fs.exists(layout.snapshotDir)) ? await snapshots.list() : [];
   for (const index of indexes) {
     try {
       verified.set(index, await snapshots.load(index));
     } catch (error) {
-      const e = error as { file?: string; expectedHash?: string; actualHash?: string; message: string };
-      problems.push({ file: e.file ?? layout.snapshotDir, index, expectedHash: e.expectedHash, actualHash: e.actualHash, detail: e.message });
+      if (error instanceof SnapshotOtherClusterError) otherCluster.push(error);
+      else problems.push(loadProblem(error, layout.snapshotDir, index));
     }
   }
+  const otherClusterProblems = (): RecoveryProblem[] => otherCluster.map((error) => loadProblem(error, layout.snapshotDir, error.index));
 
   let log: LmdbCommandLog;
   try {
@@ -92,7 +95,7 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
   } catch (error) {
     const problem = walOpenProblem(error);
     if (problem === null) throw error;
-    problems.push(problem);
+    problems.push(...otherClusterProblems(), problem);
     return report({ genesisHash: genesis.stateHash, snapshotsChecked: indexes.length });
   }
   try {
@@ -100,7 +103,7 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     const lastIndex = log.lastIndex();
     const wrongGenesis = await genesisMismatch(log, genesis, layout.genesisPath);
     if (wrongGenesis !== null) {
-      problems.push(wrongGenesis);
+      problems.push(...otherClusterProblems(), wrongGenesis);
       return report({ genesisHash: genesis.stateHash, walFirstIndex: firstIndex, walLastIndex: lastIndex, snapshotsChecked: indexes.length });
     }
     // Once the WAL no longer holds entry 1, the snapshots of this history are what
@@ -109,6 +112,12 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     // entry 1, the WAL vouched for genesis.json above, and a snapshot naming
     // another genesis is itself the stranger (named below, as one of another
     // history). So is a snapshot the WAL disowns: genesis.json is not blamed for it.
+    // A whole snapshot of another cluster is a stranger too, unless the WAL lacks entry 1 and owns it (its logHash is the
+    // WAL's): then it is of this history, blames genesis.json below, and the replay checks it.
+    for (const error of otherCluster) {
+      if (firstIndex > 1 && (await snapshotOffHistory(log, error.doc, error.file)) === null) verified.set(error.index, error.doc);
+      else problems.push(loadProblem(error, layout.snapshotDir, error.index));
+    }
     if (firstIndex > 1) {
       for (const doc of verified.values()) {
         const file = path.join(layout.snapshotDir, snapshotFileName(doc.lastAppliedIndex));

@@ -10,10 +10,13 @@
  * |                        |                                | and let a restart recover from disk (SPEC G1).                |
  * | `LogCorruptError`      | `open`, `read`                 | Recovery stops and names the file and index; no auto-repair.  |
  * | `SnapshotCorruptError` | `SnapshotStore.load`           | Recovery falls back to an older snapshot; `verify` fails.     |
+ * | `SnapshotOtherCluster… | `SnapshotStore.load`           | As corrupt, unless the snapshot is of this WAL's history:     |
+ * |  Error`                |                                | then genesis.json is refused (recovery, `verify`).            |
  * | `StorageClosedError`   | any call after `close()`       | A shutdown race or a bug; never retried.                      |
  *
  * Messages name the file and the index so an operator can find the damage.
  */
+import type { SnapshotDocument } from "./types.ts";
 
 /** The common base, so callers can tell storage failures from everything else. */
 export abstract class StorageError extends Error {
@@ -97,6 +100,24 @@ export class SnapshotCorruptError extends StorageError {
     this.name = "SnapshotCorruptError";
     this.expectedHash = hashes.expectedHash;
     this.actualHash = hashes.actualHash;
+  }
+}
+
+/**
+ * A snapshot that verifies whole (its hashes, its index) but names another
+ * cluster than the store's. It carries the document: one of this data dir's
+ * history (its logHash is the WAL's) shows genesis.json is the stranger, not
+ * the snapshot, which recovery and `verify` then say.
+ */
+export class SnapshotOtherClusterError extends SnapshotCorruptError {
+  constructor(
+    file: string,
+    index: number,
+    detail: string,
+    readonly doc: SnapshotDocument,
+  ) {
+    super(file, index, detail);
+    this.name = "SnapshotOtherClusterError";
   }
 }
 

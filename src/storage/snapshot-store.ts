@@ -23,7 +23,8 @@
  *
  * `load` re-verifies everything (a pair assertion with `save`) and throws
  * `SnapshotCorruptError` naming the file, the index, and the stored
- * ("expected") and recomputed ("actual") hash.
+ * ("expected") and recomputed ("actual") hash; for a whole snapshot of
+ * another cluster, `SnapshotOtherClusterError` (one, holding the document).
  */
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
@@ -34,7 +35,7 @@ import type { MemberRange } from "../core/json-split.ts";
 import type { JsonValue } from "../core/json.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
 import type { FilePiece } from "./atomic-file.ts";
-import { SnapshotCorruptError } from "./errors.ts";
+import { SnapshotCorruptError, SnapshotOtherClusterError } from "./errors.ts";
 import type { FileSystem, JsonRows, SnapshotDocument, SnapshotHeader, SnapshotStore } from "./types.ts";
 
 /** The format `save` writes; `load` reads it and formatVersion 1 (no genesis fields). */
@@ -292,17 +293,16 @@ export class FileSnapshotStore implements SnapshotStore {
     if (metaHash !== doc.metaHash) throw corrupt("metaHash does not match the header", { expectedHash: doc.metaHash, actualHash: metaHash });
     // Another cluster's snapshot is named as such first: that is the operator's real problem, whatever its index.
     if (this.clusterId !== undefined && doc.clusterId !== this.clusterId) {
-      throw corrupt(`belongs to cluster ${JSON.stringify(doc.clusterId)}, expected ${JSON.stringify(this.clusterId)}`);
+      const detail = `belongs to cluster ${JSON.stringify(doc.clusterId)}, expected ${JSON.stringify(this.clusterId)}`;
+      // Whole, it goes with its document: the caller tells one of its own history (genesis.json replaced) from a stranger.
+      try {
+        checkBody(read, lastAppliedIndex, corrupt);
+      } catch {
+        throw corrupt(detail);
+      }
+      throw new SnapshotOtherClusterError(file, lastAppliedIndex, detail, doc);
     }
-    if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
-    const stateBytes = read.stateBytes();
-    let stateHash = stateBytes === null ? "" : createHash("sha256").update(stateBytes).digest("hex");
-    try {
-      if (stateHash !== doc.stateHash) stateHash = computeStateHash(doc.state);
-    } catch (error) {
-      throw corrupt(`state is not hashable JSON: ${(error as Error).message}`);
-    }
-    if (stateHash !== doc.stateHash) throw corrupt("stateHash does not match the state", { expectedHash: doc.stateHash, actualHash: stateHash });
+    checkBody(read, lastAppliedIndex, corrupt);
     return doc;
   }
 
@@ -336,7 +336,21 @@ interface SnapshotRead {
   stateBytes(): Buffer | null;
 }
 
-type Corrupt = (detail: string) => SnapshotCorruptError;
+type Corrupt = (detail: string, hashes?: { expectedHash: string; actualHash: string }) => SnapshotCorruptError;
+
+/** What `load` checks after the header: the index the file is named for, and the state against its stateHash. */
+function checkBody(read: SnapshotRead, lastAppliedIndex: number, corrupt: Corrupt): void {
+  const { doc } = read;
+  if (doc.lastAppliedIndex !== lastAppliedIndex) throw corrupt(`file name says index ${lastAppliedIndex}, content says ${doc.lastAppliedIndex}`);
+  const stateBytes = read.stateBytes();
+  let stateHash = stateBytes === null ? "" : createHash("sha256").update(stateBytes).digest("hex");
+  try {
+    if (stateHash !== doc.stateHash) stateHash = computeStateHash(doc.state);
+  } catch (error) {
+    throw corrupt(`state is not hashable JSON: ${(error as Error).message}`);
+  }
+  if (stateHash !== doc.stateHash) throw corrupt("stateHash does not match the state", { expectedHash: doc.stateHash, actualHash: stateHash });
+}
 
 /** The whole file as one string and one JSON.parse. */
 function readWhole(bytes: Buffer, corrupt: Corrupt): SnapshotRead {

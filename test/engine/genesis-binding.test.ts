@@ -88,6 +88,35 @@ describe("genesis.json tied to the snapshots", () => {
     assert.deepEqual(verify.files, ["genesis.json"], verify.details);
   });
 
+  it("refuses another cluster's genesis.json once the WAL is truncated, naming genesis.json and both clusters (not every snapshot as corrupt); a snapshot of that cluster copied in is still the stranger", async () => {
+    const { dir } = await truncatedDataDir(genesisOf());
+    const otherCluster = createGenesis("other", createGenesisState({ clusterId: "other" }), TIME);
+    await replaceGenesis(dir, otherCluster);
+    await assert.rejects(open(dir), (error: unknown) => {
+      assert.ok(error instanceof RecoveryError, String(error));
+      assert.match(error.message, /genesis\.json is not the genesis this data dir's snapshots descend from/);
+      assert.match(error.message, /it is of cluster "other", the snapshot of cluster "c1"/);
+      return true;
+    });
+    const verify = await verifyProblems(dir);
+    assert.equal(verify.ok, false);
+    assert.deepEqual(verify.files, ["genesis.json"], verify.details);
+    assert.match(verify.details, /cluster "other", the snapshot of cluster "c1"/);
+
+    // The right genesis back, and a snapshot of the other cluster's own data dir copied in: that snapshot is named, not genesis.json.
+    await replaceGenesis(dir, genesisOf());
+    const { dir: theirs } = await truncatedDataDir(otherCluster);
+    const [newest] = (await readdir(path.join(theirs, "snapshots"))).filter((name) => name.endsWith(".json")).sort().reverse();
+    await writeFile(path.join(dir, "snapshots", newest as string), await readFile(path.join(theirs, "snapshots", newest as string)));
+    const stranger = await verifyProblems(dir);
+    assert.deepEqual(stranger.files, [newest], stranger.details);
+    assert.match(stranger.details, /belongs to cluster "other"/);
+    const skipped: string[] = [];
+    const engine = await open(dir, { onSkippedSnapshot: (problem) => skipped.push(problem.detail) });
+    await engine.close({ snapshot: false });
+    assert.match(skipped.join("\n"), /belongs to cluster "other"/);
+  });
+
   it("refuses a genesis.json that differs only in its genesisTime once the WAL is truncated", async () => {
     const { dir } = await truncatedDataDir(genesisOf());
     await replaceGenesis(dir, genesisOf({}, "2026-12-01T00:00:00.000Z"));

@@ -364,11 +364,15 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
     await expectRefusal(dir, [/genesis file does not verify/, /genesis\.json/], /genesis\.json/);
   });
 
-  it("genesis.json replaced by another valid genesis: serve exits 2 (snapshots and WAL belong to another cluster)", async () => {
+  it("genesis.json replaced by another cluster's genesis, the WAL truncated: serve and verify exit 2 naming genesis.json and both clusters, not the snapshots", async () => {
     const dir = await copy("genesis-replaced");
     const genesis = createGenesis("impostor", createGenesisState({ clusterId: "impostor" }), "2026-01-01T00:00:00.000Z");
     await writeFile(path.join(dir, "genesis.json"), canonicalJSON(genesis));
-    await expectRefusal(dir, [/no snapshot verifies/, /cluster/], /cluster/);
+    // Quoted in serve's message, escaped again in the JSON of verify's problems.
+    const clusters = new RegExp(`cluster \\W*impostor\\W*, the snapshot of cluster \\W*${pristine.clusterId}`);
+    await expectRefusal(dir, [/genesis\.json is not the genesis this data dir's snapshots descend from/, clusters], clusters, true);
+    const report = await verifyDataDir({ dataDir: dir, machine: orchestratorMachine });
+    assert.deepEqual([...new Set(report.problems.map((problem) => path.basename(problem.file)))], ["genesis.json"], JSON.stringify(report.problems));
   });
 
   it("genesis.json replaced by another valid genesis of the same cluster (another config, or only another genesisTime), the WAL truncated: serve and verify exit 2 naming genesis.json", async () => {

@@ -11,7 +11,7 @@ import { computeStateHash, sha256Hex } from "../../src/core/hash.ts";
 import { canonicalJSON } from "../../src/core/json.ts";
 import { RecordTextCache } from "../../src/core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../../src/core/json.ts";
-import { SnapshotCorruptError } from "../../src/storage/errors.ts";
+import { SnapshotCorruptError, SnapshotOtherClusterError } from "../../src/storage/errors.ts";
 import { NodeFileSystem } from "../../src/storage/node-fs.ts";
 import { FileSnapshotStore, computeMetaHash, snapshotFileName } from "../../src/storage/snapshot-store.ts";
 import { StrictMemFileSystem } from "../../src/storage/strict-mem-fs.ts";
@@ -263,7 +263,15 @@ for (const [title, wholeTextBytesMax] of [
       const { fs, store } = await strictStore({ clusterId: "c1" });
       const foreign = new FileSnapshotStore(fs, DIR, { clusterId: "c2" });
       await foreign.save(headerAt(7, "c2"), [canonicalJSON(stateAt(7))]);
-      assertCorrupt(await store.load(7).then(() => undefined, (error: unknown) => error), /cluster "c2", expected "c1"/);
+      const whole = await store.load(7).then(() => undefined, (error: unknown) => error);
+      assertCorrupt(whole, /cluster "c2", expected "c1"/);
+      // Whole, it comes with its document (the caller checks whether it is of this history); damaged as well, it does not.
+      assert.ok(whole instanceof SnapshotOtherClusterError, String(whole));
+      assert.deepEqual([whole.doc.clusterId, whole.doc.lastAppliedIndex], ["c2", 7]);
+      await overwrite(fs, store.pathFor(7), (await fs.readFile(store.pathFor(7))).toString("utf8").replace('"n":7', '"n":8'));
+      const damaged = await store.load(7).then(() => undefined, (error: unknown) => error);
+      assertCorrupt(damaged, /cluster "c2", expected "c1"/);
+      assert.ok(!(damaged instanceof SnapshotOtherClusterError), "a damaged one is only corrupt");
       await assert.rejects(store.save(headerAt(8, "c2"), [canonicalJSON(stateAt(8))]), /refused/);
       assert.deepEqual(await store.list(), [7]);
     });
