@@ -9,7 +9,7 @@ import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { LogCorruptError, SnapshotOtherClusterError } from "../storage/errors.ts";
-import { LmdbCommandLog } from "../storage/lmdb-log.ts";
+import { LmdbCommandLog, lmdbDataFile } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
 import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
@@ -69,8 +69,9 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     problems.push({ file: layout.genesisPath, detail: "missing: the data dir is not initialized" });
     return report({});
   }
-  if (!(await fs.exists(layout.walPath))) {
-    problems.push({ file: layout.walPath, detail: "missing" });
+  const walMissing = await missingWal(fs, layout.walPath);
+  if (walMissing !== null) {
+    problems.push(walMissing);
     return report({ genesisHash: genesis.stateHash });
   }
 
@@ -212,4 +213,16 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
   } finally {
     await log.close();
   }
+}
+
+/**
+ * The WAL missing from the data dir: its directory, or the LMDB file in it;
+ * null when both are there. Checked before the log is opened, since opening
+ * creates an empty one, and verify changes nothing in the dir it checks.
+ */
+async function missingWal(fs: FileSystem, walPath: string): Promise<RecoveryProblem | null> {
+  if (!(await fs.exists(walPath))) return { file: walPath, detail: "missing" };
+  const dataFile = lmdbDataFile(walPath);
+  if (!(await fs.exists(dataFile))) return { file: dataFile, detail: "missing: the WAL's LMDB file is gone (only its directory is left)" };
+  return null;
 }

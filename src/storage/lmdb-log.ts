@@ -95,6 +95,11 @@ export const LMDB_LOG_DB_OPTIONS = { name: "log", encoding: "string" } as const;
 /** Records removed per truncation step (a few milliseconds of main-thread work). */
 const TRUNCATE_STEP_RECORDS = 4096;
 
+/** The file LMDB keeps the log environment in `dir` in (`open` creates it when missing). */
+export function lmdbDataFile(dir: string): string {
+  return join(resolve(dir), "data.mdb");
+}
+
 export class LmdbCommandLog implements CommandLog {
   private readonly queue = new SerialQueue();
   private poisoned: LogFlushError | undefined;
@@ -114,7 +119,7 @@ export class LmdbCommandLog implements CommandLog {
   /** Opens (creating if needed) the log environment in directory `path`. */
   static async open(path: string, options: LmdbCommandLogOptions = {}): Promise<LmdbCommandLog> {
     const dir = resolve(path);
-    const file = join(dir, "data.mdb");
+    const file = lmdbDataFile(dir);
     // A damaged file crashes the process that maps it (lmdb-probe.ts): read it
     // in a child first. The child starts before this awaits anything, so a
     // caller that does not await this at once (openEngine) works meanwhile.

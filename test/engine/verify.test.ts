@@ -1,0 +1,57 @@
+/**
+ * `verifyDataDir` (`swoosh verify`) on a data dir with parts missing or of the
+ * wrong kind: it reports what is wrong, naming the path, and changes nothing
+ * in the dir it checks.
+ */
+import assert from "node:assert/strict";
+import { readdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { openEngine } from "../../src/engine/open.ts";
+import { verifyDataDir } from "../../src/engine/verify.ts";
+import type { VerifyReport } from "../../src/engine/verify.ts";
+import { counterMachine } from "../support/counter-machine.ts";
+import { counterGenesis, tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
+
+const dataDir = tempDirsRemovedAtEnd("swoosh-verify-");
+
+/** A data dir of the counter machine holding a WAL of 4 entries and a snapshot at 2. */
+async function builtDataDir(): Promise<string> {
+  const dir = await dataDir();
+  const engine = await openEngine({ dataDir: dir, machine: counterMachine, genesis: counterGenesis(), snapshotEvery: 0 });
+  for (let i = 0; i < 4; i++) {
+    await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    if (i === 1) await engine.snapshot();
+  }
+  await engine.close({ snapshot: false });
+  return dir;
+}
+
+const verify = (dir: string): Promise<VerifyReport> => verifyDataDir({ dataDir: dir, machine: counterMachine });
+
+/** Every path below `dir`, relative to it, sorted. */
+async function tree(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).sort();
+}
+
+describe("verifyDataDir on a data dir missing parts", () => {
+  it("reports a WAL whose LMDB file is gone, or whose directory is, as missing, and creates nothing", async () => {
+    const dir = await builtDataDir();
+    assert.equal((await verify(dir)).ok, true);
+    await rm(path.join(dir, "wal", "data.mdb"));
+    await rm(path.join(dir, "wal", "lock.mdb"), { force: true });
+    const before = await tree(dir);
+    const noFile = await verify(dir);
+    assert.deepEqual(await tree(dir), before, "verify created nothing");
+    assert.equal(noFile.ok, false);
+    assert.deepEqual(
+      noFile.problems.map((problem) => [path.relative(dir, problem.file), problem.detail.split(":")[0]]),
+      [[path.join("wal", "data.mdb"), "missing"]],
+    );
+
+    await rm(path.join(dir, "wal"), { recursive: true });
+    const noDir = await verify(dir);
+    assert.deepEqual(await tree(dir), before.filter((name) => name !== "wal"), "verify created nothing");
+    assert.deepEqual(noDir.problems.map((problem) => [path.relative(dir, problem.file), problem.detail]), [["wal", "missing"]]);
+  });
+});
