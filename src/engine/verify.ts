@@ -69,17 +69,17 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     problems.push({ file: layout.genesisPath, detail: "missing: the data dir is not initialized" });
     return report({});
   }
-  const walMissing = await missingWal(fs, layout.walPath);
-  if (walMissing !== null) {
-    problems.push(walMissing);
-    return report({ genesisHash: genesis.stateHash });
-  }
 
   const snapshots = new FileSnapshotStore(fs, layout.snapshotDir, { clusterId: genesis.clusterId });
   const verified = new Map<number, SnapshotDocument>();
   // Whole snapshots of another cluster than genesis.json's: strangers, unless of this history (sorted out once the WAL is open).
   const otherCluster: SnapshotOtherClusterError[] = [];
-  const indexes = (await fs.exists(layout.snapshotDir)) ? await snapshots.list() : [];
+  let indexes: number[] = [];
+  try {
+    indexes = await snapshots.list();
+  } catch (error) {
+    problems.push(unreadableDirProblem(layout.snapshotDir, error));
+  }
   for (const index of indexes) {
     try {
       verified.set(index, await snapshots.load(index));
@@ -90,15 +90,12 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
   }
   const otherClusterProblems = (): RecoveryProblem[] => otherCluster.map((error) => loadProblem(error, layout.snapshotDir, error.index));
 
-  let log: LmdbCommandLog;
-  try {
-    log = await LmdbCommandLog.open(layout.walPath);
-  } catch (error) {
-    const problem = walOpenProblem(error);
-    if (problem === null) throw error;
-    problems.push(...otherClusterProblems(), problem);
+  const wal = await openWal(fs, layout.walPath);
+  if ("problem" in wal) {
+    problems.push(...otherClusterProblems(), wal.problem);
     return report({ genesisHash: genesis.stateHash, snapshotsChecked: indexes.length });
   }
+  const { log } = wal;
   try {
     const firstIndex = log.firstIndex();
     const lastIndex = log.lastIndex();
@@ -216,13 +213,39 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
 }
 
 /**
- * The WAL missing from the data dir: its directory, or the LMDB file in it;
- * null when both are there. Checked before the log is opened, since opening
- * creates an empty one, and verify changes nothing in the dir it checks.
+ * The data dir's WAL opened, or why it cannot be: absent (checked first, since
+ * opening creates an empty one, and verify changes nothing in the dir it
+ * checks), or its file damaged.
  */
-async function missingWal(fs: FileSystem, walPath: string): Promise<RecoveryProblem | null> {
-  if (!(await fs.exists(walPath))) return { file: walPath, detail: "missing" };
+async function openWal(fs: FileSystem, walPath: string): Promise<{ log: LmdbCommandLog } | { problem: RecoveryProblem }> {
+  const absent = await absentWal(fs, walPath);
+  if (absent !== null) return { problem: absent };
+  try {
+    return { log: await LmdbCommandLog.open(walPath) };
+  } catch (error) {
+    const problem = walOpenProblem(error);
+    if (problem === null) throw error;
+    return { problem };
+  }
+}
+
+/** The WAL absent from the data dir: its directory missing or a file, or the LMDB file in it missing; null when both are there. */
+async function absentWal(fs: FileSystem, walPath: string): Promise<RecoveryProblem | null> {
+  let names: string[];
+  try {
+    names = await fs.readdir(walPath);
+  } catch (error) {
+    return unreadableDirProblem(walPath, error);
+  }
   const dataFile = lmdbDataFile(walPath);
-  if (!(await fs.exists(dataFile))) return { file: dataFile, detail: "missing: the WAL's LMDB file is gone (only its directory is left)" };
+  if (!names.includes(path.basename(dataFile))) return { file: dataFile, detail: "missing: the WAL's LMDB file is gone (only its directory is left)" };
   return null;
+}
+
+/** What is wrong with the data dir's directory `dir` that reading it failed with `error`; any other failure than its being missing or a file is no fault of the data, and is thrown. */
+function unreadableDirProblem(dir: string, error: unknown): RecoveryProblem {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT") return { file: dir, detail: "missing" };
+  if (code === "ENOTDIR") return { file: dir, detail: "not a directory: a file is in its place" };
+  throw error;
 }

@@ -4,7 +4,7 @@
  * in the dir it checks.
  */
 import assert from "node:assert/strict";
-import { readdir, rm } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { openEngine } from "../../src/engine/open.ts";
@@ -53,5 +53,26 @@ describe("verifyDataDir on a data dir missing parts", () => {
     const noDir = await verify(dir);
     assert.deepEqual(await tree(dir), before.filter((name) => name !== "wal"), "verify created nothing");
     assert.deepEqual(noDir.problems.map((problem) => [path.relative(dir, problem.file), problem.detail]), [["wal", "missing"]]);
+  });
+
+  it("reports a snapshots or wal path that is a file, naming it, instead of throwing", async () => {
+    const dir = await builtDataDir();
+    await rm(path.join(dir, "snapshots"), { recursive: true });
+    await writeFile(path.join(dir, "snapshots"), "x\n");
+    const snapshotsFile = await verify(dir);
+    assert.equal(snapshotsFile.ok, false);
+    assert.deepEqual(snapshotsFile.problems.map((problem) => [path.relative(dir, problem.file), problem.detail]), [["snapshots", "not a directory: a file is in its place"]]);
+    assert.equal(snapshotsFile.walLastIndex, 4, "the WAL is still verified");
+    assert.notEqual(snapshotsFile.finalStateHash, null);
+
+    await rm(path.join(dir, "wal"), { recursive: true });
+    await writeFile(path.join(dir, "wal"), "x\n");
+    const before = await tree(dir);
+    const walFile = await verify(dir);
+    assert.deepEqual(await tree(dir), before, "verify created nothing");
+    assert.deepEqual(walFile.problems.map((problem) => [path.relative(dir, problem.file), problem.detail]), [
+      ["snapshots", "not a directory: a file is in its place"],
+      ["wal", "not a directory: a file is in its place"],
+    ]);
   });
 });
