@@ -18,14 +18,16 @@ import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
 import { genesisMismatch, loadProblem, snapshotGenesisMismatch, snapshotOffHistory } from "./recovery.ts";
 import { dataDirLayout, readGenesisFile } from "./open.ts";
+import type { DataDirLayout } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
 export interface VerifyReport {
   readonly ok: boolean;
   readonly problems: RecoveryProblem[];
   readonly genesisHash: string | null;
-  readonly walFirstIndex: number;
-  readonly walLastIndex: number;
+  /** The WAL's first and last index (null if the WAL was not read: missing, unreadable, or no genesis to check it against). */
+  readonly walFirstIndex: number | null;
+  readonly walLastIndex: number | null;
   readonly snapshotsChecked: number;
   /** Snapshots whose state hash the replay reproduced. */
   readonly snapshotsMatched: number;
@@ -49,8 +51,8 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     ok: problems.length === 0,
     problems,
     genesisHash: null,
-    walFirstIndex: 0,
-    walLastIndex: 0,
+    walFirstIndex: null,
+    walLastIndex: null,
     snapshotsChecked: 0,
     snapshotsMatched: 0,
     entriesReplayed: 0,
@@ -66,7 +68,7 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     return report({});
   }
   if (genesis === null) {
-    problems.push({ file: layout.genesisPath, detail: "missing: the data dir is not initialized" });
+    problems.push({ file: layout.genesisPath, detail: await missingGenesisDetail(fs, layout) });
     return report({});
   }
 
@@ -248,4 +250,19 @@ function unreadableDirProblem(dir: string, error: unknown): RecoveryProblem {
   if (code === "ENOENT") return { file: dir, detail: "missing" };
   if (code === "ENOTDIR") return { file: dir, detail: "not a directory: a file is in its place" };
   throw error;
+}
+
+/**
+ * Why genesis.json is missing: a dir holding a history (a WAL, snapshots)
+ * lost it, and wants the original put back (as serve says); one holding
+ * neither was never initialized.
+ */
+async function missingGenesisDetail(fs: FileSystem, layout: DataDirLayout): Promise<string> {
+  const held: string[] = [];
+  if ((await absentWal(fs, layout.walPath)) === null) held.push("a WAL");
+  // Unreadable (a file in its place) counts as holding none: only genesis.json is reported.
+  const snapshotIndexes = await new FileSnapshotStore(fs, layout.snapshotDir).list().catch(() => []);
+  if (snapshotIndexes.length > 0) held.push("snapshots");
+  if (held.length === 0) return "missing: the data dir is not initialized";
+  return `missing: the data dir has ${held.join(" and ")} but no genesis file (put back the one it was created with)`;
 }

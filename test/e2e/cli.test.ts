@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdir, writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -125,5 +125,20 @@ describe("swoosh CLI", () => {
     await writeFile(file, canonicalJSON(genesis));
     const ok = swoosh(["verify", "--data-dir", d]);
     assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  });
+  it("verify with genesis.json gone from a data dir holding a WAL and snapshots: exit 2 saying so, as serve does, and no WAL indexes it did not read", async () => {
+    const d = await dir();
+    const engine = await openSwoosh({ dataDir: d, snapshotEvery: 0, onFatal: () => undefined });
+    await engine.submit({ type: "agent.register", payload: { agentId: "a1" } });
+    await engine.snapshot();
+    await engine.close({ snapshot: false });
+    await rm(path.join(d, "genesis.json"));
+    const run = swoosh(["verify", "--data-dir", d]);
+    assert.equal(run.status, 2, run.stdout + run.stderr);
+    assert.ok(run.stdout.includes(`PROBLEM ${path.join(d, "genesis.json")}: missing: the data dir has a WAL and snapshots but no genesis file`), run.stdout);
+    assert.match(run.stdout, /^wal: {8}-$/m, "not an empty WAL (entries 0..0)");
+    const empty = swoosh(["verify", "--data-dir", await dir()]);
+    assert.equal(empty.status, 2);
+    assert.match(empty.stdout, /genesis\.json: missing: the data dir is not initialized/);
   });
 });

@@ -242,8 +242,8 @@ export async function readLog(url: string, from: number | "oldest", maxEntries =
 export interface VerifyJson {
   readonly ok: boolean;
   readonly problems: Array<{ file: string; index?: number; detail: string }>;
-  readonly walFirstIndex: number;
-  readonly walLastIndex: number;
+  readonly walFirstIndex: number | null;
+  readonly walLastIndex: number | null;
   readonly snapshotsChecked: number;
   readonly finalStateHash: string | null;
 }

@@ -28,7 +28,7 @@ export function registerVerify(program: Command): void {
           [
             `data dir:   ${options.dataDir}`,
             `genesis:    ${report.genesisHash ?? "-"}`,
-            `wal:        entries ${report.walFirstIndex}..${report.walLastIndex}`,
+            `wal:        ${report.walFirstIndex === null ? "-" : `entries ${report.walFirstIndex}..${report.walLastIndex}`}`,
             `snapshots:  ${report.snapshotsChecked} checked, ${report.snapshotsMatched} reproduced by replay`,
             `replayed:   ${report.entriesReplayed} entries`,
             `state hash: ${report.finalStateHash ?? "-"}`,
