@@ -31,6 +31,7 @@ export interface VerifyReport {
   readonly snapshotsChecked: number;
   /** Snapshots whose state hash the replay reproduced. */
   readonly snapshotsMatched: number;
+  /** WAL entries replayed: all after the start, or those before the entry the replay stopped at. */
   readonly entriesReplayed: number;
   /** State hash after the last entry (null if replay could not finish). */
   readonly finalStateHash: string | null;
@@ -193,6 +194,8 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
     } catch (error) {
       if (error instanceof WalChainError || error instanceof ReplayDivergenceError || error instanceof LogCorruptError) {
         problems.push({ file: layout.walPath, index: error.index, detail: error.detail });
+        // The entries before the one that failed were replayed: the count says how far the replay got.
+        replayed = Math.max(0, error.index - 1 - start.index);
       } else {
         throw error;
       }

@@ -7,8 +7,10 @@ import assert from "node:assert/strict";
 import { readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { open } from "lmdb";
 import { openEngine } from "../../src/engine/open.ts";
 import { verifyDataDir } from "../../src/engine/verify.ts";
+import { LMDB_LOG_DB_OPTIONS, LMDB_LOG_ENV_OPTIONS } from "../../src/storage/lmdb-log.ts";
 import type { VerifyReport } from "../../src/engine/verify.ts";
 import { counterMachine } from "../support/counter-machine.ts";
 import { counterGenesis, tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
@@ -74,5 +76,23 @@ describe("verifyDataDir on a data dir missing parts", () => {
       ["snapshots", "not a directory: a file is in its place"],
       ["wal", "not a directory: a file is in its place"],
     ]);
+  });
+  it("counts the entries replayed up to a break in the chain, not 0", async () => {
+    const dir = await builtDataDir();
+    // Entry 4's stored hash no longer matches its body: the chain breaks there, after the replay of 1..3.
+    const env = open({ path: path.join(dir, "wal"), ...LMDB_LOG_ENV_OPTIONS });
+    try {
+      const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
+      const record = db.get(4) as string;
+      await db.put(4, (record.startsWith("0") ? "1" : "0") + record.slice(1));
+      await db.flushed;
+    } finally {
+      await env.close();
+    }
+    const report = await verify(dir);
+    assert.deepEqual(report.problems.map((problem) => [path.relative(dir, problem.file), problem.index]), [["wal", 4]], JSON.stringify(report.problems));
+    assert.equal(report.snapshotsMatched, 1, "the snapshot at 2 was reproduced on the way");
+    assert.equal(report.entriesReplayed, 3);
+    assert.equal(report.finalStateHash, null);
   });
 });
