@@ -40,6 +40,7 @@ const remoteLog: CommandLog = {
   append: () => unavailable(),
   truncateBefore: () => unavailable(),
   close: () => unavailable(),
+  follow: () => unavailable(),
   read: (from, limit) =>
     new Promise<LogRecord[]>((resolve) => {
       pendingRead = resolve;

@@ -9,6 +9,9 @@
  * |                        |                                | retried or acknowledged; stop taking writes, exit non-zero,   |
  * |                        |                                | and let a restart recover from disk (SPEC G1).                |
  * | `LogCorruptError`      | `open`, `read`                 | Recovery stops and names the file and index; no auto-repair.  |
+ * | `LogTruncatedError`    | `CommandLog.follow`            | The follower cannot go on from the log alone: it starts again |
+ * |                        |                                | from a snapshot at or after `firstIndex - 1`, or reports the  |
+ * |                        |                                | history as pruned. Records are never skipped silently.        |
  * | `SnapshotCorruptError` | `SnapshotStore.load`           | Recovery falls back to an older snapshot; `verify` fails.     |
  * | `SnapshotOtherCluster… | `SnapshotStore.load`           | As corrupt, unless the snapshot is of this WAL's history:     |
  * |  Error`                |                                | then genesis.json is refused (recovery, `verify`).            |
@@ -81,6 +84,26 @@ export class LogCorruptError extends StorageError {
   ) {
     super(`log ${file}: record at index ${index} is corrupt: ${detail}`);
     this.name = "LogCorruptError";
+  }
+}
+
+/**
+ * A follower needs a record the log no longer holds: `from` was below
+ * `firstIndex()`, or `truncateBefore` removed the next record while the
+ * follower was behind. (`read` answers such a range from the first index held;
+ * a follower must not, or it would skip the removed records unawares.)
+ */
+export class LogTruncatedError extends StorageError {
+  readonly kind = "log_truncated";
+  constructor(
+    readonly file: string,
+    /** The index the follower needed next. */
+    readonly index: number,
+    /** The oldest index the log held when the follower looked. */
+    readonly firstIndex: number,
+  ) {
+    super(`log ${file}: index ${index} was truncated away; the first index held is ${firstIndex}`);
+    this.name = "LogTruncatedError";
   }
 }
 

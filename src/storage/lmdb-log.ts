@@ -40,6 +40,7 @@ import { open } from "lmdb";
 import type { Database, RootDatabase } from "lmdb";
 import type { LogRecord } from "../core/log-record.ts";
 import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, StorageClosedError } from "./errors.ts";
+import { AppendWakeups, followLog } from "./follow.ts";
 import { RECORD_HASH_CHARS, checkAppendBatch, checkReadRange } from "./log-batch.ts";
 import { probeLmdbEnvironment } from "./lmdb-probe.ts";
 import { syncDirectory } from "./node-fs.ts";
@@ -105,6 +106,7 @@ export class LmdbCommandLog implements CommandLog {
   private poisoned: LogFlushError | undefined;
   private closing: Promise<void> | undefined;
   private metricsState = { appendCount: 0, recordCount: 0, flushMsTotal: 0, flushMsMax: 0 };
+  private readonly appended = new AppendWakeups();
 
   private constructor(
     /** The data file, named in errors. */
@@ -149,6 +151,11 @@ export class LmdbCommandLog implements CommandLog {
     return this.first;
   }
 
+  /** Test hook: how many followers wait for an append right now. */
+  followersWaiting(): number {
+    return this.appended.waiting;
+  }
+
   /** Counters for /metrics: appends, records, and time spent in commit + flush. */
   metrics(): LmdbLogMetrics {
     return { ...this.metricsState };
@@ -174,17 +181,20 @@ export class LmdbCommandLog implements CommandLog {
           if (failpoints?.afterFlush) await failpoints.afterFlush({ kind: "append", records });
         }
       } catch (cause) {
-        this.poisoned = new LogFlushError(this.file, "append", firstIndex, lastIndex, { cause: await commitFailureOf(cause) });
-        throw this.poisoned;
+        this.poison(new LogFlushError(this.file, "append", firstIndex, lastIndex, { cause: await commitFailureOf(cause) }));
       }
       if (!written) {
         // Another writer got there first: nothing of ours was written. Catch up.
         const bounds = boundsOf(this.db, this.file);
         this.first = bounds.first;
         this.last = bounds.last;
+        // The other writer's records are durable: followers may have them.
+        this.appended.wake();
         throw new LogConflictError(this.last + 1, firstIndex, this.file);
       }
+      // Only now, with the flush returned, may followers see the batch (G1).
       this.last = lastIndex;
+      this.appended.wake();
       const durationMs = performance.now() - startedMs;
       const metrics = this.metricsState;
       metrics.appendCount += 1;
@@ -202,6 +212,10 @@ export class LmdbCommandLog implements CommandLog {
     if (limit === 0 || from > this.last) return out;
     for (const { key, value } of this.db.getRange({ start: from, limit })) out.push(decodeRecord(key, value, this.file));
     return out;
+  }
+
+  follow(from: number, signal?: AbortSignal): AsyncIterable<LogRecord> {
+    return followLog(this, this.appended, from, { file: this.file, signal });
   }
 
   /**
@@ -231,8 +245,7 @@ export class LmdbCommandLog implements CommandLog {
           await this.db.flushed;
           if (failpoints?.afterFlush) await failpoints.afterFlush({ kind: "truncate", firstIndex: from, before: to });
         } catch (cause) {
-          this.poisoned = new LogFlushError(this.file, "truncate", to, to, { cause: await commitFailureOf(cause) });
-          throw this.poisoned;
+          this.poison(new LogFlushError(this.file, "truncate", to, to, { cause: await commitFailureOf(cause) }));
         }
         this.first = to;
         return to === cut;
@@ -242,12 +255,23 @@ export class LmdbCommandLog implements CommandLog {
   }
 
   close(): Promise<void> {
-    this.closing ??= (async () => {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
       // Calls already running finish; calls queued behind them see StorageClosedError.
       await this.queue.idle();
       await this.env.close();
     })();
+    // Waiting followers look again and meet StorageClosedError.
+    this.appended.wake();
     return this.closing;
+  }
+
+  /** Poisons the log with `error` (every later call rejects with it) and throws it. */
+  private poison(error: LogFlushError): never {
+    this.poisoned = error;
+    // Waiting followers look again and meet the poisoning error.
+    this.appended.wake();
+    throw error;
   }
 
   private guard(): void {

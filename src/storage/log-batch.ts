@@ -1,7 +1,8 @@
 /**
  * The rules every `CommandLog.append` checks before writing (one source for the
  * memory, LMDB and future etcd logs): each record is well formed, and indexes
- * run consecutively from the log's next index.
+ * run consecutively from the log's next index. Also the argument checks of
+ * `read` and `follow`.
  *
  * A malformed record is a programmer error (TypeError); a wrong index is an
  * operating error (`LogConflictError`, nothing written).
@@ -22,6 +23,11 @@ export function checkAppendBatch(records: readonly LogRecord[], nextIndex: numbe
     if (typeof record.body !== "string") throw new TypeError(`log record ${record.index}: body is not a string`);
     if (record.index !== nextIndex + i) throw new LogConflictError(nextIndex + i, record.index, file);
   }
+}
+
+/** Throws a RangeError unless `from` is a usable argument of `follow`: a first index to yield, so 1 or more. */
+export function checkFollowFrom(from: number): void {
+  if (!Number.isSafeInteger(from) || from < 1) throw new RangeError(`follow from ${from}: not a positive integer`);
 }
 
 /** Throws a RangeError unless `from` and `limit` are usable arguments of `read`. */

@@ -6,10 +6,12 @@
  * the newest record, and poisoning after a failed "flush". The records live in
  * a `MemoryLogDisk` that outlives a log instance, so a test can "restart" by
  * opening a new `MemoryCommandLog` on the same disk. `failNextFlush()` is the
- * test hook that makes the next append or truncation fail.
+ * test hook that makes the next append or truncation fail; `followersWaiting()`
+ * tells a test whether a stopped follower left a waiter behind.
  */
 import type { LogRecord } from "../core/log-record.ts";
 import { LogFlushError, StorageClosedError } from "./errors.ts";
+import { AppendWakeups, followLog } from "./follow.ts";
 import { checkAppendBatch, checkReadRange } from "./log-batch.ts";
 import { SerialQueue } from "./serial-queue.ts";
 import type { CommandLog } from "./types.ts";
@@ -31,12 +33,18 @@ export class MemoryCommandLog implements CommandLog {
   private poisoned: LogFlushError | undefined;
   private closed = false;
   private pendingFailure: Error | undefined;
+  private readonly appended = new AppendWakeups();
 
   constructor(readonly disk: MemoryLogDisk = new MemoryLogDisk()) {}
 
   /** Test hook: the next append or truncation fails its flush (nothing written) and poisons the log. */
   failNextFlush(cause: Error = new Error("injected flush failure")): void {
     this.pendingFailure = cause;
+  }
+
+  /** Test hook: how many followers wait for an append right now. */
+  followersWaiting(): number {
+    return this.appended.waiting;
   }
 
   lastIndex(): number {
@@ -56,6 +64,7 @@ export class MemoryCommandLog implements CommandLog {
       await Promise.resolve();
       this.flushOrPoison("append", (records[0] as LogRecord).index, (records[records.length - 1] as LogRecord).index);
       for (const record of records) this.disk.records.push({ index: record.index, hash: record.hash, body: record.body });
+      this.appended.wake();
     });
   }
 
@@ -64,6 +73,10 @@ export class MemoryCommandLog implements CommandLog {
     checkReadRange(from, limit);
     const start = Math.max(from, this.disk.firstIndex) - this.disk.firstIndex;
     return this.disk.records.slice(start, start + limit);
+  }
+
+  follow(from: number, signal?: AbortSignal): AsyncIterable<LogRecord> {
+    return followLog(this, this.appended, from, { file: FILE, signal });
   }
 
   truncateBefore(before: number): Promise<void> {
@@ -82,6 +95,8 @@ export class MemoryCommandLog implements CommandLog {
 
   async close(): Promise<void> {
     this.closed = true;
+    // Waiting followers look again and meet StorageClosedError.
+    this.appended.wake();
     await this.queue.idle();
   }
 
@@ -90,6 +105,8 @@ export class MemoryCommandLog implements CommandLog {
     if (cause === undefined) return;
     this.pendingFailure = undefined;
     this.poisoned = new LogFlushError(FILE, operation, firstIndex, lastIndex, { cause });
+    // Waiting followers look again and meet the poisoning error.
+    this.appended.wake();
     throw this.poisoned;
   }
 

@@ -2,7 +2,8 @@
  * The storage seams the engine stands on (SPEC §8, §11).
  *
  * `CommandLog` is the write-ahead log as an interface: append with an expected
- * next index, read a range. The LMDB log implements it today, an in-memory
+ * next index, read a range, follow from an index. The LMDB log implements it
+ * today (follow through the shared helper in follow.ts), an in-memory
  * twin backs tests, and an etcd log will implement it later; all run the one
  * contract suite in test/conformance.
  *
@@ -28,6 +29,27 @@ export interface CommandLog {
   append(records: readonly LogRecord[]): Promise<void>;
   /** Up to `limit` records from index `from` on, in index order; [] past the end. */
   read(from: number, limit: number): Promise<LogRecord[]>;
+  /**
+   * Every record from index `from` on, in index order, without end: those held
+   * now, then each new one once the flush of its append has returned (never
+   * before: G1). A `from` past `lastIndex() + 1` waits for that index. Records
+   * are read in bounded chunks as the consumer asks, so a slow consumer costs
+   * one chunk of memory, never a backlog. Throws a RangeError at the call for
+   * a `from` that is not a positive integer. The iteration:
+   * - rejects with `signal.reason` once `signal` aborts (as node's `events.on`
+   *   and this codebase's waits do), yielding nothing more, even if the
+   *   consumer was holding a record when it aborted;
+   * - ends quietly when the consumer stops (break, `return()`), even while it
+   *   waits for an append, leaving no waiter or abort listener behind;
+   * - rejects with `LogTruncatedError` when `from` is below `firstIndex()`, or
+   *   when a truncation removed the next record it needs while it was behind:
+   *   it never skips a record;
+   * - rejects with `StorageClosedError` once the log is closed, and with the
+   *   log's `LogFlushError` once it is poisoned, also while waiting (records
+   *   it had read before may come first: they were durable).
+   * Each iteration of the returned iterable starts again from `from`.
+   */
+  follow(from: number, signal?: AbortSignal): AsyncIterable<LogRecord>;
   /** Durably deletes records with index < `before`; the newest record is always kept. */
   truncateBefore(before: number): Promise<void>;
   close(): Promise<void>;

@@ -23,6 +23,7 @@ runCommandLogSuite("MemoryCommandLog", {
         return current;
       },
       failNextFlush: () => current.failNextFlush(),
+      followersWaiting: () => current.followersWaiting(),
       cleanup: () => current.close(),
     };
   },
@@ -54,6 +55,7 @@ runCommandLogSuite("LmdbCommandLog", {
       failNextFlush: () => {
         failNext = true;
       },
+      followersWaiting: () => current.followersWaiting(),
       async cleanup() {
         await current.close();
         await rm(dir, { recursive: true, force: true });

@@ -16,7 +16,7 @@ import { open } from "lmdb";
 import { openRecord } from "../../src/core/log-record.ts";
 import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError } from "../../src/storage/errors.ts";
 import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
-import { chainRecords } from "../conformance/command-log.suite.ts";
+import { assertPending, chainRecords, take } from "../conformance/command-log.suite.ts";
 import { seededRandom } from "../../src/core/seeded-random.ts";
 import { runFixture } from "./fixtures/child.ts";
 import { LMDB_FILE_DAMAGES } from "../support/lmdb-damage.ts";
@@ -77,6 +77,56 @@ describe("LmdbCommandLog", () => {
       assert.equal(reopened.lastIndex(), 4);
       await assertIntactChain(reopened, "after afterFlush failure");
       await reopened.close();
+    }));
+
+  it("follow yields a batch only once its append's flush returned, and never a batch whose append failed after the flush (G1)", { timeout: 10_000 }, () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      let failAfterFlush = false;
+      let reachedAfterFlush = (): void => undefined;
+      let finishFlush = Promise.resolve();
+      const log = await LmdbCommandLog.open(dir, {
+        failpoints: {
+          afterFlush: async () => {
+            reachedAfterFlush();
+            await finishFlush;
+            if (failAfterFlush) throw new Error("crash right after fdatasync");
+          },
+        },
+      });
+      try {
+        await log.append(chainRecords(1, 2));
+        // Hold the next append between its commit (durable, visible to LMDB readers) and its return.
+        let releaseFlush = (): void => undefined;
+        finishFlush = new Promise((resolve) => {
+          releaseFlush = resolve;
+        });
+        const inFlush = new Promise<void>((resolve) => {
+          reachedAfterFlush = resolve;
+        });
+        const appending = log.append(chainRecords(3, 2));
+        await inFlush;
+        // A follower that starts now reads what was acknowledged, and no further.
+        const follower = log.follow(1)[Symbol.asyncIterator]();
+        assert.deepEqual(await take(follower, 2), chainRecords(1, 2));
+        const third = follower.next();
+        await assertPending(third, "a follower while the append's flush has not returned");
+        releaseFlush();
+        await appending;
+        assert.deepEqual([(await third).value, ...(await take(follower, 1))], chainRecords(3, 2));
+
+        // Durable yet unacknowledged: the follower never sees it, and fails with the poisoning error.
+        finishFlush = Promise.resolve();
+        failAfterFlush = true;
+        const waiting = follower.next();
+        const failure = await log.append(chainRecords(5, 2)).then(
+          () => assert.fail("append succeeded despite the failpoint"),
+          (caught: unknown) => caught,
+        );
+        assert.ok(failure instanceof LogFlushError, String(failure));
+        await assert.rejects(waiting, (error: unknown) => error === failure);
+      } finally {
+        await log.close();
+      }
     }));
 
   it("a second writer on the same environment gets LogConflictError, writes nothing, and catches up", () =>

@@ -114,6 +114,9 @@ export class FaultyLog implements CommandLog {
   read(from: number, limit: number): Promise<LogRecord[]> {
     return this.inner.read(from, limit);
   }
+  follow(from: number, signal?: AbortSignal): AsyncIterable<LogRecord> {
+    return this.inner.follow(from, signal);
+  }
   truncateBefore(before: number): Promise<void> {
     return this.inner.truncateBefore(before);
   }
