@@ -5,6 +5,7 @@
  * genesis every snapshot names. Reports every problem it finds rather than
  * stopping at the first.
  */
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
@@ -13,6 +14,8 @@ import { LmdbCommandLog, lmdbDataFile } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
 import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
+import { lockDataDir } from "./dir-lock.ts";
+import type { DirLock } from "./dir-lock.ts";
 import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
@@ -46,6 +49,39 @@ export interface VerifyOptions<Model> {
 
 export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promise<VerifyReport> {
   const fs = options.fs ?? new NodeFileSystem();
+  // Holding the data dir's lock while it reads: a running server (or one
+  // started meanwhile) would write snapshots and truncate the WAL under the
+  // checks, so verify refuses a dir in use, naming the process, rather than
+  // report damage that is only a write in progress. A simulated file system
+  // (tests) has no other process; a dir that is not there has nothing to lock.
+  const lock = fs instanceof NodeFileSystem && (await isDirectory(options.dataDir)) ? await lockUnlessReadOnly(options.dataDir) : null;
+  try {
+    return await verifyUnlocked(options, fs);
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** The data dir's lock; none on a dir this process cannot write (a backup on read-only media: no server writes there either). */
+async function lockUnlessReadOnly(dataDir: string): Promise<DirLock | null> {
+  try {
+    return await lockDataDir(dataDir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EROFS" || code === "EACCES" || code === "EPERM") return null;
+    throw error;
+  }
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  try {
+    return (await stat(dir)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSystem): Promise<VerifyReport> {
   const layout = dataDirLayout(options.dataDir);
   const problems: RecoveryProblem[] = [];
   const report = (partial: Partial<VerifyReport>): VerifyReport => ({

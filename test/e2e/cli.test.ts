@@ -106,6 +106,21 @@ describe("swoosh CLI", () => {
     assert.equal(swoosh(["verify", "--data-dir", path.join(d, "nope")]).status, 2);
   });
 
+  it("verify refuses a data dir a running engine holds (exit 1 naming the process) and checks it once that one closed, leaving no LOCK behind", async () => {
+    const d = await dir();
+    const engine = await openSwoosh({ dataDir: d, snapshotEvery: 0, onFatal: () => undefined });
+    await engine.submit({ type: "task.submit", payload: { taskId: "t", kind: "build" } });
+    const refused = swoosh(["verify", "--data-dir", d]);
+    assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, new RegExp(`in use by process ${process.pid}\\b`));
+    assert.doesNotMatch(refused.stderr, /\n\s+at /, "no stack trace");
+    await engine.submit({ type: "task.submit", payload: { taskId: "u", kind: "build" } });
+    await engine.close();
+    const ok = swoosh(["verify", "--data-dir", d]);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.ok(!(await readdir(d)).includes("LOCK"), "verify released the lock it took");
+  });
+
   it("verify fails with exit 2 naming genesis.json when it was replaced by another genesis of the cluster after the WAL was truncated, and passes with the right one", async () => {
     const d = await dir();
     const genesis = createGenesis("c1", createGenesisState({ clusterId: "c1" }), "2026-11-30T00:00:00.000Z");
