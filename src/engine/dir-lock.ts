@@ -103,7 +103,9 @@ export async function lockDataDir(dataDir: string): Promise<DirLock> {
   if (heldInThisProcess.has(lockPath)) {
     throw new SwooshError("unavailable", `data dir ${dataDir} is already open in this process`);
   }
-  const inUse = (pid: number) => new SwooshError("unavailable", `data dir ${dataDir} is in use by process ${pid} (${lockPath})`, { pid });
+  // A pid can be reused after a crash: say what to do if the live process is not the one that locked the dir.
+  const inUse = (pid: number) =>
+    new SwooshError("unavailable", `data dir ${dataDir} is in use by process ${pid} (${lockPath}); if process ${pid} is not a swoosh server on this dir, the LOCK is stale: remove it`, { pid });
   heldInThisProcess.add(lockPath);
   try {
     for (let round = 0; round < LOCK_ROUNDS_MAX; round++) {

@@ -170,8 +170,46 @@ async function refuseDataWithoutGenesis(fs: FileSystem, layout: DataDirLayout): 
   throw new RecoveryError(`the data dir has ${held.join(" and ")} but no genesis file`, [{ file: layout.genesisPath, detail: "missing" }]);
 }
 
+/**
+ * Every option `openEngine` takes, listed once (the type holds the list to
+ * OpenEngineOptions: a name missing or extra does not compile), so that a
+ * misspelt one (`snapshotEvry`) is refused instead of silently left at its
+ * default, as the HTTP API refuses an unknown field.
+ */
+const OPEN_OPTION_NAMES: { readonly [Name in keyof Required<OpenEngineOptions<unknown>>]: true } = {
+  dataDir: true,
+  machine: true,
+  genesis: true,
+  defaultGenesis: true,
+  fs: true,
+  log: true,
+  snapshots: true,
+  onProgress: true,
+  signal: true,
+  clock: true,
+  nodeId: true,
+  maxDriftMs: true,
+  snapshotEvery: true,
+  snapshotsKept: true,
+  batchSizeMax: true,
+  appendsInFlightMax: true,
+  outcomeRetention: true,
+  timeTravelMachine: true,
+  onFatal: true,
+  onSnapshotError: true,
+  onListenerError: true,
+  onSkippedSnapshot: true,
+  heapFigures: true,
+};
+
+function refuseUnknownOptions(options: object): void {
+  const unknown = Object.keys(options).filter((name) => !Object.hasOwn(OPEN_OPTION_NAMES, name));
+  if (unknown.length > 0) throw new TypeError(`unknown option ${unknown.map((name) => JSON.stringify(name)).join(", ")}`);
+}
+
 /** Opens (recovering) or initializes a data directory and returns a running engine. */
 export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promise<Engine<Model>> {
+  refuseUnknownOptions(given);
   const settings = resolveSettings(given);
   if (typeof given.dataDir !== "string" || given.dataDir === "") throw new RangeError("dataDir must be a non-empty path");
   // Resolved once: every path below stays the same directory if the process changes its working directory later.

@@ -443,13 +443,15 @@ describe("engine as a library", () => {
     assert.deepEqual((await readdir(snapshotDir)).sort(), [6, 7, 8].map(snapshotFileName));
   });
 
-  it("refuses a bad nodeId, clock or hook before writing anything (a plain JavaScript caller gets no type check)", async () => {
+  it("refuses a bad nodeId, clock or hook, or an unknown option, before writing anything (a plain JavaScript caller gets no type check)", async () => {
     const root = await dataDir();
     await assert.rejects(open(path.join(root, "d"), { nodeId: "bad id" }), RangeError);
     const untyped = (options: Record<string, unknown>) => open(path.join(root, "d"), options as Partial<SwooshOptions>);
     await assert.rejects(untyped({ nodeId: 5 }), RangeError);
     for (const clock of [5, {}, { nowMs: 5 }]) await assert.rejects(untyped({ clock }), /clock must be an object with a nowMs\(\) method/);
     for (const hook of ["onFatal", "onSnapshotError", "onListenerError", "onSkippedSnapshot"]) await assert.rejects(untyped({ [hook]: "x" }), new RegExp(`${hook} must be a function`));
+    // A misspelt option is refused, not left at its default without a word.
+    await assert.rejects(untyped({ snapshotEvry: 5, __proto__x: 1 }), { name: "TypeError", message: 'unknown option "snapshotEvry", "__proto__x"' });
     assert.deepEqual(await readdir(root), []);
   });
 
