@@ -145,7 +145,8 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
     input.onSkippedSnapshot?.(problem);
   };
 
-  for (const snapshotIndex of await snapshots.list()) {
+  const listed = await snapshots.list();
+  for (const snapshotIndex of listed) {
     input.signal?.throwIfAborted();
     const file = path.join(input.snapshotDir, snapshotFileName(snapshotIndex));
     if (snapshotIndex > lastIndex) {
@@ -215,7 +216,9 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
   }
 
   if (firstIndex > 1) {
-    throw new RecoveryError(`no snapshot verifies and the WAL ${input.walPath} starts at ${firstIndex}, so genesis cannot be replayed`, problems);
+    // With none at all, say where they were looked for: a snapshots directory deleted or emptied is the likely cause.
+    const none = listed.length === 0 ? ` (there is no snapshot in ${input.snapshotDir})` : "";
+    throw new RecoveryError(`no snapshot verifies${none} and the WAL ${input.walPath} starts at ${firstIndex}, so genesis cannot be replayed`, problems);
   }
   const model = machine.restore(genesisStateCopy(genesis));
   return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention, outcomeWeightOf(machine)), snapshotIndex: 0, snapshotHlc: "" }, problems);

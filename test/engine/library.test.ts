@@ -268,6 +268,16 @@ describe("engine as a library", () => {
     await engine.close();
   });
 
+  it("says the snapshots are gone when a data dir whose WAL was truncated has none left, rather than only that none verifies", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir, { snapshotsKept: 1 });
+    for (let i = 0; i < 5; i++) await engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k" } });
+    await engine.snapshot();
+    await engine.close({ snapshot: false });
+    await rm(path.join(dir, "snapshots"), { recursive: true });
+    await assert.rejects(open(dir), (error: unknown) => error instanceof RecoveryError && /no snapshot verifies \(there is no snapshot in .*snapshots\) and the WAL .* starts at 5/.test(error.message));
+  });
+
   it("refuses an unknown envelope field as the HTTP API does, and stamps with a clock that returns fractions", async () => {
     const dir = await dataDir();
     const engine = await open(dir, { clock: { nowMs: () => 1_700_000_000_000.6 } });
