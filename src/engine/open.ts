@@ -167,7 +167,12 @@ async function refuseDataWithoutGenesis(fs: FileSystem, layout: DataDirLayout): 
   if (await fs.exists(layout.walPath)) held.push("a WAL");
   if ((await fs.exists(layout.snapshotDir)) && (await fs.readdir(layout.snapshotDir)).length > 0) held.push("snapshots");
   if (held.length === 0) return;
-  throw new RecoveryError(`the data dir has ${held.join(" and ")} but no genesis file`, [{ file: layout.genesisPath, detail: "missing" }]);
+  throw new RecoveryError(historyWithoutGenesis(held), [{ file: layout.genesisPath, detail: "missing" }]);
+}
+
+/** What serve and verify say of a data dir that holds `held` ("a WAL", "snapshots") but lost its genesis.json (DURABILITY.md's troubleshooting matches it). */
+export function historyWithoutGenesis(held: readonly string[]): string {
+  return `the data dir has ${held.join(" and ")} but no genesis file`;
 }
 
 /**

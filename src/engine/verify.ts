@@ -20,7 +20,7 @@ import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.t
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
 import { genesisMismatch, loadProblem, snapshotGenesisMismatch, snapshotOffHistory } from "./recovery.ts";
-import { dataDirLayout, readGenesisFile } from "./open.ts";
+import { dataDirLayout, historyWithoutGenesis, readGenesisFile } from "./open.ts";
 import type { DataDirLayout } from "./open.ts";
 import { replayInto } from "./replay.ts";
 
@@ -135,6 +135,17 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
     return report({ genesisHash: genesis.stateHash, snapshotsChecked: indexes.length });
   }
   const { log } = wal;
+  const snapshotFile = (index: number): string => path.join(layout.snapshotDir, snapshotFileName(index));
+  // Whether a snapshot is of this WAL's history (a few WAL reads): asked once per snapshot, whichever check below asks first.
+  const offHistoryByDoc = new Map<SnapshotDocument, Promise<RecoveryProblem | null>>();
+  const offHistory = (doc: SnapshotDocument): Promise<RecoveryProblem | null> => {
+    let answer = offHistoryByDoc.get(doc);
+    if (answer === undefined) {
+      answer = snapshotOffHistory(log, doc, snapshotFile(doc.lastAppliedIndex));
+      offHistoryByDoc.set(doc, answer);
+    }
+    return answer;
+  };
   try {
     const firstIndex = log.firstIndex();
     const lastIndex = log.lastIndex();
@@ -152,14 +163,13 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
     // A whole snapshot of another cluster is a stranger too, unless the WAL lacks entry 1 and owns it (its logHash is the
     // WAL's): then it is of this history, blames genesis.json below, and the replay checks it.
     for (const error of otherCluster) {
-      if (firstIndex > 1 && (await snapshotOffHistory(log, error.doc, error.file)) === null) verified.set(error.index, error.doc);
+      if (firstIndex > 1 && (await offHistory(error.doc)) === null) verified.set(error.index, error.doc);
       else problems.push(loadProblem(error, layout.snapshotDir, error.index));
     }
     if (firstIndex > 1) {
       for (const doc of verified.values()) {
-        const file = path.join(layout.snapshotDir, snapshotFileName(doc.lastAppliedIndex));
-        if ((await snapshotOffHistory(log, doc, file)) !== null) continue;
-        const otherGenesis = snapshotGenesisMismatch(doc, genesis, layout.genesisPath, file);
+        if ((await offHistory(doc)) !== null) continue;
+        const otherGenesis = snapshotGenesisMismatch(doc, genesis, layout.genesisPath, snapshotFile(doc.lastAppliedIndex));
         if (otherGenesis !== null) problems.push(otherGenesis);
       }
     }
@@ -172,9 +182,9 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
       const usable = [...verified.values()].filter((d) => d.lastAppliedIndex + 1 >= firstIndex).sort((a, b) => a.lastAppliedIndex - b.lastAppliedIndex);
       for (const doc of usable) {
         // A snapshot of another history (copied from a diverged dir) verifies on its own: named here, not as the WAL entry after it.
-        const offHistory = await snapshotOffHistory(log, doc, path.join(layout.snapshotDir, snapshotFileName(doc.lastAppliedIndex)));
-        if (offHistory !== null) {
-          problems.push(offHistory);
+        const disowned = await offHistory(doc);
+        if (disowned !== null) {
+          problems.push(disowned);
           continue;
         }
         start = { index: doc.lastAppliedIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, state: doc.state };
@@ -195,7 +205,7 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
       const actual = computeStateHash(options.machine.state(model));
       if (actual !== doc.stateHash || logHash !== doc.logHash) {
         problems.push({
-          file: path.join(layout.snapshotDir, snapshotFileName(index)),
+          file: snapshotFile(index),
           index,
           expectedHash: doc.stateHash,
           actualHash: actual,
@@ -303,5 +313,5 @@ async function missingGenesisDetail(fs: FileSystem, layout: DataDirLayout): Prom
   const snapshotIndexes = await new FileSnapshotStore(fs, layout.snapshotDir).list().catch(() => []);
   if (snapshotIndexes.length > 0) held.push("snapshots");
   if (held.length === 0) return "missing: the data dir is not initialized";
-  return `missing: the data dir has ${held.join(" and ")} but no genesis file (put back the one it was created with)`;
+  return `missing: ${historyWithoutGenesis(held)} (put back the one it was created with)`;
 }
