@@ -28,6 +28,15 @@ const dataDir = tempDirsRemovedAtEnd();
 
 const open = (dir: string, options: Partial<SwooshOptions> = {}) => openSwoosh({ dataDir: dir, snapshotEvery: 0, onFatal: () => undefined, ...options });
 
+/** An engine on a new dir after `tasks` task.submits and a snapshot that, the only one kept, let the WAL go below its index. */
+async function truncatedAfter(tasks: number) {
+  const dir = await dataDir();
+  const engine = await open(dir, { snapshotsKept: 1 });
+  for (let i = 0; i < tasks; i++) await engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k" } });
+  await engine.snapshot();
+  return { dir, engine };
+}
+
 /** Flips one byte in the middle of snapshot `index`'s file: it no longer verifies. */
 async function flipSnapshotByte(snapshotDir: string, index: number): Promise<void> {
   const file = path.join(snapshotDir, snapshotFileName(index));
@@ -253,10 +262,7 @@ describe("engine as a library", () => {
   });
 
   it("readLog refuses a from the log no longer holds (history_pruned, as GET /log) and bad arguments, instead of a page from later on", async () => {
-    const dir = await dataDir();
-    const engine = await open(dir, { snapshotsKept: 1 });
-    for (let i = 0; i < 23; i++) await engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k" } });
-    await engine.snapshot();
+    const { engine } = await truncatedAfter(23);
     assert.equal(engine.firstLogIndex, 23);
     for (const from of [1, 22]) await assert.rejects(engine.readLog(from, 5), { code: "history_pruned", details: { index: from, firstIndex: 23 } });
     assert.deepEqual((await engine.readLog(23, 5)).map((entry) => entry.index), [23]);
@@ -269,10 +275,7 @@ describe("engine as a library", () => {
   });
 
   it("says the snapshots are gone when a data dir whose WAL was truncated has none left, rather than only that none verifies", async () => {
-    const dir = await dataDir();
-    const engine = await open(dir, { snapshotsKept: 1 });
-    for (let i = 0; i < 5; i++) await engine.submit({ type: "task.submit", payload: { taskId: `t${i}`, kind: "k" } });
-    await engine.snapshot();
+    const { dir, engine } = await truncatedAfter(5);
     await engine.close({ snapshot: false });
     await rm(path.join(dir, "snapshots"), { recursive: true });
     await assert.rejects(open(dir), (error: unknown) => error instanceof RecoveryError && /no snapshot verifies \(there is no snapshot in .*snapshots\) and the WAL .* starts at 5/.test(error.message));
