@@ -41,6 +41,8 @@ export class AppendWakeups {
 
   /** Wakes every waiting follower: after a durable append, and on close or poisoning. */
   wake(): void {
+    // Called after every append: with no follower (the server has none today) it costs nothing.
+    if (this.waiters.size === 0) return;
     const woken = [...this.waiters];
     this.waiters.clear();
     for (const waiter of woken) waiter();
