@@ -51,9 +51,19 @@ export function isLoopbackAddress(host: string): boolean {
  */
 export function isLoopbackHost(hostHeader: string | undefined): boolean {
   if (hostHeader === undefined) return true;
+  if (hostHeader === lastHostJudged.header) return lastHostJudged.loopback;
   const hostname = hostnameOf(hostHeader);
-  return hostname !== null && (hostname === "0.0.0.0" || isLoopbackName(hostname));
+  const loopback = hostname !== null && (hostname === "0.0.0.0" || isLoopbackName(hostname));
+  lastHostJudged = { header: hostHeader, loopback };
+  return loopback;
 }
+
+/**
+ * The last Host value judged, with its verdict (a function of the value
+ * alone): a client names the same Host on every request, and parsing it is a
+ * URL built per request, a few µs of each POST /command on the write path.
+ */
+let lastHostJudged: { readonly header: string; readonly loopback: boolean } = { header: "", loopback: false };
 
 export function foreignHost(hostHeader: string): SwooshError {
   return new SwooshError(

@@ -191,6 +191,10 @@ describe("server: HTTP edge", () => {
       assert.equal(statusOf(await getWithHost(host, "/state")), 200, host);
       assert.equal(statusOf(await commandWithHost(host, `ok-${host.replaceAll(/[^a-z0-9]/gi, "")}`)), 200, host);
     }
+    // The verdict is remembered per Host value: alternating names are each judged as themselves.
+    for (const [host, status] of [[`127.0.0.1:${port}`, 200], ["rebind.attacker.example", 400], ["rebind.attacker.example", 400], [`127.0.0.1:${port}`, 200], [`localhost:${port}`, 200], ["evil@127.0.0.1", 400]] as const) {
+      assert.equal(statusOf(await commandWithHost(host, `again-${host.replaceAll(/[^a-z0-9]/gi, "")}`)), status, host);
+    }
 
     const withToken = await startTestServer(t, { token: "s3cret" });
     const answer = await rawExchange(withToken.url, `GET /state HTTP/1.1\r\nHost: proxy.example.com\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n`);
