@@ -2,6 +2,7 @@
  * Errors recovery and replay raise. Each names what is wrong and where, so an
  * operator can act on it; none is retried automatically.
  */
+import { SwooshError } from "../core/errors.ts";
 import { LogCorruptError, LogFileDamagedError } from "../storage/errors.ts";
 
 /** A WAL record that does not continue the hash chain (policy: refuse to serve). */
@@ -33,6 +34,25 @@ export interface RecoveryProblem {
   readonly expectedHash?: string;
   readonly actualHash?: string;
   readonly detail: string;
+}
+
+/**
+ * A data dir path that cannot be a directory: `file`, the path itself or a
+ * directory on the way to it, is a file. Bad usage (`bad_request`), refused
+ * before anything is written; `detail` is what `swoosh verify` reports of `file`.
+ */
+export class DataDirNotDirectoryError extends SwooshError {
+  readonly detail: string;
+
+  constructor(
+    readonly dataDir: string,
+    readonly file: string,
+  ) {
+    const itself = file === dataDir;
+    super("bad_request", itself ? `data dir ${dataDir} is not a directory: a file is in its place` : `data dir ${dataDir} cannot be a directory: ${file} on its path is a file`, { dataDir, file });
+    this.name = "DataDirNotDirectoryError";
+    this.detail = itself ? "not a directory: a file is in its place" : `not a directory: a file is in its place, on the path to the data dir ${dataDir}`;
+  }
 }
 
 /** Nothing verifiable to start from; lists every candidate and why it failed. */

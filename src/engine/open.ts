@@ -22,7 +22,7 @@ import type { CommandLog, FileSystem, SnapshotStore } from "../storage/types.ts"
 import { Engine } from "./engine.ts";
 import { lockDataDir } from "./dir-lock.ts";
 import type { DirLock } from "./dir-lock.ts";
-import { RecoveryError, walOpenProblem } from "./errors.ts";
+import { DataDirNotDirectoryError, RecoveryError, walOpenProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import { recover } from "./recovery.ts";
@@ -65,10 +65,16 @@ export function dataDirLayout(dataDir: string): DataDirLayout {
   };
 }
 
-/** The genesis a data dir was initialized with, verified; `null` when there is none. */
+/**
+ * The genesis a data dir was initialized with, verified; `null` when there is
+ * none. A `dataDir` that is a file, or lies under one, is refused here with a
+ * `DataDirNotDirectoryError` naming the file: every opener (openEngine,
+ * initializeDataDir, serve --await-genesis, verify) looks here first, before
+ * anything is written.
+ */
 export async function readGenesisFile(fs: FileSystem, dataDir: string): Promise<GenesisDocument | null> {
   const { genesisPath } = dataDirLayout(dataDir);
-  if (!(await fs.exists(genesisPath))) return null;
+  if (!(await existsInDataDir(fs, dataDir, genesisPath))) return null;
   let parsed: unknown;
   try {
     parsed = JSON.parse((await fs.readFile(genesisPath)).toString("utf8"));
@@ -82,6 +88,33 @@ export async function readGenesisFile(fs: FileSystem, dataDir: string): Promise<
     throw new RecoveryError("the genesis file does not verify", [
       { file: genesisPath, expectedHash: details?.expected, actualHash: details?.actual, detail: (error as Error).message },
     ]);
+  }
+}
+
+/** Whether `file`, in `dataDir`, exists; `DataDirNotDirectoryError` when a file stands where the data dir or a directory above it should be. */
+async function existsInDataDir(fs: FileSystem, dataDir: string, file: string): Promise<boolean> {
+  try {
+    return await fs.exists(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOTDIR") throw error;
+    throw new DataDirNotDirectoryError(dataDir, await deepestExisting(fs, dataDir));
+  }
+}
+
+/** The deepest of `dir` and the directories above it that exists: under a path that is a file, nothing does, so that is the file. */
+async function deepestExisting(fs: FileSystem, dir: string): Promise<string> {
+  let candidate = dir;
+  while (!(await existsOrUnderFile(fs, candidate)) && path.dirname(candidate) !== candidate) candidate = path.dirname(candidate);
+  return candidate;
+}
+
+/** `fs.exists`, with a path under a file (ENOTDIR) as not existing. */
+async function existsOrUnderFile(fs: FileSystem, target: string): Promise<boolean> {
+  try {
+    return await fs.exists(target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return false;
+    throw error;
   }
 }
 

@@ -16,7 +16,7 @@ import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.t
 import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { lockDataDir } from "./dir-lock.ts";
 import type { DirLock } from "./dir-lock.ts";
-import { ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
+import { DataDirNotDirectoryError, ReplayDivergenceError, WalChainError, walOpenProblem } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { genesisStateCopy } from "./genesis.ts";
 import { genesisMismatch, loadProblem, snapshotGenesisMismatch, snapshotOffHistory } from "./recovery.ts";
@@ -101,7 +101,8 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
   try {
     genesis = await readGenesisFile(fs, options.dataDir);
   } catch (error) {
-    problems.push({ file: layout.genesisPath, detail: (error as Error).message });
+    // A data dir path that is a file is reported as the wal or snapshots path that is one is: the file, "not a directory".
+    problems.push(error instanceof DataDirNotDirectoryError ? { file: error.file, detail: error.detail } : { file: layout.genesisPath, detail: (error as Error).message });
     return report({});
   }
   if (genesis === null) {

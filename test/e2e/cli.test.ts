@@ -141,6 +141,21 @@ describe("swoosh CLI", () => {
     const ok = swoosh(["verify", "--data-dir", d]);
     assert.equal(ok.status, 0, ok.stdout + ok.stderr);
   });
+  it("serve and verify on a data dir that is a file, or under one: exit 2 with one line naming the file, nothing written", async () => {
+    const root = await dir();
+    const file = path.join(root, "file");
+    await writeFile(file, "x\n");
+    for (const dataDir of [file, path.join(file, "sub")]) {
+      const served = swoosh(["serve", "--data-dir", dataDir, "--port", "0", "--log-level", "silent"]);
+      assert.equal(served.status, 2, served.stdout + served.stderr);
+      const said = dataDir === file ? `swoosh: data dir ${file} is not a directory: a file is in its place\n` : `swoosh: data dir ${dataDir} cannot be a directory: ${file} on its path is a file\n`;
+      assert.equal(served.stderr, said);
+      const verified = swoosh(["verify", "--data-dir", dataDir]);
+      assert.equal(verified.status, 2, verified.stdout + verified.stderr);
+      assert.ok(verified.stdout.includes(`PROBLEM ${file}: not a directory: a file is in its place`), verified.stdout);
+    }
+    assert.deepEqual(await readdir(root), ["file"]);
+  });
   it("verify with genesis.json gone from a data dir holding a WAL and snapshots: exit 2 saying so, as serve does, and no WAL indexes it did not read", async () => {
     const d = await dir();
     const engine = await openSwoosh({ dataDir: d, snapshotEvery: 0, onFatal: () => undefined });

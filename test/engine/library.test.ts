@@ -468,6 +468,26 @@ describe("engine as a library", () => {
     assert.deepEqual(await readdir(root), []);
   });
 
+  it("refuses a dataDir that is a file, or lies under one, naming both paths, before writing anything", async () => {
+    const root = await dataDir();
+    const file = path.join(root, "file");
+    await writeFile(file, "not a dir\n");
+    await assert.rejects(open(file), (error: unknown) => {
+      assert.ok(error instanceof SwooshError, String(error));
+      assert.equal(error.code, "bad_request");
+      assert.equal(error.message, `data dir ${file} is not a directory: a file is in its place`);
+      return true;
+    });
+    const under = path.join(file, "sub", "deeper");
+    await assert.rejects(open(under), (error: unknown) => {
+      assert.ok(error instanceof SwooshError, String(error));
+      assert.equal(error.message, `data dir ${under} cannot be a directory: ${file} on its path is a file`);
+      return true;
+    });
+    assert.deepEqual(await readdir(root), ["file"]);
+    assert.equal(await readFile(file, "utf8"), "not a dir\n");
+  });
+
   it("refuses a payload with a symbol-keyed member (JSON would drop it without a word), logging nothing", async () => {
     const dir = await dataDir();
     const engine = await open(dir);

@@ -77,6 +77,17 @@ describe("verifyDataDir on a data dir missing parts", () => {
       ["wal", "not a directory: a file is in its place"],
     ]);
   });
+  it("reports a data dir path that is a file, or lies under one, naming the file, instead of its genesis.json with ENOTDIR", async () => {
+    const root = await dataDir();
+    const file = path.join(root, "file");
+    await writeFile(file, "x\n");
+    const itself = await verify(file);
+    assert.equal(itself.ok, false);
+    assert.deepEqual(itself.problems.map((problem) => [problem.file, problem.detail]), [[file, "not a directory: a file is in its place"]]);
+    const under = path.join(file, "sub");
+    assert.deepEqual((await verify(under)).problems.map((problem) => [problem.file, problem.detail]), [[file, `not a directory: a file is in its place, on the path to the data dir ${under}`]]);
+    assert.deepEqual(await tree(root), ["file"], "verify created nothing");
+  });
   it("counts the entries replayed up to a break in the chain, not 0", async () => {
     const dir = await builtDataDir();
     // Entry 4's stored hash no longer matches its body: the chain breaks there, after the replay of 1..3.

@@ -14,7 +14,7 @@
 import { isLoopbackAddress } from "../../server/host-guard.ts";
 import { Option } from "commander";
 import type { Command } from "commander";
-import { RecoveryError } from "../../engine/errors.ts";
+import { DataDirNotDirectoryError, RecoveryError } from "../../engine/errors.ts";
 import type { RunningServer, ServerOptions } from "../../server/index.ts";
 import { createLogger } from "../../server/logger.ts";
 import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
@@ -45,6 +45,8 @@ export function startupBlock(server: RunningServer, options: ServerOptions): str
 
 /** Turns a startup failure into a CLI error with SPEC §9's exit code. */
 export function startupError(error: unknown, options: Pick<ServerOptions, "dataDir" | "host" | "port">): unknown {
+  // Its message names the data dir and the file in the way; the "bad_request" code would add nothing for an operator.
+  if (error instanceof DataDirNotDirectoryError) return new CliError(error.message, EXIT_BAD_INPUT);
   if (error instanceof RecoveryError) {
     return new CliError(
       `data dir ${options.dataDir} failed recovery: ${error.message}\n` +
