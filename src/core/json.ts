@@ -29,6 +29,19 @@ export class JsonValueError extends Error {
 /** Default bound on nesting; deep input is refused before it can exhaust the stack. */
 export const JSON_DEPTH_MAX = 64;
 
+/**
+ * Deepest nesting `canonicalJSON` takes, counted in brackets from the root.
+ * Its walks (and JSON.stringify) recurse once per level: without a bound, a
+ * value nested some thousands deep threw a bare RangeError (stack overflow)
+ * at a depth that depended on the stack left, so one value could hash on one
+ * machine and not on another. Deeper is refused with a `JsonValueError`
+ * naming the place. Far above what Swoosh stores (payloads and genesis
+ * states are bounded by JSON_DEPTH_MAX), and about a third of the depth that
+ * overflowed Node 20's default stack. The walks test their level against a
+ * bound anyway, so this costs the common case nothing.
+ */
+export const CANONICAL_DEPTH_MAX = 1000;
+
 /** True when `text` contains an unpaired UTF-16 surrogate (not representable in UTF-8). */
 export function hasLoneSurrogate(text: string): boolean {
   return !text.isWellFormed();
@@ -126,16 +139,27 @@ function checkValue(value: unknown, path: string, depth: number, depthMax: numbe
  * as `__proto__` are ordinary own keys.
  */
 export function canonicalJSON(value: unknown): string {
+  return canonicalJSONBelow(value, 0);
+}
+
+/**
+ * `canonicalJSON` of a value found `levelsAbove` brackets down inside a larger
+ * value whose text is assembled a member at a time (record-text-cache.ts):
+ * CANONICAL_DEPTH_MAX counts from that value's root, so the pieces are
+ * refused exactly where `canonicalJSON` of the whole would be.
+ */
+export function canonicalJSONBelow(value: unknown, levelsAbove: number): string {
+  const depthMax = CANONICAL_DEPTH_MAX - levelsAbove;
   try {
     if (typeof value !== "object" || value === null) return serialize(value);
-    if (inCanonicalOrder(value, 1, Number.MAX_SAFE_INTEGER, false)) return JSON.stringify(value);
+    if (inCanonicalOrder(value, 1, depthMax, false)) return JSON.stringify(value);
     // Out of order somewhere: a sorted copy and one native JSON.stringify beat
     // assembling the text in JS (about twice as fast on a large state).
-    return sortedText(sortedCopy(value, 1, Number.MAX_SAFE_INTEGER));
+    return sortedText(sortedCopy(value, 1, depthMax));
   } catch (error) {
-    if (error === NOT_JSON) {
-      // The fast path carries no location; walk again to name it.
-      assertJsonValue(value, Number.MAX_SAFE_INTEGER);
+    if (error === NOT_JSON || error === TOO_DEEP) {
+      // The fast path carries no location; walk again to name it (the walk stops at the same bound).
+      if (!isJsonValue(value, levelsAbove, CANONICAL_DEPTH_MAX)) checkValue(value, "", levelsAbove, CANONICAL_DEPTH_MAX);
     }
     throw error;
   }

@@ -14,7 +14,7 @@
  * its stale text. `computeStateHash` on arbitrary values never uses this.
  */
 import { createHash } from "node:crypto";
-import { JsonValueError, canonicalJSON } from "./json.ts";
+import { JsonValueError, canonicalJSON, canonicalJSONBelow } from "./json.ts";
 import { DictionaryCapture } from "./state-capture.ts";
 import type { StateCapture } from "./state-capture.ts";
 import { IDS_PER_STEP, sortedUnique } from "./sliced-sort.ts";
@@ -161,10 +161,10 @@ function* joinFragments(fragments: Iterable<string>, pieceChars: number): Genera
   if (part.length > 0) yield part;
 }
 
-/** canonicalJSON of a value found at `path` in the state; errors name the full path. */
+/** canonicalJSON of a value found at `path` in the state (its nesting counted from the state's root); errors name the full path. */
 function canonicalAt(value: unknown, path: readonly string[]): string {
   try {
-    return canonicalJSON(value);
+    return canonicalJSONBelow(value, path.length);
   } catch (error) {
     if (!(error instanceof JsonValueError)) throw error;
     const prefix = path.map((part) => `/${part.replace(/~/g, "~0").replace(/\//g, "~1")}`).join("");

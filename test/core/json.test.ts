@@ -125,6 +125,32 @@ describe("canonicalJSON (RFC 8785)", () => {
     assert.throws(() => assertJsonValue(deep), /nesting deeper than 64/);
   });
 
+  it("refuses a value nested deeper than 1,000 levels with a JsonValueError naming the place, never a stack-overflow RangeError", () => {
+    /** `levels` arrays (or objects: {"k": …}) around `inner`. */
+    const nested = (levels: number, inner: unknown, asObjects: boolean): unknown => {
+      let value = inner;
+      for (let i = 0; i < levels; i++) value = asObjects ? { k: value } : [value];
+      return value;
+    };
+    for (const asObjects of [false, true]) {
+      for (const inner of [1, { b: 1, a: 2 }]) {
+        // In canonical order (the native fast path) and out of it (the sorted copy) alike.
+        const brackets = typeof inner === "object" ? 1 : 0;
+        const deepest = nested(1000 - brackets, inner, asObjects);
+        assert.equal(canonicalJSON(deepest), JSON.stringify(JSON.parse(canonicalJSON(deepest))), "1,000 levels still serialize");
+        assert.match(computeStateHash({ a: nested(999 - brackets, inner, asObjects) }), /^[0-9a-f]{64}$/);
+        for (const levels of [1001 - brackets, 20_000]) {
+          const tooDeep = nested(levels, inner, asObjects);
+          const step = asObjects ? "/k" : "/0";
+          const refused = { name: "JsonValueError", path: step.repeat(1000), reason: "nesting deeper than 1000" };
+          assert.throws(() => canonicalJSON(tooDeep), refused, `${levels} levels`);
+          assert.throws(() => computeStateHash(tooDeep), refused, `${levels} levels`);
+          // Counted from the root of the state, as canonicalJSON of the whole counts them.
+          assert.throws(() => computeStateHash({ a: nested(levels - 1, inner, asObjects) }), { ...refused, path: "/a" + step.repeat(999) }, `${levels} levels`);
+        }
+      }
+    }
+  });
 });
 
 /** Keys of every object in `value`, depth first, in their own order: what key order a model shows. */

@@ -54,6 +54,12 @@ describe("swoosh CLI", () => {
     assert.equal(swoosh(["hash", path.join(d, "missing.json")]).status, 2);
     assert.equal(swoosh(["hash", d]).status, 2, "a directory");
   });
+  it("hash of a value nested 20,000 deep exits 2 with one line saying the nesting is too deep, no stack", () => {
+    const deep = swoosh(["hash", "-"], "[".repeat(20_000) + "1" + "]".repeat(20_000));
+    assert.equal(deep.status, 2, deep.stderr.slice(0, 300));
+    assert.equal(deep.stderr.split("\n").length, 2, "one line");
+    assert.match(deep.stderr, /^swoosh: -: (\/0){1000}: nesting deeper than 1000\n$/);
+  });
 
   it("genesis prints a document whose hash verifies, with config flags applied", () => {
     const run = swoosh(["genesis", "--cluster-id", "farm", "--lease-ttl-ms", "5000", "--genesis-time", "2026-11-29T12:00:00Z"]);
