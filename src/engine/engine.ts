@@ -396,9 +396,18 @@ export class Engine<Model> {
     return this.read(({ index, hlc, logHash, model }) => ({ index, hlc, logHash, state: freezeRecords(this.machine.view(model)) }));
   }
 
-  /** `computeStateHash` of the current durable state (remembered until the next command). */
+  /**
+   * `computeStateHash` of the current durable state (remembered until the next
+   * command). Not remembered, it comes from a text read of this index under
+   * way, or the state is hashed as its text is read, a slice at a time, with
+   * no piece kept: no whole text is held for it.
+   */
   async stateHash(): Promise<string> {
-    return (await this.rememberedStateHash()) ?? (await this.stateText()).stateHash;
+    const remembered = await this.rememberedStateHash();
+    if (remembered !== undefined) return remembered;
+    const reading = this.stateTextReading;
+    if (reading?.index === this.appliedIndex) return (await reading.text).stateHash;
+    return (await this.readStateText(false)).stateHash;
   }
 
   /** The current durable state's hash if it is remembered (nothing applied since it was computed), else undefined: free to ask. */
@@ -446,7 +455,8 @@ export class Engine<Model> {
     );
   };
 
-  private async readStateText(): Promise<StateText> {
+  /** The durable state's text and hash as `stateText` gives them; `keepText: false` gives only the hash (`pieces` empty, no heap check: nothing is held). */
+  private async readStateText(keepText = true): Promise<StateText> {
     const index = this.appliedIndex;
     const hlc = this.appliedHlc;
     const logHash = this.chainHead;
@@ -454,7 +464,7 @@ export class Engine<Model> {
     let text: CollectedText;
     if (capture === null) {
       // No capture: the live state is read in one go, before any command can change it.
-      text = await collectText(this.texts.pieces(this.machine.state(this.model)), this.heapRoomForText);
+      text = await collectText(this.texts.pieces(this.machine.state(this.model)), keepText ? this.heapRoomForText : undefined, keepText);
     } else {
       try {
         // Texts are remembered, as a hash of the live state did, while the heap
@@ -462,7 +472,7 @@ export class Engine<Model> {
         const { usedBytes, limitBytes } = this.settings.heapFigures();
         const remember = usedBytes < REMEMBER_HEAP_SHARE_MAX * limitBytes;
         const pieces = this.texts.capturedPieces(capture, SNAPSHOT_PIECE_CHARS, undefined, remember);
-        text = await collectText(slicedPieces(pieces, this.readPacing()), this.heapRoomForText);
+        text = await collectText(slicedPieces(pieces, this.readPacing()), keepText ? this.heapRoomForText : undefined, keepText);
       } finally {
         capture.release();
       }

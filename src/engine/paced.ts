@@ -44,9 +44,10 @@ export interface CollectedText {
  * held until its clients have read it, and as buffers it is held outside V8's
  * heap, where the state itself lives (each piece is encoded once, as the
  * socket would have encoded it anyway). Pieces end between members, never
- * inside a string, so each encodes on its own.
+ * inside a string, so each encodes on its own. `keep: false` keeps no piece
+ * (`pieces` comes back empty): the hash of a text nobody will be sent.
  */
-export async function collectText(pieces: Iterable<string> | AsyncIterable<string>, check: () => void = () => undefined): Promise<CollectedText> {
+export async function collectText(pieces: Iterable<string> | AsyncIterable<string>, check: () => void = () => undefined, keep = true): Promise<CollectedText> {
   const hash = createHash("sha256");
   const kept: Buffer[] = [];
   let byteLength = 0;
@@ -55,7 +56,8 @@ export async function collectText(pieces: Iterable<string> | AsyncIterable<strin
     const bytes = Buffer.from(piece, "utf8");
     hash.update(bytes);
     byteLength += bytes.length;
-    kept.push(bytes);
+    // Not kept: only the hash is wanted, and each piece is let go once hashed.
+    if (keep) kept.push(bytes);
     check();
   }
   return { stateHash: hash.digest("hex"), pieces: kept, byteLength };

@@ -139,6 +139,14 @@ describe("server: state and genesis", () => {
     assert.equal((await get(url, "/state?at=5")).status, 503);
     // Everything else goes on: writes, polls answered from the remembered hash, other reads.
     assert.equal((await command(url, "agent.register", { agentId: "late" })).status, 200);
+    // If-None-Match: * is false while there is a state (RFC 9110 §13.1.2): 304 with its ETag, no text to send, no slot needed.
+    const anyTag = await get(url, "/state", { "if-none-match": "*" });
+    assert.equal(anyTag.status, 304, anyTag.text);
+    assert.equal(anyTag.text, "");
+    const anyTagAt5 = await get(url, "/state?at=5", { "if-none-match": "*" });
+    assert.equal(anyTagAt5.status, 304, anyTagAt5.text);
+    const pastEnd = await get(url, "/state?at=999999", { "if-none-match": "*" });
+    assert.equal(pastEnd.status, 404, "an index with no state keeps its error");
     assert.equal((await get(url, "/tasks/t5")).status, 200);
 
     // One slow reader goes away: its text is let go and the next read is served, whole.
@@ -150,6 +158,8 @@ describe("server: state and genesis", () => {
     assert.equal(served.body.stateHash, computeStateHash(served.body.state));
     assert.equal(Object.keys(served.body.state.tasks).length, 6000);
     assert.ok(Object.hasOwn(served.body.state.agents, "late"));
+    assert.equal(anyTag.headers.get("etag"), `"${served.body.stateHash}"`, "the 304 carried the current ETag");
+    assert.equal(anyTagAt5.headers.get("etag"), `"${(await get(url, "/state?at=5")).body.stateHash}"`);
   });
 
   it("reads of one ?at share one text, also once it is being sent; distinct ones count against the bound", async (t) => {

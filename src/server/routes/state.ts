@@ -3,8 +3,10 @@
  *
  * GET answers `{index, hlc, stateHash, logHash, state}` read at one index,
  * with `ETag: "<stateHash>"`; `If-None-Match` naming that hash (quoted or not,
- * weak or strong, or `*`) gets 304. `?at=INDEX` answers the state as of that
- * index (404 past the end, 410 when the log no longer reaches back).
+ * weak or strong) gets 304, and `*` always does (there is always a current
+ * state), without a text read for sending or a slot for one. `?at=INDEX`
+ * answers the state as of that index (404 past the end, 410 when the log no
+ * longer reaches back).
  *
  * POST initializes the data dir with a genesis document: 201 when it did,
  * 200 when the dir already holds the same genesis.
@@ -111,6 +113,21 @@ export function etagMatches(header: string | string[] | undefined, hash: string)
   return false;
 }
 
+/**
+ * True when an If-None-Match header value is `*`: false, per RFC 9110
+ * §13.1.2, whenever the resource has a current representation, and GET /state
+ * always has one (an `?at` index that has none keeps its 404 or 410).
+ */
+function matchesAnyTag(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  return (Array.isArray(header) ? header.join(",") : header).split(",").some((tag) => tag.trim() === "*");
+}
+
+/** 304 Not Modified carrying the ETag a 200 would have (RFC 9110 §15.4.5). */
+function notModified(reply: FastifyReply, stateHash: string): FastifyReply {
+  return reply.code(304).header("etag", `"${stateHash}"`).send();
+}
+
 /** The response's members before the state, in the order GET /state has always listed them. */
 function stateHead(read: StateText): string {
   return `{"index":${read.index},"hlc":${JSON.stringify(read.hlc)},"stateHash":"${read.stateHash}","logHash":"${read.logHash}","state":`;
@@ -148,6 +165,13 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
     const engine = runtime.requireEngine();
     const { at: atText } = readQuery(request.query, ["at"]);
     const ifNoneMatch = request.headers["if-none-match"];
+    if (matchesAnyTag(ifNoneMatch)) {
+      // 304 whatever the state is: only its hash is needed for the ETag, so no
+      // text is held for sending and no slot taken (none free is no reason for 503).
+      if (atText === undefined) return notModified(reply, await engine.stateHash());
+      // A past index's hash comes from its time travel (404 or 410 as without the header); the text is let go at once.
+      return notModified(reply, (await retryLaterWhenShortOfMemory(reply, engine.stateTextAt(parseIndex(atText, "at")))).stateHash);
+    }
     if (atText !== undefined) {
       // Time travel: a snapshot plus a replay, done a step at a time, then sent as for the live state.
       const at = parseIndex(atText, "at");
@@ -160,7 +184,7 @@ export function registerStateRoutes(app: FastifyInstance, runtime: ServerRuntime
     if (ifNoneMatch !== undefined) {
       // Polling: while nothing was applied, the remembered hash answers 304 without reading the state.
       const remembered = await engine.rememberedStateHash();
-      if (remembered !== undefined && etagMatches(ifNoneMatch, remembered)) return reply.code(304).header("etag", `"${remembered}"`).send();
+      if (remembered !== undefined && etagMatches(ifNoneMatch, remembered)) return notModified(reply, remembered);
     }
     // The state's canonical text, read a slice at a time and sent as it is:
     // no copy of the state, and no one long serialization on the event loop.
