@@ -233,6 +233,8 @@ export class Engine<Model> {
   }
   /** The `stateText` being read, shared by callers at the same index and dropped once read (its text is large). */
   private stateTextReading: { index: number; text: Promise<StateText> } | null = null;
+  /** The hash-only read of the state under way (`stateHash`), shared by callers at its index. */
+  private stateHashReading: { index: number; hash: Promise<string> } | null = null;
 
   /** Sealed commands not yet handed to the log, in index order. */
   private pending: SealedCommand[] = [];
@@ -405,9 +407,19 @@ export class Engine<Model> {
   async stateHash(): Promise<string> {
     const remembered = await this.rememberedStateHash();
     if (remembered !== undefined) return remembered;
+    const index = this.appliedIndex;
     const reading = this.stateTextReading;
-    if (reading?.index === this.appliedIndex) return (await reading.text).stateHash;
-    return (await this.readStateText(false)).stateHash;
+    if (reading?.index === index) return (await reading.text).stateHash;
+    // Callers at one index share one hashing (a burst of If-None-Match: * would otherwise each read the whole state).
+    const hashing = this.stateHashReading;
+    if (hashing?.index === index) return hashing.hash;
+    const started = { index, hash: this.readStateText(false).then((text) => text.stateHash) };
+    this.stateHashReading = started;
+    const forget = (): void => {
+      if (this.stateHashReading === started) this.stateHashReading = null;
+    };
+    started.hash.then(forget, forget);
+    return started.hash;
   }
 
   /** The current durable state's hash if it is remembered (nothing applied since it was computed), else undefined: free to ask. */

@@ -71,6 +71,20 @@ describe("engine: commands, durability and recovery", () => {
     await reopened.close();
   });
 
+  it("shares one hashing of the state among stateHash callers at the same index", async () => {
+    const dir = await dataDir();
+    let stateReads = 0;
+    const countingMachine = { ...counterMachine, state: (model: CounterState) => (stateReads++, counterMachine.state(model)) };
+    const engine = await open(dir, { machine: countingMachine });
+    for (let key = 0; key < 200; key++) await engine.submit({ type: "counter.set", payload: { key: `k${key}`, value: key } });
+    stateReads = 0;
+    const hashes = await Promise.all(Array.from({ length: 8 }, () => engine.stateHash()));
+    assert.equal(new Set(hashes).size, 1);
+    assert.equal(hashes[0], computeStateHash((await engine.readState()).state));
+    assert.equal(stateReads, 1, "eight callers at one index, one read of the state");
+    await engine.close();
+  });
+
   it("group-commits concurrent commands: fewer flushes than commands, every promise after its flush", async () => {
     const dir = await dataDir();
     const engine = await open(dir);
