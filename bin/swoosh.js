@@ -6,18 +6,20 @@
 import { existsSync } from "node:fs";
 import { URL } from "node:url";
 
-// `serve` installs its SIGTERM/SIGINT handlers once its modules are loaded (a
-// second or two): a signal before that would kill it by Node's default (exit
-// 143, no message). Kept here instead, serve's handlers act on it when they
-// come (src/cli/shutdown.ts): it stops before serving and exits 0.
+// `serve` installs its SIGTERM/SIGINT/SIGHUP handlers once its modules are
+// loaded (a second or two): a signal before that would kill it by Node's
+// default (exit 143, no message). Kept here instead, serve's handlers act on
+// it when they come (src/cli/shutdown.ts): it stops before serving and exits
+// 0. What runs before this line (Node's own start, ~0.1 s, and a loader given
+// with --import) is not covered.
 if (process.argv[2] === "serve") {
   const signals = [];
   const keep = (signal) => signals.push(signal);
-  for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, keep);
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(signal, keep);
   globalThis[Symbol.for("swoosh.earlySignals")] = {
     signals,
     release: () => {
-      for (const signal of ["SIGTERM", "SIGINT"]) process.off(signal, keep);
+      for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) process.off(signal, keep);
     },
   };
 }

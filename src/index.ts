@@ -32,7 +32,7 @@ export { createGenesis, checkGenesis } from "./engine/genesis.ts";
 export type { GenesisDocument } from "./engine/genesis.ts";
 // The shapes of the orchestrator's state (SPEC §5), for reading what readState and results hold.
 export type { OrchestratorState, OrchestratorConfig, Agent, AgentStatus, Task, TaskStatus, TerminalStatus, Lease, Phase } from "./domain/types.ts";
-export { RecoveryError } from "./engine/errors.ts";
+export { FinalSnapshotError, RecoveryError } from "./engine/errors.ts";
 export { verifyDataDir } from "./engine/verify.ts";
 export { startTicker } from "./engine/ticker.ts";
 export type { TickerSettings, TickerLog } from "./engine/ticker.ts";

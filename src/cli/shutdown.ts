@@ -1,5 +1,5 @@
 /**
- * Signal handling for long-running commands: the first SIGTERM or SIGINT asks
+ * Signal handling for long-running commands: the first SIGTERM, SIGINT or SIGHUP asks
  * for a clean shutdown, a second one exits at once with code 1 (an operator
  * who presses Ctrl-C twice means it). Handlers are installed before the server
  * starts, so a signal during startup is not lost to Node's default (die by
@@ -8,7 +8,12 @@
  */
 import { EXIT_RUNTIME_FAILURE } from "./exit-codes.ts";
 
-const SIGNALS = ["SIGTERM", "SIGINT"] as const;
+/**
+ * SIGHUP too: it is what a closed terminal (an ssh session ending) sends a
+ * server started in the foreground, and by Node's default it died without
+ * its final snapshot and left its LOCK behind.
+ */
+const SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 export type ShutdownSignal = (typeof SIGNALS)[number];
 
 export interface ShutdownWatch {

@@ -28,7 +28,7 @@ import type { StateMachine } from "../core/state-machine.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
 import type { CommandLog, SnapshotStore } from "../storage/types.ts";
 import type { DirLock } from "./dir-lock.ts";
-import { WalChainError } from "./errors.ts";
+import { FinalSnapshotError, WalChainError } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 import { walHashAt } from "./recovery.ts";
 import { genesisStateCopy } from "./genesis.ts";
@@ -863,7 +863,11 @@ export class Engine<Model> {
       if (!this.poisonedBy) {
         await this.whenDurable(this.appliedIndex).catch(() => undefined);
         if (this.snapshotInFlight) await this.snapshotInFlight.catch(() => undefined);
-        if (options.snapshot && !this.poisonedBy && this.durableIndex > this.lastSnapshotIndex) await this.snapshot();
+        if (options.snapshot && !this.poisonedBy && this.durableIndex > this.lastSnapshotIndex) {
+          await this.snapshot().catch((error: unknown) => {
+            throw new FinalSnapshotError(error instanceof Error ? error : new Error(String(error)));
+          });
+        }
       }
     } finally {
       this.travelWorkers.close();

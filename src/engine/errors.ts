@@ -55,6 +55,18 @@ export class DataDirNotDirectoryError extends SwooshError {
   }
 }
 
+/**
+ * The snapshot `close({ snapshot: true })` writes failed. Nothing is lost: the
+ * WAL, closed as usual, holds every acknowledged command and the next start
+ * replays it; the message says so, for an operator reading only this line.
+ */
+export class FinalSnapshotError extends Error {
+  constructor(cause: Error) {
+    super(`the final snapshot failed: ${cause.message}; nothing is lost: the WAL holds every acknowledged command and was closed, and the next start replays it`, { cause });
+    this.name = "FinalSnapshotError";
+  }
+}
+
 /** Nothing verifiable to start from; lists every candidate and why it failed. */
 export class RecoveryError extends Error {
   constructor(

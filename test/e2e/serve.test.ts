@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { readFile, readdir, writeFile } from "node:fs/promises";
+import { readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -272,6 +272,38 @@ describe("swoosh serve, state and command", () => {
     } finally {
       socket?.destroy();
       server.child.kill("SIGKILL");
+    }
+  });
+
+  it("SIGHUP (a closed terminal) closes it as SIGTERM does; a final snapshot that fails exits 1 saying the WAL holds everything, and nothing is lost", { timeout: 120_000 }, async () => {
+    const dataDir = await dir();
+    const submit = (url: string, taskId: string) => http(url, "POST", "/command", { body: { type: "task.submit", payload: { taskId, kind: "k" } } });
+    const first = await startServe(["--data-dir", dataDir, "--snapshot-every", "0"]);
+    assert.equal((await submit(first.url, "t1")).status, 200);
+    first.child.kill("SIGHUP");
+    assert.deepEqual(await first.exited, { code: 0, signal: null }, first.stderr());
+    assert.deepEqual(await readdir(path.join(dataDir, "snapshots")), ["snapshot-00000000000000000001.json"], "the final snapshot was written");
+
+    const second = await startServe(["--data-dir", dataDir, "--snapshot-every", "0"]);
+    assert.equal(second.recoveredIndex, 1);
+    assert.equal((await submit(second.url, "t2")).status, 200);
+    // The final snapshot cannot be written: a file stands where the snapshots directory was.
+    const snapshots = path.join(dataDir, "snapshots");
+    await rename(snapshots, `${snapshots}.aside`);
+    await writeFile(snapshots, "not a directory");
+    const exit = await stopServe(second);
+    assert.deepEqual(exit, { code: 1, signal: null }, second.stderr());
+    const said = second.stderr().trim().split("\n").at(-1) ?? "";
+    assert.match(said, /^swoosh: the final snapshot failed: .*snapshots.*; nothing is lost: the WAL holds every acknowledged command and was closed, and the next start replays it$/);
+    assert.doesNotMatch(second.stderr(), /\n\s+at /, "no stack trace");
+
+    await rm(snapshots);
+    await rename(`${snapshots}.aside`, snapshots);
+    const third = await startServe(["--data-dir", dataDir, "--snapshot-every", "0"]);
+    try {
+      assert.equal(third.recoveredIndex, 2, "the command acknowledged before the failed snapshot was recovered from the WAL");
+    } finally {
+      assert.equal((await stopServe(third)).code, 0);
     }
   });
 

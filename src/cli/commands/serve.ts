@@ -122,7 +122,7 @@ async function serve(flags: ServeFlags): Promise<void> {
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("run the HTTP API on a data directory until SIGTERM/SIGINT (an empty data dir gets a default genesis)")
+    .description("run the HTTP API on a data directory until SIGTERM, SIGINT or SIGHUP (an empty data dir gets a default genesis)")
     .addOption(new Option("--data-dir <dir>", "the data directory (genesis.json, wal/, snapshots/)").env("SWOOSH_DATA_DIR").default("./data").argParser(nonEmpty))
     .addOption(new Option("--host <host>", "address to bind; keep 127.0.0.1 unless a token is set").env("SWOOSH_HOST").default("127.0.0.1").argParser(nonEmpty))
     .addOption(new Option("--port <port>", "TCP port; 0 picks a free one (the URL is printed)").env("SWOOSH_PORT").default(7777).argParser(parsePort))
