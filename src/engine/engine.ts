@@ -167,11 +167,15 @@ class SealedCommand implements LogRecord {
 /** Longest idempotency `id` a command may carry (the HTTP schema uses the same bound). */
 export const COMMAND_ID_LENGTH_MAX = 256;
 /**
- * Automatic snapshots write at most about this many characters of state per
+ * Automatic snapshots write at most about this many bytes of snapshot file per
  * command logged since the previous one (about one WAL entry's worth), so their
- * cost stays a constant share of the write path as the state grows.
+ * cost stays a constant share of the write path as the state grows. The file
+ * counts whole: the idempotency rows are written again each time too, and with
+ * every command carrying an id (as the client SDK's do) 100,000 of them
+ * outweighed a small state; paced by the state alone, a snapshot every 10,000
+ * commands re-wrote them all and took a third of the write path.
  */
-const SNAPSHOT_CHARS_PER_COMMAND = 256;
+const SNAPSHOT_BYTES_PER_COMMAND = 256;
 /**
  * A read that gathers a whole state's text (GET /state, time travel on this
  * thread) gives up with `unavailable` once the old generation holds more than
@@ -251,8 +255,8 @@ export class Engine<Model> {
   private lastSnapshotIndex: number;
   /** Index the last automatic snapshot attempt started at: a failing disk is retried every snapshotEvery commands, not on every flush. */
   private snapshotAttemptIndex: number;
-  /** Size of the last snapshot's state text; sets how soon the next one is worth its cost. */
-  private lastSnapshotChars = 0;
+  /** Size of the last snapshot file; sets how soon the next one is worth its cost. */
+  private lastSnapshotBytes = 0;
   private lastSnapshotAtMs: number | null = null;
   private snapshotInFlight: Promise<void> | null = null;
   /**
@@ -984,8 +988,8 @@ export class Engine<Model> {
     if (this.settings.snapshotEvery <= 0 || this.snapshotInFlight || this.closing) return;
     // Amortized: a snapshot costs O(state), so one is due only after enough
     // commands to pay for it — snapshotEvery, or one command per
-    // SNAPSHOT_CHARS_PER_COMMAND characters of the last snapshot, whichever is more.
-    const dueAfter = Math.max(this.settings.snapshotEvery, Math.ceil(this.lastSnapshotChars / SNAPSHOT_CHARS_PER_COMMAND));
+    // SNAPSHOT_BYTES_PER_COMMAND bytes of the last snapshot file, whichever is more.
+    const dueAfter = Math.max(this.settings.snapshotEvery, Math.ceil(this.lastSnapshotBytes / SNAPSHOT_BYTES_PER_COMMAND));
     if (this.durableIndex - Math.max(this.lastSnapshotIndex, this.snapshotAttemptIndex) < dueAfter) return;
     this.snapshotAttemptIndex = this.durableIndex;
     this.snapshot().catch((error: unknown) => {
@@ -1009,11 +1013,10 @@ export class Engine<Model> {
       await this.whenDurable(index);
       const { clusterId, stateHash: genesisStateHash, genesisTime } = this.genesis;
       const header = { clusterId, genesisStateHash, genesisTime, lastAppliedIndex: index, lastAppliedHlc: hlc, logHash, outcomes };
-      const size = { chars: 0 };
-      await this.snapshots.save(header, slicedPieces(pieces, this.paced, size));
+      const saved = await this.snapshots.save(header, slicedPieces(pieces, this.paced));
       this.loadable.add(index);
       this.lastSnapshotIndex = index;
-      this.lastSnapshotChars = size.chars;
+      this.lastSnapshotBytes = saved.fileBytes;
     } finally {
       capture?.release();
     }

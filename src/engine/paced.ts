@@ -12,21 +12,17 @@ const STEP_FREE_MS = 0.5;
 /**
  * Hands the snapshot's pieces on, letting the event loop run between them
  * (commands keep being served while a large state is written). Empty pieces
- * are only pause points (RecordTextCache.capturedPieces). `size`, when given,
- * counts the characters handed on.
+ * are only pause points (RecordTextCache.capturedPieces).
  *
  * After each step the snapshot pauses about as long as the step took, so it
  * uses at most about half of the main thread: back to back, its steps held
  * every flush completion and request behind one another and commands waited
  * 10–15 ms while a snapshot ran; paced, they wait about one step.
  */
-export async function* slicedPieces(pieces: Iterable<string>, paced: () => boolean, size?: { chars: number }): AsyncGenerator<string> {
+export async function* slicedPieces(pieces: Iterable<string>, paced: () => boolean): AsyncGenerator<string> {
   const pause = pacer(paced);
   for (const piece of pieces) {
-    if (piece.length > 0) {
-      if (size !== undefined) size.chars += piece.length;
-      yield piece;
-    }
+    if (piece.length > 0) yield piece;
     await pause();
   }
 }

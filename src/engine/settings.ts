@@ -19,8 +19,9 @@ export interface EngineSettings {
   readonly maxDriftMs: number;
   /**
    * Take a snapshot after at least this many commands (0 = only on request);
-   * with a large state, later (one command per 256 characters of the last
-   * snapshot), so snapshot cost stays proportional to the commands logged.
+   * with a large snapshot, later (one command per 256 bytes of the last
+   * snapshot file: its state and its idempotency rows), so snapshot cost
+   * stays proportional to the commands logged.
    */
   readonly snapshotEvery: number;
   /** How many snapshots to keep (K). */

@@ -36,7 +36,7 @@ import type { JsonValue } from "../core/json.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
 import type { FilePiece } from "./atomic-file.ts";
 import { SnapshotCorruptError, SnapshotOtherClusterError } from "./errors.ts";
-import type { FileSystem, JsonRows, SnapshotDocument, SnapshotHeader, SnapshotStore } from "./types.ts";
+import type { FileSystem, JsonRows, SavedSnapshot, SnapshotDocument, SnapshotHeader, SnapshotStore } from "./types.ts";
 
 /** The format `save` writes; `load` reads it and formatVersion 1 (no genesis fields). */
 export const SNAPSHOT_FORMAT_VERSION = 2 as const;
@@ -234,7 +234,7 @@ export class FileSnapshotStore implements SnapshotStore {
     return indexes.sort((a, b) => b - a);
   }
 
-  async save(header: SnapshotHeader, statePieces: AsyncIterable<string> | Iterable<string>): Promise<string> {
+  async save(header: SnapshotHeader, statePieces: AsyncIterable<string> | Iterable<string>): Promise<SavedSnapshot> {
     if (!Number.isSafeInteger(header.lastAppliedIndex) || header.lastAppliedIndex < 0) {
       throw new RangeError(`snapshot index ${header.lastAppliedIndex} is not a non-negative safe integer`);
     }
@@ -247,17 +247,23 @@ export class FileSnapshotStore implements SnapshotStore {
     await this.ensureDir();
     const path = this.pathFor(header.lastAppliedIndex);
     let stateHash = "";
+    let fileBytes = 0;
     async function* pieces(): AsyncGenerator<FilePiece> {
       const meta = { ...header, formatVersion: SNAPSHOT_FORMAT_VERSION } as const;
       const metaHash = createHash("sha256");
       metaHash.update(metaTextBefore(meta), "utf8");
-      yield fileHead(meta);
+      const head = fileHead(meta);
+      fileBytes += Buffer.byteLength(head);
+      yield head;
       for await (const piece of outcomePieces(header.outcomes)) {
         const bytes = Buffer.from(piece, "utf8");
         metaHash.update(bytes);
+        fileBytes += bytes.length;
         yield bytes;
       }
-      yield `,"state":`;
+      const stateKey = `,"state":`;
+      fileBytes += stateKey.length;
+      yield stateKey;
       const hash = createHash("sha256");
       let stateChars = 0;
       for await (const piece of statePieces) {
@@ -266,18 +272,21 @@ export class FileSnapshotStore implements SnapshotStore {
         const bytes = Buffer.from(piece, "utf8");
         hash.update(bytes);
         stateChars += piece.length;
+        fileBytes += bytes.length;
         yield bytes;
       }
       // Thrown before the rename: the temp file is removed and nothing is published.
       if (stateChars === 0) throw new Error(`snapshot ${path}: the state pieces were empty`);
       stateHash = hash.digest("hex");
       metaHash.update(metaTextAfter(stateHash), "utf8");
-      yield fileTail(stateHash, metaHash.digest("hex"));
+      const tail = fileTail(stateHash, metaHash.digest("hex"));
+      fileBytes += Buffer.byteLength(tail);
+      yield tail;
     }
     // Small writes: a megabyte of pieces held for one write outlives young-generation GCs and makes them slow.
     // Synced as it goes: the WAL's fdatasyncs never wait behind a whole snapshot's dirty pages.
     await writeFileAtomic(this.fs, path, pieces(), { bufferBytesMax: SNAPSHOT_WRITE_BYTES, syncEveryBytes: SNAPSHOT_SYNC_BYTES });
-    return stateHash;
+    return { stateHash, fileBytes };
   }
 
   async load(lastAppliedIndex: number): Promise<SnapshotDocument> {

@@ -103,15 +103,22 @@ export interface SnapshotDocument extends Omit<SnapshotHeader, keyof SnapshotGen
   readonly metaHash: string;
 }
 
+/** What `SnapshotStore.save` wrote. */
+export interface SavedSnapshot {
+  readonly stateHash: string;
+  /** Bytes of the file: its header, its idempotency rows and its state (what the next snapshot is paced by). */
+  readonly fileBytes: number;
+}
+
 export interface SnapshotStore {
   /** Indexes of the complete snapshot files present, newest first (temp files are ignored). */
   list(): Promise<number[]>;
   /**
    * Writes a snapshot whose state is the concatenation of `statePieces`
    * (canonical JSON). Temp file → fsync(file) → rename → fsync(dir); resolves
-   * with the state hash only after the directory fsync returned.
+   * with the state hash and the file's size only after the directory fsync returned.
    */
-  save(header: SnapshotHeader, statePieces: AsyncIterable<string> | Iterable<string>): Promise<string>;
+  save(header: SnapshotHeader, statePieces: AsyncIterable<string> | Iterable<string>): Promise<SavedSnapshot>;
   /** Reads and verifies one snapshot; throws `SnapshotCorruptError` naming the file. */
   load(lastAppliedIndex: number): Promise<SnapshotDocument>;
   /** Deletes one snapshot file (and fsyncs the directory). */

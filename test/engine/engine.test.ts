@@ -401,6 +401,37 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
     });
   });
 
+  it("paces automatic snapshots by the whole file: with many idempotency rows and a small state, about one command per 256 bytes of the last snapshot", async () => {
+    const dir = await dataDir();
+    const real = new FileSnapshotStore(new NodeFileSystem(), path.join(dir, "snapshots"), { clusterId: "test-cluster" });
+    const saved: Array<{ index: number; fileBytes: number }> = [];
+    const counting: SnapshotStore = {
+      list: () => real.list(),
+      load: (index) => real.load(index),
+      remove: (index) => real.remove(index),
+      save: async (header, pieces) => {
+        const result = await real.save(header, pieces);
+        saved.push({ index: header.lastAppliedIndex, fileBytes: result.fileBytes });
+        return result;
+      },
+    };
+    const engine = await open(dir, { snapshots: counting, snapshotEvery: 50 });
+    // Every command carries an id, as the client SDK's do: the rows grow, the state (one counter) does not.
+    for (let round = 0; round < 60; round++) {
+      await Promise.all(Array.from({ length: 50 }, (_, k) => engine.submit({ type: "counter.add", payload: { amount: 1 }, id: `add-${round}-${k}-${"x".repeat(40)}` })));
+    }
+    await engine.close();
+    assert.ok(saved.length >= 4, `${saved.length} snapshots`);
+    for (let i = 1; i < saved.length; i++) {
+      const [before, after] = [saved[i - 1], saved[i]] as [{ index: number; fileBytes: number }, { index: number; fileBytes: number }];
+      // The last save is close()'s, which is not paced.
+      if (i === saved.length - 1) break;
+      const due = Math.max(50, Math.ceil(before.fileBytes / 256));
+      assert.ok(after.index - before.index >= due, `snapshot at ${after.index} came ${after.index - before.index} commands after one of ${before.fileBytes} bytes (due after ${due})`);
+    }
+    assert.ok((saved.at(-2)?.fileBytes ?? 0) > 256 * 50, "the rows made the file large enough to set the pace");
+  });
+
   it("keeps taking commands when snapshots fail, and retries every snapshotEvery commands, not on every flush", async () => {
     const dir = await dataDir();
     const real = new FileSnapshotStore(new NodeFileSystem(), path.join(dir, "snapshots"), { clusterId: "test-cluster" });

@@ -3,7 +3,7 @@
  * detect and name (file and index) instead of serving unverified state.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -50,7 +50,7 @@ async function makeStrictStore(options: StoreOptions = {}): Promise<{ fs: Strict
 
 async function saveAt(store: FileSnapshotStore, index: number): Promise<string> {
   // Small pieces, so the streaming path (many pieces, incremental hash) is what runs.
-  return store.save(headerAt(index), new RecordTextCache().pieces(stateAt(index), 64));
+  return (await store.save(headerAt(index), new RecordTextCache().pieces(stateAt(index), 64))).stateHash;
 }
 
 async function overwrite(fs: FileSystem, path: string, text: string): Promise<void> {
@@ -315,7 +315,10 @@ for (const [title, wholeTextBytesMax] of [
         async function* pieces(): AsyncGenerator<string> {
           yield* new RecordTextCache().pieces(stateAt(4), 100);
         }
-        assert.equal(await store.save(headerAt(4), pieces()), computeStateHash(stateAt(4)));
+        const saved = await store.save({ ...headerAt(4), outcomes: [["cmd-😀", 4, headerAt(4).lastAppliedHlc, { note: "é" }]] }, pieces());
+        assert.equal(saved.stateHash, computeStateHash(stateAt(4)));
+        // The size the engine paces its next snapshot by: the whole file, in bytes (rows and state hold non-ASCII text).
+        assert.equal(saved.fileBytes, (await stat(join(dir, "snapshots", snapshotFileName(4)))).size);
         assert.deepEqual(await store.list(), [4]);
         assert.deepEqual((await store.load(4)).state, stateAt(4));
         await store.remove(4);
