@@ -130,16 +130,20 @@ interface LargeStateFigures {
   canonicalBytes: number;
 }
 
+/** An orchestrator engine on `dir` with a genesis of its own (snapshot settings as given, else the defaults). */
+function openOrchestrator(dir: string, clusterId: string, settings: { snapshotEvery?: number } = {}) {
+  return openEngine<OrchestratorModel>({
+    dataDir: dir,
+    machine: orchestratorMachine,
+    genesis: createGenesis(clusterId, createGenesisState({ clusterId }), "2026-11-29T12:00:00.000Z"),
+    ...settings,
+  });
+}
+
 /** A real orchestrator state of `taskCount` tasks: hashing it cold and warm, and the longest stall while it is snapshotted. */
 async function largeState(taskCount: number): Promise<LargeStateFigures> {
   return withDir(async (dir) => {
-    const clusterId = "large";
-    const engine = await openEngine<OrchestratorModel>({
-      dataDir: dir,
-      machine: orchestratorMachine,
-      genesis: createGenesis(clusterId, createGenesisState({ clusterId }), "2026-11-29T12:00:00.000Z"),
-      snapshotEvery: 0,
-    });
+    const engine = await openOrchestrator(dir, "large", { snapshotEvery: 0 });
     await engine.submit({ type: "agent.register", payload: { agentId: "worker", labels: ["linux"], capacity: 1000 } });
     for (let i = 0; i < taskCount; i += 1000) {
       await Promise.all(
@@ -185,12 +189,7 @@ async function largeState(taskCount: number): Promise<LargeStateFigures> {
 /** Commands/s of id-carrying heartbeats once the idempotency table is full, and the snapshots written meanwhile. */
 async function idsSteadyState(): Promise<{ commandsPerSec: number; snapshots: number }> {
   return withDir(async (dir) => {
-    const clusterId = "steady";
-    const engine = await openEngine<OrchestratorModel>({
-      dataDir: dir,
-      machine: orchestratorMachine,
-      genesis: createGenesis(clusterId, createGenesisState({ clusterId }), "2026-11-29T12:00:00.000Z"),
-    });
+    const engine = await openOrchestrator(dir, "steady");
     await engine.submit({ type: "agent.register", payload: { agentId: "worker" } });
     const fill = 100_000;
     const measured = 200_000;
