@@ -15,7 +15,7 @@
  * fresh create. A taker that dies holding `LOCK.takeover-X` leaves it
  * to be removed by the next one (its pid is dead too).
  */
-import { link, open, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { link, open, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 
@@ -97,15 +97,86 @@ export interface DirLock {
   release(): Promise<void>;
 }
 
+/** The data dir's subdirectories a symlink may put elsewhere; each is written by the one server holding the data dir. */
+const SHARABLE_SUBDIRS = ["snapshots", "wal"] as const;
+
+/** What a lock refusal says: of another process holding it, and of this process holding it already. */
+interface LockWording {
+  inUse(pid: number, lockPath: string): string;
+  inThisProcess(): string;
+}
+
+/** Whether `name`, in a directory the lock may be taken in, is the lock's own (LOCK, its temp and takeover files): not data. */
+export function isLockFileName(name: string): boolean {
+  return name === "LOCK" || name.startsWith("LOCK.");
+}
+
+/**
+ * Locks the data dir and, when its `snapshots` or `wal` is a symlink to a
+ * directory elsewhere, that directory too: two data dirs linking one snapshots
+ * dir would otherwise each run a server writing snapshots of the same names
+ * into it, one replacing the other's, and truncate their WALs against
+ * snapshots that are no longer theirs. All or none are held; released together.
+ */
 export async function lockDataDir(dataDir: string): Promise<DirLock> {
   // The real path: the same directory through a symlink is the same lock in this process too.
-  const lockPath = path.join(await realpath(dataDir), "LOCK");
-  if (heldInThisProcess.has(lockPath)) {
-    throw new SwooshError("unavailable", `data dir ${dataDir} is already open in this process`);
+  const realDataDir = await realpath(dataDir);
+  const held: DirLock[] = [];
+  try {
+    held.push(await lockIn(realDataDir, dataDirWording(dataDir)));
+    for (const subdir of SHARABLE_SUBDIRS) {
+      const elsewhere = await resolvedElsewhere(realDataDir, subdir);
+      if (elsewhere !== null) held.push(await lockIn(elsewhere, sharedDirWording(path.join(dataDir, subdir), elsewhere)));
+    }
+  } catch (error) {
+    await releaseAll(held);
+    throw error;
   }
-  // A pid can be reused after a crash: say what to do if the live process is not the one that locked the dir.
-  const inUse = (pid: number) =>
-    new SwooshError("unavailable", `data dir ${dataDir} is in use by process ${pid} (${lockPath}); if process ${pid} is not a swoosh server on this dir, the LOCK is stale: remove it`, { pid });
+  return { release: () => releaseAll(held) };
+}
+
+async function releaseAll(locks: DirLock[]): Promise<void> {
+  for (const lock of locks.reverse()) await lock.release();
+}
+
+/** The real directory `realDataDir/subdir` is, when a symlink puts it anywhere but there; null when it is there, or missing, or not a directory (opening reports those). */
+async function resolvedElsewhere(realDataDir: string, subdir: string): Promise<string | null> {
+  const inPlace = path.join(realDataDir, subdir);
+  let real: string;
+  try {
+    real = await realpath(inPlace);
+    if (!(await stat(real)).isDirectory()) return null;
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT" || errnoOf(error) === "ENOTDIR") return null;
+    throw error;
+  }
+  return real === inPlace ? null : real;
+}
+
+function dataDirWording(dataDir: string): LockWording {
+  return {
+    // A pid can be reused after a crash: say what to do if the live process is not the one that locked the dir.
+    inUse: (pid, lockPath) =>
+      `data dir ${dataDir} is in use by process ${pid} (${lockPath}); if process ${pid} is not a swoosh server on this dir, the LOCK is stale: remove it`,
+    inThisProcess: () => `data dir ${dataDir} is already open in this process`,
+  };
+}
+
+/** `linked` (DATA/snapshots or DATA/wal) resolves to `shared`: another data dir's server may be linked to it too. */
+function sharedDirWording(linked: string, shared: string): LockWording {
+  const what = `${linked} links to ${shared}, which another data dir shares`;
+  return {
+    inUse: (pid, lockPath) =>
+      `${what}: it is in use by process ${pid} (${lockPath}); give each data dir its own ${path.basename(linked)} dir (if process ${pid} is not a swoosh server, the LOCK is stale: remove it)`,
+    inThisProcess: () => `${what}: it is already in use by another engine in this process; give each data dir its own ${path.basename(linked)} dir`,
+  };
+}
+
+/** Takes `dir/LOCK` (dir a real path), or refuses with `wording`'s message. */
+async function lockIn(dir: string, wording: LockWording): Promise<DirLock> {
+  const lockPath = path.join(dir, "LOCK");
+  if (heldInThisProcess.has(lockPath)) throw new SwooshError("unavailable", wording.inThisProcess());
+  const inUse = (pid: number) => new SwooshError("unavailable", wording.inUse(pid, lockPath), { pid });
   heldInThisProcess.add(lockPath);
   try {
     for (let round = 0; round < LOCK_ROUNDS_MAX; round++) {
@@ -134,7 +205,7 @@ export async function lockDataDir(dataDir: string): Promise<DirLock> {
         await rm(takeover, { force: true });
       }
     }
-    throw new SwooshError("unavailable", `data dir ${dataDir}: could not take ${lockPath} (other processes kept taking it); retry`);
+    throw new SwooshError("unavailable", `could not take ${lockPath} (other processes kept taking it); retry`);
   } catch (error) {
     heldInThisProcess.delete(lockPath);
     throw error;

@@ -20,7 +20,7 @@ import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore } from "../storage/snapshot-store.ts";
 import type { CommandLog, FileSystem, SnapshotStore } from "../storage/types.ts";
 import { Engine } from "./engine.ts";
-import { lockDataDir } from "./dir-lock.ts";
+import { isLockFileName, lockDataDir } from "./dir-lock.ts";
 import type { DirLock } from "./dir-lock.ts";
 import { DataDirNotDirectoryError, RecoveryError, walOpenProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
@@ -198,7 +198,8 @@ async function preloadNewest(snapshots: SnapshotStore): Promise<PreloadedSnapsho
 async function refuseDataWithoutGenesis(fs: FileSystem, layout: DataDirLayout): Promise<void> {
   const held: string[] = [];
   if (await fs.exists(layout.walPath)) held.push("a WAL");
-  if ((await fs.exists(layout.snapshotDir)) && (await fs.readdir(layout.snapshotDir)).length > 0) held.push("snapshots");
+  // A LOCK there is not history: a snapshots dir shared through a symlink holds the lock of the server using it (dir-lock.ts), refused at the lock.
+  if ((await fs.exists(layout.snapshotDir)) && (await fs.readdir(layout.snapshotDir)).some((name) => !isLockFileName(name))) held.push("snapshots");
   if (held.length === 0) return;
   throw new RecoveryError(historyWithoutGenesis(held), [{ file: layout.genesisPath, detail: "missing" }]);
 }
