@@ -61,8 +61,9 @@ async function holderOf(file: string): Promise<number | null> {
  */
 async function createExclusive(file: string): Promise<boolean> {
   const own = `${file}.${process.pid}.new`;
-  await writeFile(own, `${process.pid}\n`);
   try {
+    // Inside the try: a write that fails (a full disk) leaves an empty or partial file, removed below.
+    await writeFile(own, `${process.pid}\n`);
     await link(own, file);
     return true;
   } catch (error) {

@@ -63,6 +63,9 @@ export function startupError(error: unknown, options: Pick<ServerOptions, "dataD
   if (syscall === "listen" || syscall === "bind" || code === "EADDRINUSE" || code === "EADDRNOTAVAIL") {
     return new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
   }
+  if (code === "ENOSPC") {
+    return new CliError(`data dir ${options.dataDir} cannot be written: the disk is full (${(error as Error).message}); free space on its file system, then start again`, EXIT_RUNTIME_FAILURE);
+  }
   if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
     return new CliError(`data dir ${options.dataDir} cannot be written: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
   }
