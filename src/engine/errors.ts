@@ -56,6 +56,30 @@ export class DataDirNotDirectoryError extends SwooshError {
 }
 
 /**
+ * A new data dir refused before anything is written: its file system has less
+ * free space than a data dir needs to start (open.ts, NEW_DATA_DIR_FREE_BYTES_MIN).
+ */
+export class DiskSpaceError extends SwooshError {
+  constructor(
+    readonly dataDir: string,
+    readonly freeBytes: number,
+    readonly neededBytes: number,
+  ) {
+    super(
+      "unavailable",
+      `data dir ${dataDir} is not created: its file system has ${formatBytes(freeBytes)} free, and a new data dir needs at least ${formatBytes(neededBytes)}; free space there, or use a data dir on another disk`,
+      { dataDir, freeBytes, neededBytes },
+    );
+    this.name = "DiskSpaceError";
+  }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+/**
  * The snapshot `close({ snapshot: true })` writes failed. Nothing is lost: the
  * WAL, closed as usual, holds every acknowledged command and the next start
  * replays it; the message says so, for an operator reading only this line.

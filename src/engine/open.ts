@@ -9,6 +9,7 @@
  * rename), so a directory with a WAL but no genesis is never produced by
  * Swoosh and is refused as corrupt.
  */
+import { statfs } from "node:fs/promises";
 import path from "node:path";
 import { SwooshError } from "../core/errors.ts";
 import { canonicalJSON } from "../core/json.ts";
@@ -22,7 +23,7 @@ import type { CommandLog, FileSystem, SnapshotStore } from "../storage/types.ts"
 import { Engine } from "./engine.ts";
 import { isLockFileName, lockDataDir } from "./dir-lock.ts";
 import type { DirLock } from "./dir-lock.ts";
-import { DataDirNotDirectoryError, RecoveryError, walOpenProblem } from "./errors.ts";
+import { DataDirNotDirectoryError, DiskSpaceError, RecoveryError, walOpenProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import { recover } from "./recovery.ts";
@@ -143,6 +144,7 @@ export async function initializeDataDir(
   await refuseDataWithoutGenesis(fs, layout);
   // Before anything is written: a dir bound to a state no engine can load would never open again.
   checkState?.(genesis.state);
+  if (fs instanceof NodeFileSystem) await refuseNearlyFullDisk(fs, dataDir);
   if (beforeWrite !== undefined) {
     await beforeWrite();
     const written = await readGenesisFile(fs, dataDir);
@@ -151,6 +153,25 @@ export async function initializeDataDir(
   await mkdirDurable(fs, dataDir);
   await writeFileAtomic(fs, layout.genesisPath, [canonicalJSON(genesis) + "\n"]);
   return { genesis, created: true };
+}
+
+/**
+ * Free space a new data dir's file system must have. LMDB maps its lock and
+ * data files sparse and first touches their pages through the map: on a disk
+ * that cannot allocate such a page the process dies of SIGBUS or SIGSEGV,
+ * with no message, leaving a half-made dir (measured: 8–16 KiB free). A
+ * server also needs room at once for its WAL and first snapshots; 64 MiB
+ * covers both with a wide margin, and is nothing on any disk meant to hold one.
+ */
+export const NEW_DATA_DIR_FREE_BYTES_MIN = 64 * 1024 * 1024;
+
+/** Refuses to create a data dir on a file system with less than NEW_DATA_DIR_FREE_BYTES_MIN free, before anything is written. */
+async function refuseNearlyFullDisk(fs: FileSystem, dataDir: string): Promise<void> {
+  // The data dir may not exist yet: its file system is the one of the deepest directory above it that does.
+  const figures = await statfs(await deepestExisting(fs, dataDir));
+  // bavail, not bfree: what an unprivileged writer may still use.
+  const freeBytes = figures.bavail * figures.bsize;
+  if (freeBytes < NEW_DATA_DIR_FREE_BYTES_MIN) throw new DiskSpaceError(dataDir, freeBytes, NEW_DATA_DIR_FREE_BYTES_MIN);
 }
 
 /** The data dir's genesis `existing` when `genesis` is the same one; `already_initialized` otherwise. */

@@ -134,13 +134,15 @@ describe(`faults: disk full and I/O errors (seed ${seed})`, () => {
       // Vary what fills the disk: big or small commands, with or without snapshots competing for space.
       const payloadBytes = [200, 2000, 20_000][Math.floor(random() * 3)] as number;
       const snapshotEvery = random() < 0.5 ? 0 : 20 + Math.floor(random() * 100);
-      const refusal = await mountTmpfs(mountpoint, "2m");
+      // Mounted large enough for a new data dir (NEW_DATA_DIR_FREE_BYTES_MIN), shrunk to 2 MiB once the server runs.
+      const refusal = await mountTmpfs(mountpoint, "80m");
       assert.equal(refusal, null, `${context}: mount`);
       let server: ServerChild | null = null;
       try {
         const dataDir = path.join(mountpoint, "data");
         server = spawnServer(["--data-dir", dataDir, "--snapshot-every", String(snapshotEvery)]);
         const info = await server.ready;
+        await resizeTmpfs(mountpoint, "2m");
         const outcomes = await fill(info.url, `r${round}`, () => payloadBytes);
         const exit = await exitWithin(server, EXIT_TIMEOUT_MS);
         assert.notEqual(exit, null, `${context}: the server did not exit within ${EXIT_TIMEOUT_MS} ms of the disk filling`);

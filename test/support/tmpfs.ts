@@ -13,6 +13,8 @@ export interface Tmpfs {
   /** Writes a filler file until the file system has at most `bytesFree` free. */
   fillTo(bytesFree: number): Promise<void>;
   freeBytes(): Promise<number>;
+  /** Remounts it at `size` in place (its files stay). */
+  resize(size: string): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -45,6 +47,9 @@ export async function mountTmpfs(size = "1m"): Promise<Tmpfs> {
       } finally {
         await filler.close();
       }
+    },
+    async resize(newSize) {
+      execFileSync("mount", ["-o", `remount,size=${newSize}`, dir]);
     },
     async cleanup() {
       execFileSync("umount", [dir]);

@@ -14,7 +14,7 @@
 import { isLoopbackAddress } from "../../server/host-guard.ts";
 import { Option } from "commander";
 import type { Command } from "commander";
-import { DataDirNotDirectoryError, RecoveryError } from "../../engine/errors.ts";
+import { DataDirNotDirectoryError, DiskSpaceError, RecoveryError } from "../../engine/errors.ts";
 import type { RunningServer, ServerOptions } from "../../server/index.ts";
 import { createLogger } from "../../server/logger.ts";
 import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
@@ -47,6 +47,8 @@ export function startupBlock(server: RunningServer, options: ServerOptions): str
 export function startupError(error: unknown, options: Pick<ServerOptions, "dataDir" | "host" | "port">): unknown {
   // Its message names the data dir and the file in the way; the "bad_request" code would add nothing for an operator.
   if (error instanceof DataDirNotDirectoryError) return new CliError(error.message, EXIT_BAD_INPUT);
+  // Its message names the dir and the free space; "unavailable" would add nothing.
+  if (error instanceof DiskSpaceError) return new CliError(error.message, EXIT_RUNTIME_FAILURE);
   if (error instanceof RecoveryError) {
     return new CliError(
       `data dir ${options.dataDir} failed recovery: ${error.message}\n` +
