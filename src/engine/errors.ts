@@ -34,6 +34,8 @@ export interface RecoveryProblem {
   readonly expectedHash?: string;
   readonly actualHash?: string;
   readonly detail: string;
+  /** This process may not read (or write) the file: nothing is known to be wrong with the data (`swoosh verify` exits 1, not 2). */
+  readonly accessDenied?: true;
 }
 
 /**

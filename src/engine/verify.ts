@@ -9,7 +9,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
-import { LogCorruptError, SnapshotOtherClusterError } from "../storage/errors.ts";
+import { LogAccessError, LogCorruptError, SnapshotOtherClusterError } from "../storage/errors.ts";
 import { LmdbCommandLog, lmdbDataFile } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
@@ -267,7 +267,7 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
 /**
  * The data dir's WAL opened, or why it cannot be: absent (checked first, since
  * opening creates an empty one, and verify changes nothing in the dir it
- * checks), or its file damaged.
+ * checks), not this process's to use, or its file damaged.
  */
 async function openWal(fs: FileSystem, walPath: string): Promise<{ log: LmdbCommandLog } | { problem: RecoveryProblem }> {
   const absent = await absentWal(fs, walPath);
@@ -275,6 +275,7 @@ async function openWal(fs: FileSystem, walPath: string): Promise<{ log: LmdbComm
   try {
     return { log: await LmdbCommandLog.open(walPath) };
   } catch (error) {
+    if (error instanceof LogAccessError) return { problem: { file: error.file, detail: error.message, accessDenied: true } };
     const problem = walOpenProblem(error);
     if (problem === null) throw error;
     return { problem };

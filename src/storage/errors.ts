@@ -9,6 +9,8 @@
  * |                        |                                | retried or acknowledged; stop taking writes, exit non-zero,   |
  * |                        |                                | and let a restart recover from disk (SPEC G1).                |
  * | `LogCorruptError`      | `open`, `read`                 | Recovery stops and names the file and index; no auto-repair.  |
+ * | `LogAccessError`       | `LmdbCommandLog.open`          | The files are not this process's to read (or write): no fault |
+ * |                        |                                | of the data; a runtime failure (exit 1), never "damaged".     |
  * | `LogTruncatedError`    | `CommandLog.follow`            | The follower cannot go on from the log alone: it starts again |
  * |                        |                                | from a snapshot at or after `firstIndex - 1`, or reports the  |
  * |                        |                                | history as pruned. Records are never skipped silently.        |
@@ -71,6 +73,31 @@ export class LogFileDamagedError extends StorageError {
   ) {
     super(`log ${file}: ${detail}`);
     this.name = "LogFileDamagedError";
+  }
+}
+
+/**
+ * The log's directory or one of its LMDB files is not readable (or not
+ * writable, for a log opened to write) by this process: wrong owner, mode or
+ * a read-only mount. Checked before LMDB sees the files, since lmdb-js
+ * reports such a failure as a crash or a bare "cannot read", which would read
+ * as a damaged file. `code` is the errno (EACCES, EPERM, EROFS), so callers
+ * that map a file system's refusal to a runtime failure map this one alike.
+ */
+export class LogAccessError extends StorageError {
+  readonly kind = "log_access";
+  constructor(
+    /** The log's directory. */
+    readonly dir: string,
+    /** The file (or the directory) access was refused to. */
+    readonly file: string,
+    readonly code: string,
+    /** What the process needs of the files: "read" (read-only) or "read and write". */
+    readonly needs: string,
+    readonly detail: string,
+  ) {
+    super(`the WAL in ${dir} cannot be ${needs === "read" ? "read" : "read and written"} by this process (uid ${process.getuid?.() ?? "?"}): ${detail}`);
+    this.name = "LogAccessError";
   }
 }
 

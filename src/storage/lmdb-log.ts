@@ -43,6 +43,7 @@ import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, 
 import { AppendWakeups, followLog } from "./follow.ts";
 import { RECORD_HASH_CHARS, checkAppendBatch, checkReadRange } from "./log-batch.ts";
 import { probeLmdbEnvironment } from "./lmdb-probe.ts";
+import { walAccessRefusal } from "./wal-access.ts";
 import { syncDirectory } from "./node-fs.ts";
 import { SerialQueue } from "./serial-queue.ts";
 import type { CommandLog } from "./types.ts";
@@ -122,6 +123,9 @@ export class LmdbCommandLog implements CommandLog {
   static async open(path: string, options: LmdbCommandLogOptions = {}): Promise<LmdbCommandLog> {
     const dir = resolve(path);
     const file = lmdbDataFile(dir);
+    // Files this process may not use would fail in LMDB as if damaged: say so first.
+    const refusal = walAccessRefusal(dir, false);
+    if (refusal !== null) throw refusal;
     // A damaged file crashes the process that maps it (lmdb-probe.ts): read it
     // in a child first. The child starts before this awaits anything, so a
     // caller that does not await this at once (openEngine) works meanwhile.

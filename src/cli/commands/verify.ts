@@ -1,13 +1,14 @@
 /**
  * `swoosh verify --data-dir D`: checks every snapshot, the whole WAL chain, and
  * replays comparing hashes at every kept snapshot. Exit 0 only if all holds,
- * 2 when the data is bad. A progress bar goes to stderr on a TTY.
+ * 2 when the data is bad, 1 when only files it may not read stood in the way. A progress bar goes to stderr on a TTY.
  */
 import { Option } from "commander";
 import type { Command } from "commander";
 import { verifyDataDir } from "../../engine/verify.ts";
 import { orchestratorMachine } from "../../domain/index.ts";
-import { CliError, EXIT_BAD_INPUT } from "../exit-codes.ts";
+import type { VerifyReport } from "../../engine/verify.ts";
+import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
 import { nonEmpty } from "../flags.ts";
 import { progressBar } from "../progress.ts";
 
@@ -37,6 +38,14 @@ export function registerVerify(program: Command): void {
           ].join("\n") + "\n",
         );
       }
-      if (!report.ok) throw new CliError(`verification failed: ${report.problems.length} problem(s)`, EXIT_BAD_INPUT);
+      if (!report.ok) throw new CliError(`verification failed: ${report.problems.length} problem(s)`, failureExitCode(report));
     });
+}
+
+/**
+ * 2 when the data is bad; 1 when every problem is a file this process may not
+ * read: nothing is known wrong with the data, the check could not be made.
+ */
+function failureExitCode(report: VerifyReport): number {
+  return report.problems.every((problem) => problem.accessDenied === true) ? EXIT_RUNTIME_FAILURE : EXIT_BAD_INPUT;
 }
