@@ -12,6 +12,7 @@ import type { StateMachine } from "../core/state-machine.ts";
 import { LogAccessError, LogCorruptError, SnapshotOtherClusterError } from "../storage/errors.ts";
 import { LmdbCommandLog, lmdbDataFile } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
+import { walAccessRefusal } from "../storage/wal-access.ts";
 import { FileSnapshotStore, snapshotFileName } from "../storage/snapshot-store.ts";
 import type { FileSystem, SnapshotDocument } from "../storage/types.ts";
 import { lockDataDir } from "./dir-lock.ts";
@@ -56,19 +57,22 @@ export async function verifyDataDir<Model>(options: VerifyOptions<Model>): Promi
   // (tests) has no other process; a dir that is not there has nothing to lock.
   const lock = fs instanceof NodeFileSystem && (await isDirectory(options.dataDir)) ? await lockUnlessReadOnly(options.dataDir) : null;
   try {
-    return await verifyUnlocked(options, fs);
+    return await verifyUnlocked(options, fs, lock !== READ_ONLY);
   } finally {
-    await lock?.release();
+    if (lock !== null && lock !== READ_ONLY) await lock.release();
   }
 }
 
+/** What `lockUnlessReadOnly` gives for a data dir this process cannot write. */
+const READ_ONLY = "read-only";
+
 /** The data dir's lock; none on a dir this process cannot write (a backup on read-only media: no server writes there either). */
-async function lockUnlessReadOnly(dataDir: string): Promise<DirLock | null> {
+async function lockUnlessReadOnly(dataDir: string): Promise<DirLock | typeof READ_ONLY> {
   try {
     return await lockDataDir(dataDir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EROFS" || code === "EACCES" || code === "EPERM") return null;
+    if (code === "EROFS" || code === "EACCES" || code === "EPERM") return READ_ONLY;
     throw error;
   }
 }
@@ -81,7 +85,7 @@ async function isDirectory(dir: string): Promise<boolean> {
   }
 }
 
-async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSystem): Promise<VerifyReport> {
+async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSystem, dataDirWritable: boolean): Promise<VerifyReport> {
   const layout = dataDirLayout(options.dataDir);
   const problems: RecoveryProblem[] = [];
   const report = (partial: Partial<VerifyReport>): VerifyReport => ({
@@ -130,7 +134,7 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
   }
   const otherClusterProblems = (): RecoveryProblem[] => otherCluster.map((error) => loadProblem(error, layout.snapshotDir, error.index));
 
-  const wal = await openWal(fs, layout.walPath);
+  const wal = await openWal(fs, layout.walPath, dataDirWritable);
   if ("problem" in wal) {
     problems.push(...otherClusterProblems(), wal.problem);
     return report({ genesisHash: genesis.stateHash, snapshotsChecked: indexes.length });
@@ -267,13 +271,17 @@ async function verifyUnlocked<Model>(options: VerifyOptions<Model>, fs: FileSyst
 /**
  * The data dir's WAL opened, or why it cannot be: absent (checked first, since
  * opening creates an empty one, and verify changes nothing in the dir it
- * checks), not this process's to use, or its file damaged.
+ * checks), not this process's to use, or its file damaged. It is opened
+ * read-only where this process may not write the data dir or the WAL's files
+ * (a backup on read-only media, another user's dir): LMDB's read-write open,
+ * which takes its locks, is refused there, and verify writes nothing anyway.
  */
-async function openWal(fs: FileSystem, walPath: string): Promise<{ log: LmdbCommandLog } | { problem: RecoveryProblem }> {
+async function openWal(fs: FileSystem, walPath: string, dataDirWritable: boolean): Promise<{ log: LmdbCommandLog } | { problem: RecoveryProblem }> {
   const absent = await absentWal(fs, walPath);
   if (absent !== null) return { problem: absent };
+  const readOnly = !dataDirWritable || walAccessRefusal(walPath, false) !== null;
   try {
-    return { log: await LmdbCommandLog.open(walPath) };
+    return { log: await LmdbCommandLog.open(walPath, { readOnly }) };
   } catch (error) {
     if (error instanceof LogAccessError) return { problem: { file: error.file, detail: error.message, accessDenied: true } };
     const problem = walOpenProblem(error);

@@ -18,6 +18,8 @@
  * | `SnapshotOtherCluster… | `SnapshotStore.load`           | As corrupt, unless the snapshot is of this WAL's history:     |
  * |  Error`                |                                | then genesis.json is refused (recovery, `verify`).            |
  * | `StorageClosedError`   | any call after `close()`       | A shutdown race or a bug; never retried.                      |
+ * | `LogReadOnlyError`     | `append`, `truncateBefore` on  | A bug: only `swoosh verify` opens a log read-only, and it     |
+ * |                        | a log opened `readOnly`        | never writes. Nothing was written; never retried.             |
  *
  * Messages name the file and the index so an operator can find the damage.
  */
@@ -177,6 +179,18 @@ export class StorageClosedError extends StorageError {
   constructor(readonly file: string) {
     super(`${file || "(memory)"} is closed`);
     this.name = "StorageClosedError";
+  }
+}
+
+/** A write to a log opened read-only (`swoosh verify` on a dir it cannot write). */
+export class LogReadOnlyError extends StorageError {
+  readonly kind = "log_read_only";
+  constructor(
+    readonly file: string,
+    readonly operation: "append" | "truncate",
+  ) {
+    super(`log ${file}: opened read-only, refusing to ${operation}; nothing was written`);
+    this.name = "LogReadOnlyError";
   }
 }
 

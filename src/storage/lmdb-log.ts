@@ -39,7 +39,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import { open } from "lmdb";
 import type { Database, RootDatabase } from "lmdb";
 import type { LogRecord } from "../core/log-record.ts";
-import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, StorageClosedError } from "./errors.ts";
+import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, LogReadOnlyError, StorageClosedError } from "./errors.ts";
 import { AppendWakeups, followLog } from "./follow.ts";
 import { RECORD_HASH_CHARS, checkAppendBatch, checkReadRange } from "./log-batch.ts";
 import { probeLmdbEnvironment } from "./lmdb-probe.ts";
@@ -68,6 +68,12 @@ export interface LmdbCommandLogOptions {
   readonly failpoints?: LmdbLogFailpoints;
   /** Called after every durable append with its duration (commit + flush), e.g. to log slow syncs. */
   readonly onFlush?: (durationMs: number, recordCount: number) => void;
+  /**
+   * Opens the environment read-only and creates nothing (`swoosh verify` on a
+   * dir it cannot write: a backup on read-only media, another user's dir);
+   * `append` and `truncateBefore` then throw `LogReadOnlyError`.
+   */
+  readonly readOnly?: boolean;
 }
 
 export interface LmdbLogMetrics {
@@ -119,25 +125,29 @@ export class LmdbCommandLog implements CommandLog {
     private readonly options: LmdbCommandLogOptions,
   ) {}
 
-  /** Opens (creating if needed) the log environment in directory `path`. */
+  /** Opens (creating if needed, unless `readOnly`) the log environment in directory `path`. */
   static async open(path: string, options: LmdbCommandLogOptions = {}): Promise<LmdbCommandLog> {
     const dir = resolve(path);
     const file = lmdbDataFile(dir);
+    const readOnly = options.readOnly === true;
     // Files this process may not use would fail in LMDB as if damaged: say so first.
-    const refusal = walAccessRefusal(dir, false);
+    const refusal = walAccessRefusal(dir, readOnly);
     if (refusal !== null) throw refusal;
+    // lmdb-js opens read-write (taking LMDB's locks) unless told otherwise, which a read-only mount refuses.
+    const envOptions = readOnly ? { ...LMDB_LOG_ENV_OPTIONS, readOnly: true } : LMDB_LOG_ENV_OPTIONS;
     // A damaged file crashes the process that maps it (lmdb-probe.ts): read it
     // in a child first. The child starts before this awaits anything, so a
     // caller that does not await this at once (openEngine) works meanwhile.
-    const probe = probeLmdbEnvironment(dir, { envOptions: LMDB_LOG_ENV_OPTIONS, dbOptions: LMDB_LOG_DB_OPTIONS });
-    const [created, damage] = await Promise.all([mkdir(dir, { recursive: true }), probe]);
+    const probe = probeLmdbEnvironment(dir, { envOptions, dbOptions: LMDB_LOG_DB_OPTIONS, readOnly });
+    const [created, damage] = await Promise.all([readOnly ? undefined : mkdir(dir, { recursive: true }), probe]);
     if (damage !== null) throw new LogFileDamagedError(file, damage);
-    const env = open({ path: dir, ...LMDB_LOG_ENV_OPTIONS });
+    const env = open({ path: dir, ...envOptions });
     try {
       const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
       // LMDB fsyncs its files but never their directory: make data.mdb's entry
-      // durable, and the entries of the directories mkdir just created.
-      await syncDirectory(dir);
+      // durable, and the entries of the directories mkdir just created. A
+      // read-only open wrote nothing to make durable.
+      if (!readOnly) await syncDirectory(dir);
       if (created !== undefined) await syncParentsUpTo(dir, created);
       const { first, last } = boundsOf(db, file);
       return new LmdbCommandLog(file, env, db, first, last, options);
@@ -168,6 +178,7 @@ export class LmdbCommandLog implements CommandLog {
   append(records: readonly LogRecord[]): Promise<void> {
     return this.queue.run(async () => {
       this.guard();
+      this.refuseIfReadOnly("append");
       checkAppendBatch(records, this.last + 1, this.file);
       if (records.length === 0) return;
       const firstIndex = (records[0] as LogRecord).index;
@@ -233,6 +244,7 @@ export class LmdbCommandLog implements CommandLog {
     for (;;) {
       const finished = await this.queue.run(async () => {
         this.guard();
+        this.refuseIfReadOnly("truncate");
         if (!Number.isSafeInteger(before)) throw new RangeError(`truncateBefore ${before}: not an integer`);
         // The newest record always stays, so the chain's tip survives any truncation.
         const cut = Math.min(before, this.last);
@@ -276,6 +288,11 @@ export class LmdbCommandLog implements CommandLog {
     // Waiting followers look again and meet the poisoning error.
     this.appended.wake();
     throw error;
+  }
+
+  /** A read-only environment has no write methods: a write would fail inside the flush and poison the log as if the disk had refused it. */
+  private refuseIfReadOnly(operation: "append" | "truncate"): void {
+    if (this.options.readOnly === true) throw new LogReadOnlyError(this.file, operation);
   }
 
   private guard(): void {

@@ -42,6 +42,8 @@ export interface LmdbProbeSettings {
   readonly envOptions: object;
   /** The log database's options (its encoding is replaced: the probe reads raw bytes). */
   readonly dbOptions: object;
+  /** The log opens read-only (`envOptions` says so too): an empty data file is probed, since LMDB cannot initialize it then. */
+  readonly readOnly?: boolean;
 }
 
 /**
@@ -51,8 +53,8 @@ export interface LmdbProbeSettings {
  * returns, so the caller can do other work (read a snapshot) while it runs.
  */
 export function probeLmdbEnvironment(dir: string, settings: LmdbProbeSettings): Promise<string | null> {
-  // No file, or an empty one: LMDB initializes a new environment (nothing to damage).
-  if (dataFileSize(join(dir, "data.mdb")) === 0) return Promise.resolve(null);
+  // No file, or an empty one: LMDB initializes a new environment (nothing to damage), unless it opens read-only.
+  if (dataFileSize(join(dir, "data.mdb")) === 0 && settings.readOnly !== true) return Promise.resolve(null);
   const args = ["--input-type=module", "-e", PROBE_SOURCE, import.meta.resolve("lmdb"), dir, JSON.stringify(settings.envOptions), JSON.stringify(settings.dbOptions)];
   return new Promise<ChildOutcome>((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: {} });

@@ -3,20 +3,23 @@
  * damaged file (which would send an operator to restore a backup over a
  * healthy WAL): `swoosh serve` and `swoosh verify`, run as `nobody` on a data
  * dir `nobody` owns, with one of the WAL's files made read-only or unreadable.
- * Needs root (to run the CLI as another user); skipped otherwise.
+ * And `swoosh verify` checks a dir it cannot write (the WAL opened read-only):
+ * another user's, or a backup on a read-only mount. Needs root (to run the CLI
+ * as another user, to mount a tmpfs); skipped otherwise.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmod, chown } from "node:fs/promises";
+import { chmod, chown, cp, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { openSwoosh } from "../../src/index.ts";
 import { tempDirsRemovedAtEnd } from "../support/engine-fixtures.ts";
-import { bin, killAll, runProcess } from "./processes.ts";
+import { bin, killAll, runCli, runProcess } from "./processes.ts";
 import type { CliRun } from "./processes.ts";
 
 const NOBODY = { uid: 65534, gid: 65534 };
+const ROOT = { uid: 0, gid: 0 };
 const AS_NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=/tmp"];
 
 const newTempDir = tempDirsRemovedAtEnd("swoosh-wal-access-");
@@ -88,5 +91,62 @@ describe("a WAL this process may not use", () => {
     assert.equal(run.status, 1, run.stdout + run.stderr);
     assert.match(run.stdout, /PROBLEM \S+\/wal\/data\.mdb: the WAL in \S+ cannot be read[a-z ]* by this process \(uid 65534\): data\.mdb: permission denied/);
     assert.doesNotMatch(run.stdout, /damaged|LMDB/);
+  });
+});
+
+/**
+ * A copy of `dataDir` on a tmpfs mounted read-only, handed to `body`; unmounted
+ * afterwards. Null (body not run) with the reason when the mount is refused.
+ */
+async function onReadOnlyMount(dataDir: string, body: (copy: string) => Promise<void>): Promise<string | null> {
+  const mountPoint = path.join(await newTempDir(), "mnt");
+  await mkdir(mountPoint);
+  const mounted = await runProcess("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", mountPoint]);
+  if (mounted.status !== 0) return `cannot mount a tmpfs: ${mounted.stderr.trim()}`;
+  try {
+    const copy = path.join(mountPoint, "data");
+    await cp(dataDir, copy, { recursive: true, preserveTimestamps: true });
+    const remounted = await runProcess("mount", ["-o", "remount,ro", mountPoint]);
+    if (remounted.status !== 0) return `cannot remount the tmpfs read-only: ${remounted.stderr.trim()}`;
+    await body(copy);
+    return null;
+  } finally {
+    const unmounted = await runProcess("umount", [mountPoint]);
+    assert.equal(unmounted.status, 0, `umount ${mountPoint}: ${unmounted.stderr}`);
+    await rm(mountPoint, { recursive: true, force: true });
+  }
+}
+
+describe("swoosh verify on a data dir it cannot write: the WAL opened read-only", () => {
+  it("a backup on a read-only mount: verified, exit 0", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("needs root, to mount a tmpfs");
+    const dataDir = await dataDirOwnedBy(ROOT);
+    const refused = await onReadOnlyMount(dataDir, async (copy) => {
+      const run = await runCli(["verify", "--data-dir", copy]);
+      assert.equal(run.status, 0, run.stdout + run.stderr);
+      assert.match(run.stdout, /replayed: +1 entries\nstate hash: +[0-9a-f]{64}\nOK\n$/);
+    });
+    if (refused !== null) t.skip(refused);
+  });
+
+  it("another user's dir (root's, mode 755) verified as nobody: exit 0", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("needs root, to run the CLI as nobody");
+    const unavailable = nobodyUnavailable();
+    if (unavailable !== null) return t.skip(unavailable);
+    const dataDir = await dataDirOwnedBy(ROOT);
+    const run = await runAsNobody(["verify", "--data-dir", dataDir]);
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /replayed: +1 entries\nstate hash: +[0-9a-f]{64}\nOK\n$/);
+  });
+
+  it("its own dir with a read-only data.mdb, verified as nobody: exit 0 (serve refuses it, verify needs only to read)", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("needs root, to run the CLI as nobody");
+    const unavailable = nobodyUnavailable();
+    if (unavailable !== null) return t.skip(unavailable);
+    const dataDir = await dataDirOwnedBy(NOBODY);
+    await chmod(path.join(dataDir, "wal", "data.mdb"), 0o444);
+    const run = await runAsNobody(["verify", "--data-dir", dataDir]);
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /OK\n$/);
   });
 });

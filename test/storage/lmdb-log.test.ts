@@ -14,7 +14,7 @@ import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { open } from "lmdb";
 import { openRecord } from "../../src/core/log-record.ts";
-import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError } from "../../src/storage/errors.ts";
+import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, LogReadOnlyError } from "../../src/storage/errors.ts";
 import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
 import { assertPending, chainRecords, take } from "../conformance/command-log.suite.ts";
 import { seededRandom } from "../../src/core/seeded-random.ts";
@@ -144,6 +144,25 @@ describe("LmdbCommandLog", () => {
         await first.close();
         await second.close();
       }
+    }));
+
+  it("opened readOnly: reads every record, refuses appends and truncations, and leaves data.mdb as it was", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const log = await LmdbCommandLog.open(dir);
+      await log.append(chainRecords(1, 3));
+      await log.close();
+      const dataBefore = await readFile(join(dir, "data.mdb"));
+      const readOnly = await LmdbCommandLog.open(dir, { readOnly: true });
+      try {
+        assert.deepEqual(await readOnly.read(1, 10), chainRecords(1, 3));
+        await assert.rejects(readOnly.append(chainRecords(4, 1)), LogReadOnlyError);
+        await assert.rejects(readOnly.truncateBefore(3), LogReadOnlyError);
+        // Refused, not poisoned: reads go on.
+        assert.equal((await readOnly.read(1, 10)).length, 3);
+      } finally {
+        await readOnly.close();
+      }
+      assert.ok(dataBefore.equals(await readFile(join(dir, "data.mdb"))), "data.mdb unchanged");
     }));
 
   it("reports a damaged value on read, naming the file and index", () =>
