@@ -69,7 +69,7 @@ describe("a WAL this process may not use", () => {
     await chmod(path.join(dataDir, "wal", "data.mdb"), 0o444);
     const run = await runAsNobody(["serve", "--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1", "--log-level", "warn"]);
     assert.equal(run.status, 1, run.stderr);
-    assert.match(run.stderr, /the WAL in \S+\/wal cannot be read and written by this process \(uid 65534\): data\.mdb: permission denied/);
+    assert.match(run.stderr, /^swoosh: the WAL in \S+\/wal cannot be read and written by this process \(uid 65534\): data\.mdb: permission denied$/m);
     assert.doesNotMatch(run.stderr, /damaged|failed recovery|LMDB/);
   });
 

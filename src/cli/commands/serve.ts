@@ -15,6 +15,7 @@ import { isLoopbackAddress } from "../../server/host-guard.ts";
 import { Option } from "commander";
 import type { Command } from "commander";
 import { DataDirNotDirectoryError, DiskSpaceError, RecoveryError } from "../../engine/errors.ts";
+import { LogAccessError } from "../../storage/errors.ts";
 import type { RunningServer, ServerOptions } from "../../server/index.ts";
 import { createLogger } from "../../server/logger.ts";
 import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
@@ -49,6 +50,8 @@ export function startupError(error: unknown, options: Pick<ServerOptions, "dataD
   if (error instanceof DataDirNotDirectoryError) return new CliError(error.message, EXIT_BAD_INPUT);
   // Its message names the dir and the free space; "unavailable" would add nothing.
   if (error instanceof DiskSpaceError) return new CliError(error.message, EXIT_RUNTIME_FAILURE);
+  // Its message names the WAL's dir, the file and what this user lacks (read, or write): "cannot be written" would say less.
+  if (error instanceof LogAccessError) return new CliError(error.message, EXIT_RUNTIME_FAILURE);
   if (error instanceof RecoveryError) {
     return new CliError(
       `data dir ${options.dataDir} failed recovery: ${error.message}\n` +
