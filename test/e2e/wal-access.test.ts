@@ -34,9 +34,11 @@ function nobodyUnavailable(): string | null {
   return null;
 }
 
-/** `swoosh ARGS` run as nobody. */
-function runAsNobody(args: readonly string[]): Promise<CliRun> {
-  return runProcess("setpriv", [...AS_NOBODY, process.execPath, bin, ...args], { timeoutMs: 30_000 });
+/** `swoosh ARGS` run as nobody, its temp dir (where tsx keeps its cache, tsx-<uid>) one this test removes. */
+async function runAsNobody(args: readonly string[]): Promise<CliRun> {
+  const ownTemp = await newTempDir();
+  await chmod(ownTemp, 0o777);
+  return runProcess("setpriv", [...AS_NOBODY, `TMPDIR=${ownTemp}`, process.execPath, bin, ...args], { timeoutMs: 30_000 });
 }
 
 /** A data dir holding one command (the WAL has a data.mdb and a lock.mdb), given to nobody, its parents open to it. */
