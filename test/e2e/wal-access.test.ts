@@ -55,6 +55,13 @@ async function dataDirOwnedBy(owner: { uid: number; gid: number }): Promise<stri
   return dataDir;
 }
 
+/** `swoosh serve` run as nobody on a data dir nobody owns, with one of its WAL files (`data.mdb` or `lock.mdb`) made read-only. */
+async function serveAsNobodyWithReadOnly(walFile: string): Promise<CliRun> {
+  const dataDir = await dataDirOwnedBy(NOBODY);
+  await chmod(path.join(dataDir, "wal", walFile), 0o444);
+  return runAsNobody(["serve", "--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1", "--log-level", "warn"]);
+}
+
 describe("a WAL this process may not use", () => {
   let unavailable: string | null = null;
   before(() => {
@@ -67,9 +74,7 @@ describe("a WAL this process may not use", () => {
 
   it("swoosh serve with a read-only data.mdb: exit 1 naming the permission, not a damaged WAL", async (t) => {
     if (skipped(t)) return;
-    const dataDir = await dataDirOwnedBy(NOBODY);
-    await chmod(path.join(dataDir, "wal", "data.mdb"), 0o444);
-    const run = await runAsNobody(["serve", "--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1", "--log-level", "warn"]);
+    const run = await serveAsNobodyWithReadOnly("data.mdb");
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stderr, /^swoosh: the WAL in \S+\/wal cannot be read and written by this process \(uid 65534\): data\.mdb: permission denied$/m);
     assert.doesNotMatch(run.stderr, /damaged|failed recovery|LMDB/);
@@ -77,9 +82,7 @@ describe("a WAL this process may not use", () => {
 
   it("swoosh serve with a read-only lock.mdb: exit 1 naming the permission, not a crash of LMDB", async (t) => {
     if (skipped(t)) return;
-    const dataDir = await dataDirOwnedBy(NOBODY);
-    await chmod(path.join(dataDir, "wal", "lock.mdb"), 0o444);
-    const run = await runAsNobody(["serve", "--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1", "--log-level", "warn"]);
+    const run = await serveAsNobodyWithReadOnly("lock.mdb");
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stderr, /cannot be read and written by this process \(uid 65534\): lock\.mdb: permission denied/);
     assert.doesNotMatch(run.stderr, /damaged|SIGSEGV|failed recovery/);
