@@ -25,3 +25,36 @@ export const LMDB_FILE_DAMAGES: readonly LmdbFileDamage[] = [
   { name: "meta page 1 all ones (its txnid wins)", apply: overwrite(4096, () => Buffer.alloc(4096, 0xff)) },
   { name: "every B-tree page overwritten", apply: overwrite(8192, (size) => Buffer.alloc(size - 8192, 0x5a)) },
 ];
+
+/** LMDB's page header (lmdb-js's LMDB 1.0): page number (8 bytes), txnid (8), pad (2), then the flags. */
+const PAGE_SIZE = 4096;
+const PAGE_FLAGS_AT = 18;
+const P_LEAF = 0x02;
+
+/** The leaf pages of a data file, in file order. */
+export function leafPages(file: Buffer): number[] {
+  const leaves: number[] = [];
+  for (let page = 2; (page + 1) * PAGE_SIZE <= file.length; page++) {
+    const at = page * PAGE_SIZE;
+    if (Number(file.readBigUInt64LE(at)) === page && (file.readUInt16LE(at + PAGE_FLAGS_AT) & P_LEAF) !== 0) leaves.push(page);
+  }
+  return leaves;
+}
+
+/**
+ * One leaf page halfway through the file zeroed: the meta pages and the
+ * records at both ends are intact, so the log opens, and only a read that
+ * reaches that page would crash (LMDB asserts and aborts). The probe child
+ * finds it while this process reads the records before it.
+ */
+export const LMDB_MIDDLE_LEAF_DAMAGE: LmdbFileDamage = {
+  name: "one leaf page halfway through zeroed",
+  apply: (pristine) => {
+    const leaves = leafPages(pristine);
+    if (leaves.length < 8) throw new Error(`only ${leaves.length} leaf pages: too few records for a page between the ends`);
+    const victim = leaves[Math.floor(leaves.length / 2)] as number;
+    const damaged = Buffer.from(pristine);
+    damaged.fill(0, victim * PAGE_SIZE, (victim + 1) * PAGE_SIZE);
+    return damaged;
+  },
+};
