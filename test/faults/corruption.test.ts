@@ -344,7 +344,7 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
     }
   });
 
-  it("the WAL's LMDB file damaged on disk (a meta page, the B-tree pages): serve and verify report data.mdb and exit 2, never a crash", async () => {
+  it("the WAL's LMDB file damaged on disk (a meta page, the B-tree pages, leaf pages halfway): serve and verify report data.mdb and exit 2, never a crash", async () => {
     // Unreadable to LMDB, each of them: lmdb-js takes the process down with
     // SIGSEGV or SIGBUS when it maps such a file, so only a child reads it.
     // The last is found only after the WAL opened, while recovery reads the records before it.

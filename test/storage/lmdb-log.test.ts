@@ -256,7 +256,7 @@ describe("LmdbCommandLog", () => {
       }
     }));
 
-  it("a leaf page damaged halfway through the file: the log opens, reads before it succeed, the read that reaches it and every later call reject with LogFileDamagedError, and nothing is written", () =>
+  it("leaf pages damaged halfway through the file: the log opens, reads before them succeed, the read that reaches them and every later call reject with LogFileDamagedError, and nothing is written", () =>
     withTempDir("swoosh-lmdb-", async (dir) => {
       const count = 20_000;
       const log = await LmdbCommandLog.open(dir);
@@ -278,7 +278,7 @@ describe("LmdbCommandLog", () => {
       }
       assert.ok(damaged.equals(await readFile(file)), "the append wrote nothing");
 
-      // Read in order, as a replay does: without the wait for the probe child, the read reaching the page would abort this process.
+      // Read in order, as a replay does: without the wait for the probe child, the read reaching the pages would abort this process.
       const reader = await LmdbCommandLog.open(dir);
       try {
         let read = 0;
@@ -292,8 +292,8 @@ describe("LmdbCommandLog", () => {
             failure = error;
           }
         }
-        assert.ok(isDamage(failure), `a read reached the damaged page and failed: ${String(failure)}`);
-        assert.ok(read > 0 && read < count, `the records before the page read back (${read} of ${count})`);
+        assert.ok(isDamage(failure), `a read reached the damaged pages and failed: ${String(failure)}`);
+        assert.ok(read > 0 && read < count, `the records before the pages read back (${read} of ${count})`);
         await assert.rejects(reader.probed(), isDamage);
         await assert.rejects(reader.read(1, 10), isDamage, "the log is poisoned: records read before now fail too");
       } finally {
