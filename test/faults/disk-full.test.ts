@@ -29,7 +29,8 @@ import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { seededRandom } from "../../src/core/seeded-random.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
-import { NoAnswer, getJson, killChildren, scaled, mountTmpfs, post, readLog, resizeTmpfs, seedFromEnv, spawnServer, stopServer, unmount, verifyCli } from "./harness.ts";
+import { NoAnswer, getJson, killChildren, scaled, post, readLog, seedFromEnv, spawnServer, stopServer, verifyCli } from "./harness.ts";
+import { mountTmpfsAt, resizeTmpfs, unmount } from "../support/tmpfs.ts";
 import type { ServerChild } from "./harness.ts";
 
 const seed = seedFromEnv();
@@ -122,7 +123,7 @@ describe(`faults: disk full and I/O errors (seed ${seed})`, () => {
     t.after(cleanup);
     const mountpoint = path.join(root, "mnt");
     await mkdir(mountpoint);
-    const refused = await mountTmpfs(mountpoint, "2m");
+    const refused = await mountTmpfsAt(mountpoint, "2m");
     if (refused !== null) {
       t.skip(`skipped: ${refused}`);
       return;
@@ -135,7 +136,7 @@ describe(`faults: disk full and I/O errors (seed ${seed})`, () => {
       const payloadBytes = [200, 2000, 20_000][Math.floor(random() * 3)] as number;
       const snapshotEvery = random() < 0.5 ? 0 : 20 + Math.floor(random() * 100);
       // Mounted large enough for a new data dir (NEW_DATA_DIR_FREE_BYTES_MIN), shrunk to 2 MiB once the server runs.
-      const refusal = await mountTmpfs(mountpoint, "80m");
+      const refusal = await mountTmpfsAt(mountpoint, "80m");
       assert.equal(refusal, null, `${context}: mount`);
       let server: ServerChild | null = null;
       try {

@@ -10,7 +10,7 @@
  * SIGKILLs the ones still running, by pid. Scale knobs come from the
  * environment (`intEnv`), seeds from SWOOSH_SEED (`seedFromEnv`).
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -277,30 +277,4 @@ export async function writeGenesis(dir: string, clusterId: string, config: Recor
   const file = path.join(dir, `genesis-${clusterId}.json`);
   await writeFile(file, JSON.stringify(genesis));
   return { file, genesis };
-}
-
-function run(file: string, args: readonly string[]): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: 30_000 }, (error, stdout, stderr) => resolve({ ok: error === null, output: `${stdout}${stderr}`.trim() }));
-  });
-}
-
-/** Mounts a tmpfs of `size` (e.g. "2m") on `dir`; returns null on success, or why it could not. */
-export async function mountTmpfs(dir: string, size: string): Promise<string | null> {
-  if (process.platform !== "linux") return `tmpfs mounts need Linux (this is ${process.platform})`;
-  if (process.getuid?.() !== 0) return "mounting a tmpfs needs root";
-  const result = await run("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir]);
-  return result.ok ? null : `mount -t tmpfs refused: ${result.output}`;
-}
-
-/** Changes a mounted tmpfs' size in place (its files stay). */
-export async function resizeTmpfs(dir: string, size: string): Promise<void> {
-  const result = await run("mount", ["-o", `remount,size=${size}`, dir]);
-  if (!result.ok) throw new Error(`remount ${dir} size=${size}: ${result.output}`);
-}
-
-/** Unmounts `dir`, lazily if it is still busy; never throws. */
-export async function unmount(dir: string): Promise<void> {
-  const result = await run("umount", [dir]);
-  if (!result.ok) await run("umount", ["-l", dir]);
 }

@@ -1,9 +1,9 @@
 /**
- * A small tmpfs mounted on a fresh temp dir (root only), for tests of a disk
- * that fills up: `fillTo` leaves a given number of bytes free. Unmounted and
- * removed by `cleanup`.
+ * tmpfs mounts for tests of a disk that fills up (root on Linux only):
+ * mount, resize and unmount a given dir, or a small tmpfs on a fresh temp dir
+ * whose `fillTo` leaves a given number of bytes free.
  */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, open, rm, statfs } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -21,9 +21,40 @@ export interface Tmpfs {
 /** Whether this process may mount a tmpfs (tests needing one skip otherwise). */
 export const canMountTmpfs = process.platform === "linux" && process.getuid?.() === 0;
 
+function run(file: string, args: readonly string[]): Promise<{ ok: boolean; output: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: 30_000 }, (error, stdout, stderr) => resolve({ ok: error === null, output: `${stdout}${stderr}`.trim() }));
+  });
+}
+
+/** Mounts a tmpfs of `size` (e.g. "2m") on `dir`; returns null on success, or why it could not. */
+export async function mountTmpfsAt(dir: string, size: string): Promise<string | null> {
+  if (process.platform !== "linux") return `tmpfs mounts need Linux (this is ${process.platform})`;
+  if (process.getuid?.() !== 0) return "mounting a tmpfs needs root";
+  const result = await run("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir]);
+  return result.ok ? null : `mount -t tmpfs refused: ${result.output}`;
+}
+
+/** Changes a mounted tmpfs' size in place (its files stay). */
+export async function resizeTmpfs(dir: string, size: string): Promise<void> {
+  const result = await run("mount", ["-o", `remount,size=${size}`, dir]);
+  if (!result.ok) throw new Error(`remount ${dir} size=${size}: ${result.output}`);
+}
+
+/** Unmounts `dir`, lazily if it is still busy; never throws. */
+export async function unmount(dir: string): Promise<void> {
+  const result = await run("umount", [dir]);
+  if (!result.ok) await run("umount", ["-l", dir]);
+}
+
+/** A tmpfs of `size` on a fresh temp dir; throws when it cannot be mounted. */
 export async function mountTmpfs(size = "1m"): Promise<Tmpfs> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "swoosh-tmpfs-"));
-  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
+  const refusal = await mountTmpfsAt(dir, size);
+  if (refusal !== null) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(refusal);
+  }
   const freeBytes = async () => {
     const figures = await statfs(dir);
     return figures.bavail * figures.bsize;
@@ -48,11 +79,9 @@ export async function mountTmpfs(size = "1m"): Promise<Tmpfs> {
         await filler.close();
       }
     },
-    async resize(newSize) {
-      execFileSync("mount", ["-o", `remount,size=${newSize}`, dir]);
-    },
+    resize: (newSize) => resizeTmpfs(dir, newSize),
     async cleanup() {
-      execFileSync("umount", [dir]);
+      await unmount(dir);
       await rm(dir, { recursive: true, force: true });
     },
   };
