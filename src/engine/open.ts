@@ -16,6 +16,7 @@ import { canonicalJSON } from "../core/json.ts";
 import type { JsonObject } from "../core/json.ts";
 import type { StateMachine } from "../core/state-machine.ts";
 import { removeTempFiles, writeFileAtomic } from "../storage/atomic-file.ts";
+import { LogFileDamagedError } from "../storage/errors.ts";
 import { LmdbCommandLog } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { FileSnapshotStore } from "../storage/snapshot-store.ts";
@@ -326,9 +327,7 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
     preloaded = preload.value;
   } catch (error) {
     await held.lock?.release();
-    const problem = walOpenProblem(error);
-    if (problem !== null) throw new RecoveryError("the WAL does not open", [problem]);
-    throw error;
+    throw walOpenFailure(error);
   }
   try {
     const recovered = await recover({
@@ -345,10 +344,20 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
       preloaded,
       signal: options.signal,
     });
+    // Recovery read each record once the WAL's probe child had read past it
+    // (lmdb-probe.ts); the engine starts only on a file read back whole.
+    if (log instanceof LmdbCommandLog) await log.probed();
     return new Engine(options.machine, genesis, log, snapshots, settings, recovered, held.lock);
   } catch (error) {
     await log.close().catch(() => undefined);
     await held.lock?.release();
-    throw error;
+    // The probe child finds damage as late as it lies in the file: reported as one found before the open returned.
+    throw error instanceof LogFileDamagedError ? walOpenFailure(error) : error;
   }
+}
+
+/** A failure to open the WAL because of what is on disk as the RecoveryError `serve` reports; any other error as it is. */
+function walOpenFailure(error: unknown): unknown {
+  const problem = walOpenProblem(error);
+  return problem === null ? error : new RecoveryError("the WAL does not open", [problem]);
 }

@@ -280,9 +280,14 @@ async function openWal(fs: FileSystem, walPath: string, dataDirWritable: boolean
   const absent = await absentWal(fs, walPath);
   if (absent !== null) return { problem: absent };
   const readOnly = !dataDirWritable || walAccessRefusal(walPath, false) !== null;
+  let log: LmdbCommandLog | undefined;
   try {
-    return { log: await LmdbCommandLog.open(walPath, { readOnly }) };
+    log = await LmdbCommandLog.open(walPath, { readOnly });
+    // Every record read back in the probe child before verify reads any here.
+    await log.probed();
+    return { log };
   } catch (error) {
+    await log?.close();
     if (error instanceof LogAccessError) return { problem: { file: error.file, detail: error.message, accessDenied: true } };
     const problem = walOpenProblem(error);
     if (problem === null) throw error;

@@ -42,7 +42,8 @@ import type { LogRecord } from "../core/log-record.ts";
 import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, LogReadOnlyError, StorageClosedError } from "./errors.ts";
 import { AppendWakeups, followLog } from "./follow.ts";
 import { RECORD_HASH_CHARS, checkAppendBatch, checkReadRange } from "./log-batch.ts";
-import { probeLmdbEnvironment } from "./lmdb-probe.ts";
+import { startLmdbProbe } from "./lmdb-probe.ts";
+import type { LmdbProbe, ProbeVerdict } from "./lmdb-probe.ts";
 import { walAccessRefusal } from "./wal-access.ts";
 import { syncDirectory } from "./node-fs.ts";
 import { SerialQueue } from "./serial-queue.ts";
@@ -110,7 +111,8 @@ export function lmdbDataFile(dir: string): string {
 
 export class LmdbCommandLog implements CommandLog {
   private readonly queue = new SerialQueue();
-  private poisoned: LogFlushError | undefined;
+  /** Set once: a failed flush, a damaged file the probe found, or a probe that could not start. */
+  private poisoned: Error | undefined;
   private closing: Promise<void> | undefined;
   private metricsState = { appendCount: 0, recordCount: 0, flushMsTotal: 0, flushMsMax: 0 };
   private readonly appended = new AppendWakeups();
@@ -123,9 +125,20 @@ export class LmdbCommandLog implements CommandLog {
     private first: number,
     private last: number,
     private readonly options: LmdbCommandLogOptions,
-  ) {}
+    /** The probe child reading the file (lmdb-probe.ts), or done with it. */
+    private readonly probe: LmdbProbe,
+  ) {
+    void probe.finished.then((verdict) => {
+      // Failed reads and waiting followers learn of it now; the verdict of a probe stopped by close() is not news.
+      if (verdict !== null && this.closing === undefined) this.failWith(probeFailure(this.file, verdict));
+    });
+  }
 
-  /** Opens (creating if needed, unless `readOnly`) the log environment in directory `path`. */
+  /**
+   * Opens (creating if needed, unless `readOnly`) the log environment in
+   * directory `path`. Resolves once the probe child has opened the file and
+   * read both ends of the log; it goes on reading the rest (see `probed`).
+   */
   static async open(path: string, options: LmdbCommandLogOptions = {}): Promise<LmdbCommandLog> {
     const dir = resolve(path);
     const file = lmdbDataFile(dir);
@@ -135,14 +148,15 @@ export class LmdbCommandLog implements CommandLog {
     if (refusal !== null) throw refusal;
     // lmdb-js opens read-write (taking LMDB's locks) unless told otherwise, which a read-only mount refuses.
     const envOptions = readOnly ? { ...LMDB_LOG_ENV_OPTIONS, readOnly: true } : LMDB_LOG_ENV_OPTIONS;
-    // A damaged file crashes the process that maps it (lmdb-probe.ts): read it
-    // in a child first. The child starts before this awaits anything, so a
-    // caller that does not await this at once (openEngine) works meanwhile.
-    const probe = probeLmdbEnvironment(dir, { envOptions, dbOptions: LMDB_LOG_DB_OPTIONS, readOnly });
-    const [created, damage] = await Promise.all([readOnly ? undefined : mkdir(dir, { recursive: true }), probe]);
-    if (damage !== null) throw new LogFileDamagedError(file, damage);
-    const env = open({ path: dir, ...envOptions });
+    // A damaged file crashes the process that maps it (lmdb-probe.ts): a child
+    // reads it first. It starts before this awaits anything, so a caller that
+    // does not await this at once (openEngine) works meanwhile.
+    const probe = startLmdbProbe(dir, { envOptions, dbOptions: LMDB_LOG_DB_OPTIONS, readOnly });
+    let env: RootDatabase | undefined;
     try {
+      const [created, mappable] = await Promise.all([readOnly ? undefined : mkdir(dir, { recursive: true }), probe.mappable]);
+      if (mappable !== null) throw probeFailure(file, mappable);
+      env = open({ path: dir, ...envOptions });
       const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
       // LMDB fsyncs its files but never their directory: make data.mdb's entry
       // durable, and the entries of the directories mkdir just created. A
@@ -150,11 +164,35 @@ export class LmdbCommandLog implements CommandLog {
       if (!readOnly) await syncDirectory(dir);
       if (created !== undefined) await syncParentsUpTo(dir, created);
       const { first, last } = boundsOf(db, file);
-      return new LmdbCommandLog(file, env, db, first, last, options);
+      // The child waited with the file closed while this process opened it: it may read on now.
+      probe.proceed();
+      return new LmdbCommandLog(file, env, db, first, last, options, probe);
     } catch (error) {
-      await env.close();
+      probe.stop();
+      await env?.close();
       throw error;
     }
+  }
+
+  /**
+   * Resolves once the probe child has read every record back (at once when
+   * it already has); rejects with `LogFileDamagedError` when it could not.
+   * Reads wait only for the records they touch, appends and truncation for
+   * all of them; a caller that wants the verdict before it goes on (opening
+   * an engine, `verify`) awaits this.
+   */
+  async probed(): Promise<void> {
+    if (!this.probe.covers(Number.POSITIVE_INFINITY)) this.settle(await this.probe.finished);
+  }
+
+  /**
+   * The records the probe child found to chain as it read them (each one's
+   * hash SHA-256 of the one before's and its body), up to this index: the
+   * same bytes this process reads, so a replay need not hash them again.
+   * Records held when the log opened never change, so the answer stays true.
+   */
+  chainCheckedThrough(): number {
+    return this.probe.chainedThrough();
   }
 
   lastIndex(): number {
@@ -179,6 +217,8 @@ export class LmdbCommandLog implements CommandLog {
     return this.queue.run(async () => {
       this.guard();
       this.refuseIfReadOnly("append");
+      // A write touches pages anywhere (the B-tree's path, reused pages): only after the whole file read back.
+      if (!this.probe.covers(Number.POSITIVE_INFINITY)) await this.probed();
       checkAppendBatch(records, this.last + 1, this.file);
       if (records.length === 0) return;
       const firstIndex = (records[0] as LogRecord).index;
@@ -220,11 +260,18 @@ export class LmdbCommandLog implements CommandLog {
     });
   }
 
+  /**
+   * Up to `limit` records from `from` on (fewer only past the end). While the
+   * probe child still reads the file, this waits until it has read past them.
+   */
   async read(from: number, limit: number): Promise<LogRecord[]> {
     this.guard();
     checkReadRange(from, limit);
     const out: LogRecord[] = [];
     if (limit === 0 || from > this.last) return out;
+    // lmdb-js moves its cursor one record past the last it returns: that one must have read back too.
+    const touched = Math.min(from + limit, this.last);
+    if (!this.probe.covers(touched)) this.settle(await this.probe.reach(touched));
     for (const { key, value } of this.db.getRange({ start: from, limit })) out.push(decodeRecord(key, value, this.file));
     return out;
   }
@@ -245,6 +292,7 @@ export class LmdbCommandLog implements CommandLog {
       const finished = await this.queue.run(async () => {
         this.guard();
         this.refuseIfReadOnly("truncate");
+        if (!this.probe.covers(Number.POSITIVE_INFINITY)) await this.probed();
         if (!Number.isSafeInteger(before)) throw new RangeError(`truncateBefore ${before}: not an integer`);
         // The newest record always stays, so the chain's tip survives any truncation.
         const cut = Math.min(before, this.last);
@@ -272,6 +320,8 @@ export class LmdbCommandLog implements CommandLog {
 
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    // A probe still reading is of no use now; waiters wake and meet StorageClosedError.
+    this.probe.stop();
     this.closing = (async () => {
       // Calls already running finish; calls queued behind them see StorageClosedError.
       await this.queue.idle();
@@ -284,10 +334,21 @@ export class LmdbCommandLog implements CommandLog {
 
   /** Poisons the log with `error` (every later call rejects with it) and throws it. */
   private poison(error: LogFlushError): never {
-    this.poisoned = error;
-    // Waiting followers look again and meet the poisoning error.
+    throw this.failWith(error);
+  }
+
+  /** Every later call rejects with `error` (or with the failure before it); returns the failure that stands. */
+  private failWith(error: Error): Error {
+    this.poisoned ??= error;
+    // Waiting followers look again and meet the error.
     this.appended.wake();
-    throw error;
+    return this.poisoned;
+  }
+
+  /** Throws what a probe verdict other than "read back" means, after the log's own closed or poisoned state. */
+  private settle(verdict: ProbeVerdict): void {
+    this.guard();
+    if (verdict !== null) throw this.failWith(probeFailure(this.file, verdict));
   }
 
   /** A read-only environment has no write methods: a write would fail inside the flush and poison the log as if the disk had refused it. */
@@ -299,6 +360,13 @@ export class LmdbCommandLog implements CommandLog {
     if (this.poisoned) throw this.poisoned;
     if (this.closing) throw new StorageClosedError(this.file);
   }
+}
+
+/** The error a probe verdict other than "read back" stands for. */
+function probeFailure(file: string, verdict: Exclude<ProbeVerdict, null>): Error {
+  if ("damage" in verdict) return new LogFileDamagedError(file, verdict.damage);
+  if ("startError" in verdict) return verdict.startError;
+  return new StorageClosedError(file);
 }
 
 /** fsyncs the parent of every directory from `deepest` up to and including `topmost`. */

@@ -30,6 +30,14 @@ export interface CommandLog {
   /** Up to `limit` records from index `from` on, in index order; [] past the end. */
   read(from: number, limit: number): Promise<LogRecord[]>;
   /**
+   * Optional: up to this index, each record after the log's first is known
+   * to chain onto the record before it (its hash is SHA-256 of that record's
+   * hash and its own body), checked by another reader of the same bytes
+   * (the LMDB log's probe child); a replay need not hash those again. 0 when
+   * none is known to.
+   */
+  chainCheckedThrough?(): number;
+  /**
    * Every record from index `from` on, in index order, without end: those held
    * now, then each new one once the flush of its append has returned (never
    * before: G1). A `from` past `lastIndex() + 1` waits for that index. Records

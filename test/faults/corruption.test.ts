@@ -29,7 +29,7 @@ import { createGenesis } from "../../src/engine/genesis.ts";
 import { LMDB_LOG_DB_OPTIONS, LMDB_LOG_ENV_OPTIONS } from "../../src/storage/lmdb-log.ts";
 import { snapshotFileName } from "../../src/storage/snapshot-store.ts";
 import { tempDir } from "../support/engine-fixtures.ts";
-import { LMDB_FILE_DAMAGES } from "../support/lmdb-damage.ts";
+import { LMDB_FILE_DAMAGES, LMDB_MIDDLE_LEAF_DAMAGE } from "../support/lmdb-damage.ts";
 import { DURATION_MS_MAX } from "../../src/domain/limits.ts";
 import { getJson, killChildren, post, request, spawnServer, stopServer, verifyCli, writeGenesis } from "./harness.ts";
 import type { ServerChild } from "./harness.ts";
@@ -344,10 +344,11 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
     }
   });
 
-  it("the WAL's LMDB file damaged on disk (a meta page, the B-tree pages): serve and verify report data.mdb and exit 2, never a crash", async () => {
+  it("the WAL's LMDB file damaged on disk (a meta page, the B-tree pages, leaf pages halfway): serve and verify report data.mdb and exit 2, never a crash", async () => {
     // Unreadable to LMDB, each of them: lmdb-js takes the process down with
     // SIGSEGV or SIGBUS when it maps such a file, so only a child reads it.
-    for (const damage of LMDB_FILE_DAMAGES) {
+    // The last is found only after the WAL opened, while recovery reads the records before it.
+    for (const damage of [...LMDB_FILE_DAMAGES, LMDB_MIDDLE_LEAF_DAMAGE]) {
       const dir = await copy(`lmdb-${damage.name.replace(/\W+/g, "-")}`);
       const file = path.join(dir, "wal", "data.mdb");
       await writeFile(file, damage.apply(await readFile(file)));

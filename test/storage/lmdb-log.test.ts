@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,11 +16,12 @@ import type { TestContext } from "node:test";
 import { open } from "lmdb";
 import { openRecord } from "../../src/core/log-record.ts";
 import { LogConflictError, LogCorruptError, LogFileDamagedError, LogFlushError, LogReadOnlyError } from "../../src/storage/errors.ts";
-import { LMDB_LOG_DB_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { LMDB_LOG_DB_OPTIONS, LMDB_LOG_ENV_OPTIONS, LmdbCommandLog } from "../../src/storage/lmdb-log.ts";
+import { startLmdbProbe } from "../../src/storage/lmdb-probe.ts";
 import { assertPending, chainRecords, take } from "../conformance/command-log.suite.ts";
 import { seededRandom } from "../../src/core/seeded-random.ts";
 import { runFixture } from "./fixtures/child.ts";
-import { LMDB_FILE_DAMAGES } from "../support/lmdb-damage.ts";
+import { LMDB_FILE_DAMAGES, LMDB_MIDDLE_LEAF_DAMAGE } from "../support/lmdb-damage.ts";
 import type { LmdbFileDamage } from "../support/lmdb-damage.ts";
 
 const WRITER = "./wal-writer.ts";
@@ -31,6 +33,41 @@ async function withTempDir<T>(prefix: string, body: (dir: string) => Promise<T>)
     return await body(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** How far the probe child of a log opened on `dir` found the hash chain to hold, once it has read the whole file. */
+async function chainCheckedOnOpen(dir: string): Promise<number> {
+  const log = await LmdbCommandLog.open(dir);
+  try {
+    await log.probed();
+    return log.chainCheckedThrough();
+  } finally {
+    await log.close();
+  }
+}
+
+/** The pid of the one running probe child (lmdb-probe.ts) reading the WAL in `dir`, found by its command line. */
+function probeChildOf(dir: string): number {
+  const pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name) && safeRead(`/proc/${name}/cmdline`).split("\0").includes(dir));
+  assert.equal(pids.length, 1, `one probe child for ${dir}: ${pids.join(", ")}`);
+  return Number(pids[0]);
+}
+
+function safeRead(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** An fd's target, "" when it closed meanwhile. */
+function safeReadlink(link: string): string {
+  try {
+    return readlinkSync(link);
+  } catch {
+    return "";
   }
 }
 
@@ -225,6 +262,90 @@ describe("LmdbCommandLog", () => {
         assert.equal(reopened.lastIndex(), 2_000);
       } finally {
         await reopened.close();
+      }
+    }));
+
+  it("the probe child holds the file closed from its first report until the log has opened it and says go, then reads every record", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const log = await LmdbCommandLog.open(dir);
+      await log.append(chainRecords(1, 3_000));
+      await log.close();
+      const probe = startLmdbProbe(dir, { envOptions: LMDB_LOG_ENV_OPTIONS, dbOptions: LMDB_LOG_DB_OPTIONS });
+      try {
+        assert.equal(await probe.mappable, null);
+        const pid = probeChildOf(dir);
+        // Neither LMDB file is mapped or open in the child while this process opens the file (and runs its first write transaction).
+        const held = [...readFileSync(`/proc/${pid}/maps`, "utf8").split("\n"), ...readdirSync(`/proc/${pid}/fd`).map((fd) => safeReadlink(`/proc/${pid}/fd/${fd}`))].filter((line) => line.includes(dir));
+        assert.deepEqual(held, [], "the child holds nothing of the WAL after saying mappable");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.equal(probe.covers(1), false, "nothing is read on before go");
+        probe.proceed();
+        assert.equal(await probe.finished, null);
+        assert.equal(probe.covers(Number.POSITIVE_INFINITY), true);
+        assert.equal(probe.chainedThrough(), 3_000);
+      } finally {
+        probe.stop();
+      }
+    }));
+
+  it("chainCheckedThrough: the probe child checks each record's hash against the one before, up to the first link that fails", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const log = await LmdbCommandLog.open(dir);
+      assert.equal(log.chainCheckedThrough(), 0, "a new log: nothing was read");
+      await log.append(chainRecords(1, 5_000));
+      await log.close();
+      assert.equal(await chainCheckedOnOpen(dir), 5_000);
+      // Record 3,000 with another body under its old hash: the link into it fails, and so every link after it is unknown.
+      const env = open({ path: dir });
+      const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
+      const value = db.get(3_000) as string;
+      await db.put(3_000, value.replace('"index":3000', '"index":3000 '));
+      await env.close();
+      assert.equal(await chainCheckedOnOpen(dir), 2_999);
+    }));
+
+  it("leaf pages damaged halfway through the file: the log opens, reads before them succeed, the read that reaches them and every later call reject with LogFileDamagedError, and nothing is written", () =>
+    withTempDir("swoosh-lmdb-", async (dir) => {
+      const count = 20_000;
+      const log = await LmdbCommandLog.open(dir);
+      const records = chainRecords(1, count + 1);
+      for (let first = 1; first <= count; first += 1_000) await log.append(records.slice(first - 1, first - 1 + 1_000));
+      await log.close();
+      const file = join(dir, "data.mdb");
+      await writeFile(file, LMDB_MIDDLE_LEAF_DAMAGE.apply(await readFile(file)));
+      const damaged = await readFile(file);
+      const isDamage = (error: unknown): boolean => error instanceof LogFileDamagedError && error.file === file && /reading it crashed LMDB \(SIG[A-Z]+\)|LMDB cannot read it/.test(error.message);
+
+      // Opened, and at once asked to append: the append waits for the whole file to read back, and never writes.
+      const writer = await LmdbCommandLog.open(dir);
+      try {
+        assert.equal(writer.lastIndex(), count);
+        await assert.rejects(writer.append(records.slice(count, count + 1)), isDamage);
+      } finally {
+        await writer.close();
+      }
+      assert.ok(damaged.equals(await readFile(file)), "the append wrote nothing");
+
+      // Read in order, as a replay does: without the wait for the probe child, the read reaching the pages would abort this process.
+      const reader = await LmdbCommandLog.open(dir);
+      try {
+        let read = 0;
+        let failure: unknown;
+        for (let from = 1; from <= count && failure === undefined; from += 1_000) {
+          try {
+            const page = await reader.read(from, 1_000);
+            assert.equal(page[0]?.hash, records[from - 1]?.hash);
+            read += page.length;
+          } catch (error) {
+            failure = error;
+          }
+        }
+        assert.ok(isDamage(failure), `a read reached the damaged pages and failed: ${String(failure)}`);
+        assert.ok(read > 0 && read < count, `the records before the pages read back (${read} of ${count})`);
+        await assert.rejects(reader.probed(), isDamage);
+        await assert.rejects(reader.read(1, 10), isDamage, "the log is poisoned: records read before now fail too");
+      } finally {
+        await reader.close();
       }
     }));
 

@@ -25,3 +25,38 @@ export const LMDB_FILE_DAMAGES: readonly LmdbFileDamage[] = [
   { name: "meta page 1 all ones (its txnid wins)", apply: overwrite(4096, () => Buffer.alloc(4096, 0xff)) },
   { name: "every B-tree page overwritten", apply: overwrite(8192, (size) => Buffer.alloc(size - 8192, 0x5a)) },
 ];
+
+/** LMDB's page header (lmdb-js's LMDB 1.0): page number (8 bytes), txnid (8), pad (2), then the flags. */
+const PAGE_SIZE = 4096;
+const PAGE_FLAGS_AT = 18;
+const P_LEAF = 0x02;
+
+/** The leaf pages of a data file, in file order. */
+export function leafPages(file: Buffer): number[] {
+  const leaves: number[] = [];
+  for (let page = 2; (page + 1) * PAGE_SIZE <= file.length; page++) {
+    const at = page * PAGE_SIZE;
+    if (Number(file.readBigUInt64LE(at)) === page && (file.readUInt16LE(at + PAGE_FLAGS_AT) & P_LEAF) !== 0) leaves.push(page);
+  }
+  return leaves;
+}
+
+/**
+ * Five leaf pages halfway through the file zeroed: the meta pages and the
+ * records at both ends are intact, so the log opens, and only a read that
+ * reaches them would crash (LMDB asserts and aborts). The probe child finds
+ * them while this process reads the records before them. Five, not one: a
+ * leaf page the B-tree no longer uses (freed by a later commit, waiting for
+ * reuse) looks like any other here, and damage to it alone harms nothing.
+ */
+export const LMDB_MIDDLE_LEAF_DAMAGE: LmdbFileDamage = {
+  name: "five leaf pages halfway through zeroed",
+  apply: (pristine) => {
+    const leaves = leafPages(pristine);
+    if (leaves.length < 16) throw new Error(`only ${leaves.length} leaf pages: too few records for pages between the ends`);
+    const middle = Math.floor(leaves.length / 2);
+    const damaged = Buffer.from(pristine);
+    for (const page of leaves.slice(middle - 2, middle + 3)) damaged.fill(0, page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+    return damaged;
+  },
+};
