@@ -36,7 +36,13 @@ export interface SeenRequest {
   readonly body: string;
 }
 
-type Rule = { readonly match: (request: SeenRequest) => boolean; remaining: number; readonly action: "drop-answer" | "503" | "hang"; readonly retryAfter?: string };
+type Rule = {
+  readonly match: (request: SeenRequest) => boolean;
+  remaining: number;
+  readonly action: "drop-answer" | "503" | "hang" | "delay-answer";
+  readonly retryAfter?: string;
+  readonly delayMs?: number;
+};
 
 /** An HTTP proxy in front of a server, on 127.0.0.1:0. */
 export class TestProxy {
@@ -44,6 +50,7 @@ export class TestProxy {
   private readonly rules: Rule[] = [];
   private readonly streams = new Set<{ response: http.ServerResponse; upstream: http.IncomingMessage }>();
   private readonly hanging = new Set<http.ServerResponse>();
+  private readonly delayed = new Set<NodeJS.Timeout>();
   private constructor(
     private readonly server: http.Server,
     readonly url: string,
@@ -75,6 +82,11 @@ export class TestProxy {
     this.rules.push({ match, remaining: count, action: "503", retryAfter });
   }
 
+  /** The next `count` requests matching: forwarded at once, their answers held back `delayMs` (a slow network on the way back). */
+  delayAnswers(match: (request: SeenRequest) => boolean, delayMs: number, count = 1): void {
+    this.rules.push({ match, remaining: count, action: "delay-answer", delayMs });
+  }
+
   /** The next `count` requests matching: never forwarded nor answered (a server or network that hangs), until the proxy closes. */
   hang(match: (request: SeenRequest) => boolean, count = 1): void {
     this.rules.push({ match, remaining: count, action: "hang" });
@@ -99,6 +111,7 @@ export class TestProxy {
   close(): Promise<void> {
     this.cutStreams();
     for (const response of this.hanging) response.destroy();
+    for (const timer of this.delayed) clearTimeout(timer);
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -126,6 +139,19 @@ export class TestProxy {
         if (rule?.action === "drop-answer") {
           upstream.resume();
           upstream.on("end", () => request.socket.destroy());
+          return;
+        }
+        if (rule?.action === "delay-answer") {
+          const chunks: Buffer[] = [];
+          upstream.on("data", (chunk: Buffer) => chunks.push(chunk));
+          upstream.on("end", () => {
+            const timer = setTimeout(() => {
+              this.delayed.delete(timer);
+              response.writeHead(upstream.statusCode ?? 502, upstream.headers);
+              response.end(Buffer.concat(chunks));
+            }, rule.delayMs);
+            this.delayed.add(timer);
+          });
           return;
         }
         response.writeHead(upstream.statusCode ?? 502, upstream.headers);

@@ -37,6 +37,32 @@ async function shortLeasesBehindProxy(t: TestContext): Promise<{ startWorker: (o
   return { startWorker, url, proxy, client };
 }
 
+/** One run of a handler: when it started, when and why its signal aborted, when it ended. */
+interface SlowRun {
+  readonly agentId: string;
+  readonly startedMs: number;
+  abortedMs?: number;
+  reason?: unknown;
+  endedMs?: number;
+}
+
+/** A handler of 4 s of work that honours its signal, and the runs it made, in order. */
+function recordedSlowRuns(): { runs: SlowRun[]; slow: (payload: unknown, ctx: TaskContext) => Promise<string> } {
+  const runs: SlowRun[] = [];
+  const slow = async (_payload: unknown, ctx: TaskContext): Promise<string> => {
+    const run: SlowRun = { agentId: ctx.agentId, startedMs: Date.now() };
+    runs.push(run);
+    ctx.signal.addEventListener("abort", () => {
+      run.abortedMs = Date.now();
+      run.reason = ctx.signal.reason;
+    });
+    await workUnlessAborted(ctx.signal, 4000);
+    run.endedMs = Date.now();
+    return ctx.agentId;
+  };
+  return { runs, slow };
+}
+
 /** A handler's stand-in for work that honours its signal: `ms` of it, or less once `signal` aborts. */
 function workUnlessAborted(signal: AbortSignal, ms: number): Promise<void> {
   return new Promise((resolve) => {
@@ -296,15 +322,7 @@ describe("runWorker", () => {
 
   it("aborts ctx.signal when the lease expires while its request hangs (another agent gets the task)", async (t) => {
     const { startWorker, url, proxy, client } = await shortLeasesBehindProxy(t);
-    const runs: Array<{ agentId: string; startedMs: number; endedMs?: number; aborted?: unknown }> = [];
-    const slow = async (_payload: unknown, ctx: TaskContext): Promise<string> => {
-      const run: { agentId: string; startedMs: number; endedMs?: number; aborted?: unknown } = { agentId: ctx.agentId, startedMs: Date.now() };
-      runs.push(run);
-      ctx.signal.addEventListener("abort", () => (run.aborted = ctx.signal.reason));
-      await workUnlessAborted(ctx.signal, 4000);
-      run.endedMs = Date.now();
-      return ctx.agentId;
-    };
+    const { runs, slow } = recordedSlowRuns();
     const first = startWorker({ url: proxy.url, agentId: "a-hung", handlers: { slow } });
     await first.ready;
     await client.submitTask({ taskId: "s", kind: "slow" });
@@ -315,8 +333,28 @@ describe("runWorker", () => {
     await second.ready;
     await eventually(() => (runs.length === 2 ? true : undefined), 8000, "the second agent to get the task");
     const [hung, taker] = runs as [(typeof runs)[0], (typeof runs)[0]];
-    assert.ok(hung.aborted instanceof LeaseLostError && hung.aborted.reason === "expired", `the first run was aborted at its expiry (${String(hung.aborted)})`);
+    assert.ok(hung.reason instanceof LeaseLostError && hung.reason.reason === "expired", `the first run was aborted at its expiry (${String(hung.reason)})`);
     assert.ok(hung.endedMs !== undefined && hung.endedMs <= taker.startedMs + 100, `the first run ended (${hung.endedMs}) before the second started (${taker.startedMs})`);
+  });
+
+  it("gives a lease up no later than the server can: with every answer 400 ms late, the handler is aborted before another agent starts the task", async (t) => {
+    const { startWorker, url, proxy, client } = await shortLeasesBehindProxy(t);
+    const { runs, slow } = recordedSlowRuns();
+    // Every answer to the slow worker comes 400 ms after the server applied its commands (half the lease's 800 ms).
+    proxy.delayAnswers((request) => request.path === "/commands", 400, 1_000_000);
+    const first = startWorker({ url: proxy.url, agentId: "a-slow", handlers: { slow } });
+    await first.ready;
+    await client.submitTask({ taskId: "s", kind: "slow" });
+    await eventually(() => (runs.length === 1 ? true : undefined), 5000, "the first run to start");
+    // Its heartbeats stop getting through: the lease expires on the server, which hands the task to the other agent.
+    proxy.passThrough();
+    proxy.hang((request) => request.path === "/commands", 1_000_000);
+    const second = startWorker({ url, agentId: "b-direct", handlers: { slow } });
+    await second.ready;
+    await eventually(() => (runs.length === 2 ? true : undefined), 8000, "the second agent to get the task");
+    const [slowRun, taker] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    assert.ok(slowRun.reason instanceof LeaseLostError && slowRun.reason.reason === "expired", `the first run was aborted as expired (${String(slowRun.reason)})`);
+    assert.ok(slowRun.abortedMs !== undefined && slowRun.abortedMs <= taker.startedMs, `the first run was aborted (${slowRun.abortedMs}) before the second started (${taker.startedMs})`);
   });
 
   it("does not run a lease whose claim answer arrives, as a duplicate, after the lease expired", async (t) => {

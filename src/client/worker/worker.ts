@@ -232,6 +232,7 @@ export class WorkerRuntime implements Worker {
       }
       this.pending = steps;
       let results: BatchItemResult[];
+      const sentAtMs = Date.now();
       try {
         results = await this.client.commands(
           steps.map((step) => step.command),
@@ -252,7 +253,7 @@ export class WorkerRuntime implements Worker {
       this.onePerBatch = false;
       this.counters.batches++;
       this.itemTrouble = false;
-      steps.forEach((step, i) => this.handleResult(step, results[i] as BatchItemResult));
+      steps.forEach((step, i) => this.handleResult(step, results[i] as BatchItemResult, sentAtMs));
       this.armExpiryTimer();
       // A refusal that asks for the same step again (register, an odd claim error) must not spin.
       if (this.itemTrouble) await this.pause();
@@ -393,8 +394,8 @@ export class WorkerRuntime implements Worker {
 
   // ------------------------------------------------------------------ answers
 
-  private handleResult(step: Step, result: BatchItemResult): void {
-    this.observeServerTime(result);
+  private handleResult(step: Step, result: BatchItemResult, sentAtMs: number): void {
+    this.observeServerTime(result, sentAtMs);
     switch (step.kind) {
       case "register":
         this.onRegister(result);
@@ -411,9 +412,19 @@ export class WorkerRuntime implements Worker {
     }
   }
 
-  private observeServerTime(result: BatchItemResult): void {
+  /**
+   * The server's clock less this one's, from an answer's HLC wall time, taken
+   * against when the request was sent rather than when the answer came: the
+   * command was applied in between, so the server time estimated from it is
+   * never behind the server's own, and a lease is given up here no later than
+   * the server may hand it to another agent (at most one round trip early;
+   * a request the client retried counts from its first try, earlier still).
+   * Against the answer's arrival, a slow answer made a handler run on after
+   * its task had gone to another agent.
+   */
+  private observeServerTime(result: BatchItemResult, sentAtMs: number): void {
     // A duplicate carries the HLC of the first answer, which may be long past (a batch resent after an outage): not now.
-    if (result.ok && result.duplicate !== true) this.serverOffsetMs = hlcWallMs(result.hlc) - Date.now();
+    if (result.ok && result.duplicate !== true) this.serverOffsetMs = hlcWallMs(result.hlc) - sentAtMs;
   }
 
   private onRegister(result: BatchItemResult): void {
