@@ -25,6 +25,7 @@ import { Engine } from "./engine.ts";
 import { isLockFileName, lockDataDir } from "./dir-lock.ts";
 import type { DirLock } from "./dir-lock.ts";
 import { DataDirNotDirectoryError, DiskSpaceError, RecoveryError, walOpenProblem } from "./errors.ts";
+import type { RecoveryProblem } from "./errors.ts";
 import { checkGenesis, sameGenesis } from "./genesis.ts";
 import type { GenesisDocument } from "./genesis.ts";
 import { recover } from "./recovery.ts";
@@ -260,6 +261,7 @@ const OPEN_OPTION_NAMES: { readonly [Name in keyof Required<OpenEngineOptions<un
   onSnapshotError: true,
   onListenerError: true,
   onSkippedSnapshot: true,
+  onOldWalDamage: true,
   heapFigures: true,
 };
 
@@ -347,6 +349,8 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
     // Recovery read each record once the WAL's probe child had read past it
     // (lmdb-probe.ts); the engine starts only on a file read back whole.
     if (log instanceof LmdbCommandLog) await log.probed();
+    const oldDamage = chainBreakBehind(log, recovered.snapshotIndex, layout.walPath);
+    if (oldDamage !== null) settings.onOldWalDamage(oldDamage);
     return new Engine(options.machine, genesis, log, snapshots, settings, recovered, held.lock);
   } catch (error) {
     await log.close().catch(() => undefined);
@@ -354,6 +358,27 @@ export async function openEngine<Model>(given: OpenEngineOptions<Model>): Promis
     // The probe child finds damage as late as it lies in the file: reported as one found before the open returned.
     throw error instanceof LogFileDamagedError ? walOpenFailure(error) : error;
   }
+}
+
+/**
+ * The first WAL entry at or before `startedFrom` (the snapshot recovery
+ * started from) whose link to the entry before it fails, as the log's other
+ * reader found it while checking the chain (`chainCheckedThrough`); null when
+ * the chain holds there or nothing is known. Entries after `startedFrom` need
+ * no look: recovery replayed them and would have refused a break.
+ */
+function chainBreakBehind(log: CommandLog, startedFrom: number, walPath: string): RecoveryProblem | null {
+  const checkedThrough = log.chainCheckedThrough?.();
+  const first = log.firstIndex();
+  if (checkedThrough === undefined || log.lastIndex() <= first) return null;
+  // Nothing checked means the first link already failed: the entry after the log's first.
+  const broken = Math.max(checkedThrough, first) + 1;
+  if (broken > Math.min(startedFrom, log.lastIndex())) return null;
+  return {
+    file: walPath,
+    index: broken,
+    detail: `entry ${broken} does not follow the entry before it (its hash, or a missing entry): recovery started from snapshot ${startedFrom} and the state is verified, but reading the WAL over entry ${broken} (GET /log, time travel, swoosh verify) fails`,
+  };
 }
 
 /** A failure to open the WAL because of what is on disk as the RecoveryError `serve` reports; any other error as it is. */

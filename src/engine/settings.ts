@@ -55,6 +55,15 @@ export interface EngineSettings {
    * default: stderr). Older bases are tried.
    */
   readonly onSkippedSnapshot: (problem: RecoveryProblem) => void;
+  /**
+   * The WAL's hash chain breaks at an entry older than the snapshot recovery
+   * started from (found by the LMDB log's probe child as it read the file):
+   * recovery never needed that entry, so the engine opens on the verified
+   * current state, but reads over it (GET /log, time travel past it,
+   * `swoosh verify`) will fail. Told once per open, never silently (G3;
+   * default: stderr).
+   */
+  readonly onOldWalDamage: (problem: RecoveryProblem) => void;
   /** How full the heap is (heap.ts); a read that would hold a whole state's text checks it as it goes. */
   readonly heapFigures: () => HeapFigures;
 }
@@ -72,6 +81,10 @@ function defaultOnListenerError(error: Error): void {
 
 function defaultOnSkippedSnapshot(problem: RecoveryProblem): void {
   process.stderr.write(`swoosh: snapshot passed over: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}\n`);
+}
+
+function defaultOnOldWalDamage(problem: RecoveryProblem): void {
+  process.stderr.write(`swoosh: WAL damaged behind the snapshot recovery started from: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}\n`);
 }
 
 function defaultOnSnapshotError(error: Error): void {
@@ -93,6 +106,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     onSnapshotError: input.onSnapshotError ?? defaultOnSnapshotError,
     onListenerError: input.onListenerError ?? defaultOnListenerError,
     onSkippedSnapshot: input.onSkippedSnapshot ?? defaultOnSkippedSnapshot,
+    onOldWalDamage: input.onOldWalDamage ?? defaultOnOldWalDamage,
     heapFigures: input.heapFigures ?? heapFigures,
   };
   for (const [name, value, min] of [
@@ -116,6 +130,7 @@ export function resolveSettings(input: EngineSettingsInput = {}): EngineSettings
     ["onSnapshotError", settings.onSnapshotError],
     ["onListenerError", settings.onListenerError],
     ["onSkippedSnapshot", settings.onSkippedSnapshot],
+    ["onOldWalDamage", settings.onOldWalDamage],
     ["heapFigures", settings.heapFigures],
   ] as const) {
     if (typeof hook !== "function") throw new TypeError(`${name} must be a function`);

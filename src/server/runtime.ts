@@ -219,6 +219,7 @@ export class ServerRuntime {
           { file: problem.file, index: problem.index, expectedHash: problem.expectedHash, actualHash: problem.actualHash },
           `snapshot passed over: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}`,
         ),
+      onOldWalDamage: (problem) => options.log.warn({ file: problem.file, index: problem.index }, `WAL damaged behind the snapshot recovery started from: ${problem.file} @${problem.index}: ${problem.detail}`),
     });
     const stats = engine.stats();
     this.engineNow = engine;

@@ -481,6 +481,38 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
     });
   });
 
+  it("opens on a WAL entry tampered with behind the snapshot recovery starts from, and tells onOldWalDamage which entry it is", async () => {
+    const dir = await dataDir();
+    const engine = await open(dir);
+    for (let i = 0; i < 10; i++) await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.snapshot();
+    for (let i = 0; i < 3; i++) await engine.submit({ type: "counter.add", payload: { amount: 1 } });
+    await engine.close({ snapshot: false });
+    const told: Array<{ index: number | undefined; detail: string }> = [];
+    const onOldWalDamage = (problem: { index?: number; detail: string }) => told.push({ index: problem.index, detail: problem.detail });
+    // Intact: nothing to tell.
+    await (await open(dir, { onOldWalDamage })).close({ snapshot: false });
+    assert.equal(told.length, 0, "an intact WAL: nothing told");
+    const env = openLmdb({ path: path.join(dir, "wal") });
+    const db = env.openDB<string, number>(LMDB_LOG_DB_OPTIONS);
+    const stored = db.get(4);
+    assert.ok(stored !== undefined && stored.includes('"amount":1'), "entry 4 is stored under key 4");
+    await db.put(4, stored.replace('"amount":1', '"amount":9'));
+    await env.close();
+    // Recovery starts from the snapshot at 10 and never reads entry 4: the engine opens on the verified state, and says so.
+    const reopened = await open(dir, { onOldWalDamage });
+    try {
+      assert.equal((await reopened.readState()).state.count, 13);
+      assert.deepEqual(
+        told.map((problem) => problem.index),
+        [4],
+      );
+      assert.match(told[0]?.detail ?? "", /entry 4 does not follow the entry before it.*snapshot 10/);
+    } finally {
+      await reopened.close({ snapshot: false });
+    }
+  });
+
   it("refuses to start when the WAL lost entries a snapshot proves were durable (cut short, or deleted)", async () => {
     const dir = await dataDir();
     const engine = await open(dir, { snapshotEvery: 0 });

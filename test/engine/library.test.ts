@@ -462,7 +462,7 @@ describe("engine as a library", () => {
     const untyped = (options: Record<string, unknown>) => open(path.join(root, "d"), options as Partial<SwooshOptions>);
     await assert.rejects(untyped({ nodeId: 5 }), RangeError);
     for (const clock of [5, {}, { nowMs: 5 }]) await assert.rejects(untyped({ clock }), /clock must be an object with a nowMs\(\) method/);
-    for (const hook of ["onFatal", "onSnapshotError", "onListenerError", "onSkippedSnapshot"]) await assert.rejects(untyped({ [hook]: "x" }), new RegExp(`${hook} must be a function`));
+    for (const hook of ["onFatal", "onSnapshotError", "onListenerError", "onSkippedSnapshot", "onOldWalDamage"]) await assert.rejects(untyped({ [hook]: "x" }), new RegExp(`${hook} must be a function`));
     // A misspelt option is refused, not left at its default without a word.
     await assert.rejects(untyped({ snapshotEvry: 5, __proto__x: 1 }), { name: "TypeError", message: 'unknown option "snapshotEvry", "__proto__x"' });
     assert.deepEqual(await readdir(root), []);

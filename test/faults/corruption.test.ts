@@ -318,6 +318,8 @@ describe("faults: corruption at the server level", { concurrency: 3 }, () => {
     assert.ok(served.started, served.stderr);
     try {
       assert.equal(served.stateHash, pristine.stateHash, `index ${index}, served ${served.index}: ${served.stderr}`);
+      // Not silently (G3): the server says at startup which entry behind its snapshot is damaged.
+      assert.match(served.stderr, new RegExp(`"level":40,.*"index":${index},.*"msg":"WAL damaged behind the snapshot recovery started from: \\S+ @${index}: entry ${index} does not follow the entry before it`), served.stderr.slice(-2000));
       // History through the damaged entry is refused, not served.
       // Time travel through it, and reading it from GET /log, are refused naming the entry.
       for (const query of [`/state?at=${snap(1) - 1}`, `/log?from=${index - 1}&limit=3`, `/log?from=${index}&limit=1`]) {
