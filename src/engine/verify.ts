@@ -9,7 +9,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { computeStateHash } from "../core/hash.ts";
 import type { StateMachine } from "../core/state-machine.ts";
-import { LogAccessError, LogCorruptError, SnapshotOtherClusterError } from "../storage/errors.ts";
+import { LogAccessError, LogCorruptError, SnapshotOtherClusterError, isAccessRefusal } from "../storage/errors.ts";
 import { LmdbCommandLog, lmdbDataFile } from "../storage/lmdb-log.ts";
 import { NodeFileSystem } from "../storage/node-fs.ts";
 import { walAccessRefusal } from "../storage/wal-access.ts";
@@ -72,7 +72,7 @@ async function lockUnlessReadOnly(dataDir: string): Promise<DirLock | typeof REA
     return await lockDataDir(dataDir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EROFS" || code === "EACCES" || code === "EPERM") return READ_ONLY;
+    if (isAccessRefusal(code)) return READ_ONLY;
     throw error;
   }
 }

@@ -78,6 +78,14 @@ export class LogFileDamagedError extends StorageError {
   }
 }
 
+/** The errno codes by which a file system refuses this process a file (mode, owner, a read-only mount): nothing is wrong with the data. */
+export type AccessRefusalCode = "EACCES" | "EPERM" | "EROFS";
+
+/** True for an errno code that refuses access (AccessRefusalCode), as opposed to one that says something failed. */
+export function isAccessRefusal(code: unknown): code is AccessRefusalCode {
+  return code === "EACCES" || code === "EPERM" || code === "EROFS";
+}
+
 /**
  * The log's directory or one of its LMDB files is not readable (or not
  * writable, for a log opened to write) by this process: wrong owner, mode or
@@ -93,9 +101,9 @@ export class LogAccessError extends StorageError {
     readonly dir: string,
     /** The file (or the directory) access was refused to. */
     readonly file: string,
-    readonly code: string,
+    readonly code: AccessRefusalCode,
     /** What the process needs of the files: "read" (read-only) or "read and write". */
-    readonly needs: string,
+    readonly needs: "read" | "read and write",
     readonly detail: string,
   ) {
     super(`the WAL in ${dir} cannot be ${needs === "read" ? "read" : "read and written"} by this process (uid ${process.getuid?.() ?? "?"}): ${detail}`);

@@ -8,7 +8,8 @@
  */
 import { accessSync, constants, existsSync } from "node:fs";
 import { basename, join } from "node:path";
-import { LogAccessError } from "./errors.ts";
+import { LogAccessError, isAccessRefusal } from "./errors.ts";
+import type { AccessRefusalCode } from "./errors.ts";
 
 /** The LMDB files of an environment directory, in the order LMDB opens them. */
 const LMDB_FILES = ["lock.mdb", "data.mdb"] as const;
@@ -36,14 +37,13 @@ export function walAccessRefusal(dir: string, readOnly: boolean): LogAccessError
 }
 
 /** Why `access(path, mode)` fails, when it fails with a refusal (any other error is left to the open that follows). */
-function accessRefusal(path: string, mode: number): { code: string; reason: string } | null {
+function accessRefusal(path: string, mode: number): { code: AccessRefusalCode; reason: string } | null {
   try {
     accessSync(path, mode);
     return null;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "";
-    if (code === "EROFS") return { code, reason: "on a read-only file system" };
-    if (code === "EACCES" || code === "EPERM") return { code, reason: "permission denied" };
-    return null;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!isAccessRefusal(code)) return null;
+    return { code, reason: code === "EROFS" ? "on a read-only file system" : "permission denied" };
   }
 }

@@ -15,7 +15,7 @@ import { isLoopbackAddress } from "../../server/host-guard.ts";
 import { Option } from "commander";
 import type { Command } from "commander";
 import { DataDirNotDirectoryError, DiskSpaceError, RecoveryError } from "../../engine/errors.ts";
-import { LogAccessError } from "../../storage/errors.ts";
+import { LogAccessError, isAccessRefusal } from "../../storage/errors.ts";
 import type { RunningServer, ServerOptions } from "../../server/index.ts";
 import { createLogger } from "../../server/logger.ts";
 import { CliError, EXIT_BAD_INPUT, EXIT_RUNTIME_FAILURE } from "../exit-codes.ts";
@@ -71,7 +71,7 @@ export function startupError(error: unknown, options: Pick<ServerOptions, "dataD
   if (code === "ENOSPC") {
     return new CliError(`data dir ${options.dataDir} cannot be written: the disk is full (${(error as Error).message}); free space on its file system, then start again`, EXIT_RUNTIME_FAILURE);
   }
-  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+  if (isAccessRefusal(code)) {
     return new CliError(`data dir ${options.dataDir} cannot be written: ${(error as Error).message}`, EXIT_RUNTIME_FAILURE);
   }
   // A data dir path that is a file, or under one: bad usage, named as such.
