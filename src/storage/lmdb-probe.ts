@@ -19,7 +19,8 @@
  * environment before its first report and opens it again only once told the
  * log has opened it, found its bounds and run its first write transaction,
  * as when the child read the whole file first (a log opened while the child
- * held the environment open failed that transaction now and then with EINVAL). The log reads a range only once the child has read one record past
+ * held the environment open failed that transaction now and then with
+ * EINVAL). The log reads a range only once the child has read one record past
  * it (lmdb-js moves its cursor one entry beyond the last it returns), so a
  * replay runs alongside the probe instead of after it; appends and
  * truncation wait for the whole probe. The child checks the hash chain as it
@@ -44,12 +45,12 @@ const PROGRESS_EVERY = 512;
 /**
  * The child. Its stdout: "mappable" (both ends read, the environment closed
  * again; it then waits for "go" on stdin, `LmdbProbe.proceed`), then lines
- * "K C": every record up to key
- * K read back, and for every record after the first up to key C, its stored
- * hash is SHA-256 of the record before's stored hash and its body (the WAL's
- * chain, log-record.ts; C stays where a link fails, and a replay checks on
- * from there itself). Then "finished" before a clean exit. Keys are numbers;
- * one that is not, or a gap, stops the lines (not the reading).
+ * "K C": every record up to key K read back, and for every record after the
+ * first up to key C, its stored hash is SHA-256 of the record before's stored
+ * hash and its body (the WAL's chain, log-record.ts; C stays where a link
+ * fails, and a replay checks on from there itself). Then "finished" before a
+ * clean exit. Keys are numbers; one that is not, or a gap, stops the lines
+ * (not the reading).
  */
 const PROBE_SOURCE = `
 const [lmdbPath, dir, envOptions, dbOptions, every] = process.argv.slice(1);
