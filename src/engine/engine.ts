@@ -124,6 +124,8 @@ export interface RecoveredPosition<Model> {
   readonly snapshotIndex: number;
   /** The `lastAppliedHlc` of the snapshot recovery started from; "" when it started from genesis. */
   readonly snapshotHlc: string;
+  /** Bytes of the snapshot file recovery started from (0: genesis, or not known): the first automatic snapshot is paced by it. */
+  readonly snapshotFileBytes?: number;
 }
 
 /** A snapshot to replay from, with the hash the WAL gives the entry at its index (which its logHash must be). */
@@ -290,6 +292,8 @@ export class Engine<Model> {
     this.outcomes = recovered.outcomes;
     this.lastSnapshotIndex = recovered.snapshotIndex;
     this.snapshotAttemptIndex = recovered.snapshotIndex;
+    // After a restart, as after a save: a large state's first snapshot comes after as many commands as its size calls for.
+    this.lastSnapshotBytes = recovered.snapshotFileBytes ?? 0;
     // The snapshot recovery started from is dated by its lastAppliedHlc's wall
     // time, not by its file's mtime: the HLC is inside the verified file, so a
     // copy or a restore from backup (which resets the mtime) leaves it as is;

@@ -212,7 +212,9 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
       skip({ file, index: snapshotIndex, detail: `the state does not load: ${(error as Error).message}` });
       continue;
     }
-    return replayTail(input, model, { index: snapshotIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, outcomes, snapshotIndex, snapshotHlc: doc.lastAppliedHlc }, problems);
+    // Its size paces the engine's first automatic snapshot; not knowing it (a file gone meanwhile) only makes that one come early.
+    const snapshotFileBytes = (await snapshots.fileBytes?.(snapshotIndex).catch(() => 0)) ?? 0;
+    return replayTail(input, model, { index: snapshotIndex, hlc: doc.lastAppliedHlc, logHash: doc.logHash, outcomes, snapshotIndex, snapshotHlc: doc.lastAppliedHlc, snapshotFileBytes }, problems);
   }
 
   if (firstIndex > 1) {
@@ -221,7 +223,7 @@ export async function recover<Model>(input: RecoverInput<Model>): Promise<Recove
     throw new RecoveryError(`no snapshot verifies${none} and the WAL ${input.walPath} starts at ${firstIndex}, so genesis cannot be replayed`, problems);
   }
   const model = machine.restore(genesisStateCopy(genesis));
-  return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention, outcomeWeightOf(machine)), snapshotIndex: 0, snapshotHlc: "" }, problems);
+  return replayTail(input, model, { index: 0, hlc: "", logHash: genesis.stateHash, outcomes: new OutcomeTable(input.outcomeRetention, outcomeWeightOf(machine)), snapshotIndex: 0, snapshotHlc: "", snapshotFileBytes: 0 }, problems);
 }
 
 /** The problem a snapshot that did not load (`error`) is skipped for: its file, index and hashes, and why. */
@@ -239,7 +241,7 @@ function outcomeWeightOf<Model>(machine: StateMachine<Model>): OutcomeWeight | u
 async function replayTail<Model>(
   input: RecoverInput<Model>,
   model: Model,
-  start: { index: number; hlc: string; logHash: string; outcomes: OutcomeTable; snapshotIndex: number; snapshotHlc: string },
+  start: { index: number; hlc: string; logHash: string; outcomes: OutcomeTable; snapshotIndex: number; snapshotHlc: string; snapshotFileBytes: number },
   skipped: RecoveryProblem[],
 ): Promise<RecoveryReport<Model>> {
   const lastIndex = input.log.lastIndex();
@@ -263,6 +265,7 @@ async function replayTail<Model>(
       outcomes: start.outcomes,
       snapshotIndex: start.snapshotIndex,
       snapshotHlc: start.snapshotHlc,
+      snapshotFileBytes: start.snapshotFileBytes,
       skipped,
       replayed: position.index - start.index,
     };

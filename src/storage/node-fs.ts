@@ -4,7 +4,7 @@
  * creation, rename or unlink is durable once `syncDir` of its directory returned.
  */
 import { constants } from "node:fs";
-import { access, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import type { FileHandleLike, FileSystem } from "./types.ts";
 
@@ -42,6 +42,10 @@ export class NodeFileSystem implements FileSystem {
 
   readFile(path: string): Promise<Buffer> {
     return readFile(path);
+  }
+
+  async fileSize(path: string): Promise<number> {
+    return (await stat(path)).size;
   }
 
   rename(from: string, to: string): Promise<void> {

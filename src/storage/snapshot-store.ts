@@ -319,6 +319,10 @@ export class FileSnapshotStore implements SnapshotStore {
     return doc;
   }
 
+  fileBytes(lastAppliedIndex: number): Promise<number> {
+    return this.fs.fileSize(this.pathFor(lastAppliedIndex));
+  }
+
   async remove(lastAppliedIndex: number): Promise<void> {
     try {
       await this.fs.unlink(this.pathFor(lastAppliedIndex));

@@ -213,6 +213,13 @@ export class StrictMemFileSystem implements FileSystem {
     this.step("after", "syncDir", path);
   }
 
+  async fileSize(target: string): Promise<number> {
+    const path = normalize(target);
+    const node = this.lookup(path, "stat");
+    if (node.kind === "dir") throw new FsError("EISDIR", "stat", path);
+    return node.data.length;
+  }
+
   async exists(target: string): Promise<boolean> {
     const path = normalize(target);
     this.step("before", "exists", path);

@@ -131,6 +131,8 @@ export interface SnapshotStore {
   load(lastAppliedIndex: number): Promise<SnapshotDocument>;
   /** Deletes one snapshot file (and fsyncs the directory). */
   remove(lastAppliedIndex: number): Promise<void>;
+  /** Optional: the snapshot file's size in bytes (what the next automatic snapshot is paced by, as after a save). */
+  fileBytes?(lastAppliedIndex: number): Promise<number>;
 }
 
 /** An open file of the `FileSystem` layer. */
@@ -151,6 +153,8 @@ export interface FileSystem {
   /** Creates (or truncates) a file for writing. */
   create(path: string): Promise<FileHandleLike>;
   readFile(path: string): Promise<Buffer>;
+  /** The file's size in bytes (stat(2)). */
+  fileSize(path: string): Promise<number>;
   rename(from: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
   readdir(dir: string): Promise<string[]>;

@@ -432,6 +432,35 @@ describe("engine: snapshots, retention and recovery fallbacks", () => {
     assert.ok((saved.at(-2)?.fileBytes ?? 0) > 256 * 50, "the rows made the file large enough to set the pace");
   });
 
+  it("paces the first automatic snapshot after a restart by the snapshot file recovery started from, as after a save", async () => {
+    const dir = await dataDir();
+    const store = new FileSnapshotStore(new NodeFileSystem(), path.join(dir, "snapshots"), { clusterId: "test-cluster" });
+    const submitBatches = async (engine: Engine<CounterState>, tag: string, batches: number): Promise<void> => {
+      for (let round = 0; round < batches; round++) {
+        await Promise.all(Array.from({ length: 50 }, (_, k) => engine.submit({ type: "counter.add", payload: { amount: 1 }, id: `${tag}-${round}-${k}-${"x".repeat(40)}` })));
+      }
+    };
+    // Every command carries an id: the file grows by its idempotency rows (~100 bytes each), the state does not.
+    const first = await open(dir, { snapshotEvery: 0 });
+    await submitBatches(first, "before", 20);
+    await first.snapshot();
+    await first.close({ snapshot: false });
+    const [recoveredFrom] = await store.list();
+    assert.equal(recoveredFrom, 1_000);
+    const due = Math.ceil((await store.fileBytes(1_000)) / 256);
+    assert.ok(due >= 300, `a file that calls for ${due} commands before the next snapshot`);
+    // Restarted: 250 commands, five times snapshotEvery but fewer than the file calls for, write no snapshot.
+    const reopened = await open(dir, { snapshotEvery: 50 });
+    await submitBatches(reopened, "after", 5);
+    await reopened.close({ snapshot: false });
+    assert.deepEqual(await store.list(), [1_000], "no snapshot within the 250 commands after the restart");
+    // Past what the file calls for, the next one comes.
+    const again = await open(dir, { snapshotEvery: 50 });
+    await submitBatches(again, "later", Math.ceil(due / 50) + 1);
+    await again.close({ snapshot: false });
+    assert.ok(((await store.list())[0] ?? 0) > 1_250, `a snapshot after ${due} commands: ${(await store.list()).join(", ")}`);
+  });
+
   it("keeps taking commands when snapshots fail, and retries every snapshotEvery commands, not on every flush", async () => {
     const dir = await dataDir();
     const real = new FileSnapshotStore(new NodeFileSystem(), path.join(dir, "snapshots"), { clusterId: "test-cluster" });

@@ -208,6 +208,7 @@ function bindAll(fs: NodeFileSystem): FileSystem {
     mkdirp: (dir) => fs.mkdirp(dir),
     create: (path) => fs.create(path),
     readFile: (path) => fs.readFile(path),
+    fileSize: (path) => fs.fileSize(path),
     rename: (from, to) => fs.rename(from, to),
     unlink: (path) => fs.unlink(path),
     readdir: (dir) => fs.readdir(dir),

@@ -28,6 +28,15 @@ describe("StrictMemFileSystem", () => {
     assert.equal((await fs.readFile("/d/a")).toString(), "durable");
   });
 
+  it("fileSize: a file's bytes as written (synced or not), EISDIR for a directory, ENOENT for nothing", async () => {
+    const fs = new StrictMemFileSystem();
+    await fs.mkdirp("/d");
+    await writeFile(fs, "/d/a", "héllo", { sync: false });
+    assert.equal(await fs.fileSize("/d/a"), Buffer.byteLength("héllo"));
+    await assert.rejects(fs.fileSize("/d"), (error: unknown) => error instanceof FsError && error.code === "EISDIR");
+    await assert.rejects(fs.fileSize("/d/b"), (error: unknown) => error instanceof FsError && error.code === "ENOENT");
+  });
+
   it("loses a created file whose directory was not fsynced, even if its data was", async () => {
     const fs = new StrictMemFileSystem();
     await fs.mkdirp("/d");
