@@ -38,6 +38,11 @@ export interface RecoveryProblem {
   readonly accessDenied?: true;
 }
 
+/** A problem as one line: its file, ` @index` when it has one, and what is wrong. */
+export function problemText(problem: RecoveryProblem): string {
+  return `${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}`;
+}
+
 /**
  * A data dir path that cannot be a directory: `file`, the path itself or a
  * directory on the way to it, is a file. Bad usage (`bad_request`), refused
@@ -99,7 +104,7 @@ export class RecoveryError extends Error {
     message: string,
     readonly problems: readonly RecoveryProblem[],
   ) {
-    super(`${message}${problems.length > 0 ? `:\n${problems.map((p) => `  - ${p.file}${p.index === undefined ? "" : ` @${p.index}`}: ${p.detail}`).join("\n")}` : ""}`);
+    super(`${message}${problems.length > 0 ? `:\n${problems.map((p) => `  - ${problemText(p)}`).join("\n")}` : ""}`);
     this.name = "RecoveryError";
   }
 }

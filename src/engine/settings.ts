@@ -9,6 +9,7 @@ import { heapFigures } from "./heap.ts";
 import type { HeapFigures } from "./heap.ts";
 import { systemClock } from "./system-clock.ts";
 import type { TimeTravelMachine } from "./time-travel.ts";
+import { problemText } from "./errors.ts";
 import type { RecoveryProblem } from "./errors.ts";
 
 export interface EngineSettings {
@@ -80,11 +81,11 @@ function defaultOnListenerError(error: Error): void {
 }
 
 function defaultOnSkippedSnapshot(problem: RecoveryProblem): void {
-  process.stderr.write(`swoosh: snapshot passed over: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}\n`);
+  process.stderr.write(`swoosh: snapshot passed over: ${problemText(problem)}\n`);
 }
 
 function defaultOnOldWalDamage(problem: RecoveryProblem): void {
-  process.stderr.write(`swoosh: WAL damaged behind the snapshot recovery started from: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}\n`);
+  process.stderr.write(`swoosh: WAL damaged behind the snapshot recovery started from: ${problemText(problem)}\n`);
 }
 
 function defaultOnSnapshotError(error: Error): void {

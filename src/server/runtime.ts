@@ -17,6 +17,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { SwooshError } from "../core/errors.ts";
 import type { OrchestratorModel } from "../domain/index.ts";
 import type { Engine } from "../engine/engine.ts";
+import { problemText } from "../engine/errors.ts";
 import { checkGenesis, sameGenesis } from "../engine/genesis.ts";
 import type { GenesisDocument } from "../engine/genesis.ts";
 import { readGenesisFile } from "../engine/open.ts";
@@ -217,9 +218,9 @@ export class ServerRuntime {
       onSkippedSnapshot: (problem) =>
         options.log.warn(
           { file: problem.file, index: problem.index, expectedHash: problem.expectedHash, actualHash: problem.actualHash },
-          `snapshot passed over: ${problem.file}${problem.index === undefined ? "" : ` @${problem.index}`}: ${problem.detail}`,
+          `snapshot passed over: ${problemText(problem)}`,
         ),
-      onOldWalDamage: (problem) => options.log.warn({ file: problem.file, index: problem.index }, `WAL damaged behind the snapshot recovery started from: ${problem.file} @${problem.index}: ${problem.detail}`),
+      onOldWalDamage: (problem) => options.log.warn({ file: problem.file, index: problem.index }, `WAL damaged behind the snapshot recovery started from: ${problemText(problem)}`),
     });
     const stats = engine.stats();
     this.engineNow = engine;

@@ -49,23 +49,15 @@ async function chainCheckedOnOpen(dir: string): Promise<number> {
 
 /** The pid of the one running probe child (lmdb-probe.ts) reading the WAL in `dir`, found by its command line. */
 function probeChildOf(dir: string): number {
-  const pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name) && safeRead(`/proc/${name}/cmdline`).split("\0").includes(dir));
+  const pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name) && orEmpty(() => readFileSync(`/proc/${name}/cmdline`, "utf8")).split("\0").includes(dir));
   assert.equal(pids.length, 1, `one probe child for ${dir}: ${pids.join(", ")}`);
   return Number(pids[0]);
 }
 
-function safeRead(file: string): string {
+/** What `read` gives, "" when it throws (a process or an fd of /proc that went away meanwhile). */
+function orEmpty(read: () => string): string {
   try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
-}
-
-/** An fd's target, "" when it closed meanwhile. */
-function safeReadlink(link: string): string {
-  try {
-    return readlinkSync(link);
+    return read();
   } catch {
     return "";
   }
@@ -275,7 +267,7 @@ describe("LmdbCommandLog", () => {
         assert.equal(await probe.mappable, null);
         const pid = probeChildOf(dir);
         // Neither LMDB file is mapped or open in the child while this process opens the file (and runs its first write transaction).
-        const held = [...readFileSync(`/proc/${pid}/maps`, "utf8").split("\n"), ...readdirSync(`/proc/${pid}/fd`).map((fd) => safeReadlink(`/proc/${pid}/fd/${fd}`))].filter((line) => line.includes(dir));
+        const held = [...readFileSync(`/proc/${pid}/maps`, "utf8").split("\n"), ...readdirSync(`/proc/${pid}/fd`).map((fd) => orEmpty(() => readlinkSync(`/proc/${pid}/fd/${fd}`)))].filter((line) => line.includes(dir));
         assert.deepEqual(held, [], "the child holds nothing of the WAL after saying mappable");
         await new Promise((resolve) => setTimeout(resolve, 200));
         assert.equal(probe.covers(1), false, "nothing is read on before go");

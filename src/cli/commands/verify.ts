@@ -5,6 +5,7 @@
  */
 import { Option } from "commander";
 import type { Command } from "commander";
+import { problemText } from "../../engine/errors.ts";
 import { verifyDataDir } from "../../engine/verify.ts";
 import { orchestratorMachine } from "../../domain/index.ts";
 import type { VerifyReport } from "../../engine/verify.ts";
@@ -33,7 +34,7 @@ export function registerVerify(program: Command): void {
             `snapshots:  ${report.snapshotsChecked} checked, ${report.snapshotsMatched} reproduced by replay`,
             `replayed:   ${report.entriesReplayed} entries`,
             `state hash: ${report.finalStateHash ?? "-"}`,
-            ...report.problems.map((p) => `PROBLEM ${p.file}${p.index === undefined ? "" : ` @${p.index}`}: ${p.detail}`),
+            ...report.problems.map((p) => `PROBLEM ${problemText(p)}`),
             report.ok ? "OK" : "FAILED",
           ].join("\n") + "\n",
         );
