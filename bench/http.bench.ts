@@ -43,7 +43,10 @@
  *        --rate 2000 --rate-seconds 10 --rate-warmup-seconds 4 --peers swoosh,etcd,do-nothing,durable-nothing
  *        (also: etcd-gateway — etcd through its HTTP/JSON gateway and the undici
  *        pool, to separate etcd's own cost from its Node gRPC client's)
- *        --json bench/results/http.json --profile-dir DIR (Swoosh under --cpu-prof)
+ *        --json FILE (default: bench/results/http.json, the committed results, but
+ *        only for a full run: every default peer, no --profile-dir or
+ *        --snapshot-every; a partial or diagnostic run writes no file unless told)
+ *        --profile-dir DIR (Swoosh under --cpu-prof)
  *        --snapshot-every N (Swoosh; default: the server's own default — for diagnosis only)
  *        --quiet-below LOAD [--quiet-wait-seconds 300]: first wait until the
  *        1-minute load average is below LOAD (on a shared machine)
@@ -67,6 +70,8 @@ import { median, round } from "./peers/stats.ts";
 import { swooshPeer } from "./peers/swoosh-peer.ts";
 import { SWOOSH_SERVER_MODULE, swooshServerAvailable } from "./peers/swoosh-server.ts";
 
+const DEFAULT_PEERS = "swoosh,etcd,do-nothing,durable-nothing";
+const COMMITTED_RESULTS = "bench/results/http.json";
 const { values: flags } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
@@ -76,8 +81,8 @@ const { values: flags } = parseArgs({
     rate: { type: "string", default: "2000" },
     "rate-seconds": { type: "string", default: "10" },
     "rate-warmup-seconds": { type: "string", default: "4" },
-    peers: { type: "string", default: "swoosh,etcd,do-nothing,durable-nothing" },
-    json: { type: "string", default: "bench/results/http.json" },
+    peers: { type: "string", default: DEFAULT_PEERS },
+    json: { type: "string" },
     "profile-dir": { type: "string" },
     "snapshot-every": { type: "string" },
     "quiet-below": { type: "string" },
@@ -92,6 +97,13 @@ const ratePerSec = Number(flags.rate);
 const rateDurationMs = Number(flags["rate-seconds"]) * 1000;
 const rateWarmupMs = Number(flags["rate-warmup-seconds"]) * 1000;
 const wanted = new Set(flags.peers.split(",").map((name) => name.trim()));
+/**
+ * Where the summary goes. The committed results are replaced only by a run
+ * that measured what they hold (every default peer, no diagnostic flag): a
+ * one-peer profiling run once overwrote them by default.
+ */
+const fullRun = DEFAULT_PEERS.split(",").every((name) => wanted.has(name)) && flags["profile-dir"] === undefined && flags["snapshot-every"] === undefined;
+const jsonPath = flags.json ?? (fullRun ? COMMITTED_RESULTS : undefined);
 
 const TARGETS = { swooshOverEtcd: 2.5, swooshOverDoNothing: 0.6, p99AtRateMs: 10 } as const;
 /** The whole run is bounded: past this, children are killed and the process exits non-zero (15 s per peer start/stop/drain). */
@@ -369,9 +381,13 @@ async function main(): Promise<void> {
         `4 KiB write+fdatasync p50/p99 ${round(diskBefore.p50Ms, 2)}/${round(diskBefore.p99Ms, 2)} ms before, ${round(diskAfter.p50Ms, 2)}/${round(diskAfter.p99Ms, 2)} ms after`,
     ].join("\n"),
   );
-  await mkdir(path.dirname(flags.json), { recursive: true });
-  await writeFile(flags.json, JSON.stringify(summary, null, 2) + "\n");
-  console.log(`wrote ${flags.json}`);
+  if (jsonPath === undefined) {
+    console.log(`not written to ${COMMITTED_RESULTS} (a partial or diagnostic run); --json FILE keeps the summary`);
+    return;
+  }
+  await mkdir(path.dirname(jsonPath), { recursive: true });
+  await writeFile(jsonPath, JSON.stringify(summary, null, 2) + "\n");
+  console.log(`wrote ${jsonPath}`);
 }
 
 await main();
