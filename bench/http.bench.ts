@@ -23,6 +23,12 @@
  *     server by ~1.25 s; measured from 2 s, Swoosh's p99 was partly that
  *     start-up tail, not the steady rate the target is about. The window still
  *     holds Swoosh's snapshots (every 10,000 commands: at ~5 s and ~12 s).
+ *     Each rate peer is measured in --rate-windows (3) windows, interleaved
+ *     with the other peers', and the figure is the median of their p99s: on
+ *     this shared disk one fdatasync takes 50–250 ms now and then, and at
+ *     2,000/s a single such stall decides a window's p99, whichever server
+ *     it falls on. Beside each window, a probe (disk-stall-probe.ts) counts
+ *     the disk's own fdatasync stalls (> 10 ms) during it.
  *
  * Decisions: Swoosh's server and the do-nothing server both run as child
  * processes (`node --import tsx`), etcd is its own process, and the load
@@ -40,7 +46,7 @@
  * and 4 KiB fdatasync latency before and after.
  *
  * Flags: --seconds 10 --warmup-seconds 2 --runs 3 --connections 64
- *        --rate 2000 --rate-seconds 10 --rate-warmup-seconds 4 --peers swoosh,etcd,do-nothing,durable-nothing
+ *        --rate 2000 --rate-seconds 10 --rate-warmup-seconds 4 --rate-windows 3 --peers swoosh,etcd,do-nothing,durable-nothing
  *        (also: etcd-gateway — etcd through its HTTP/JSON gateway and the undici
  *        pool, to separate etcd's own cost from its Node gRPC client's)
  *        --json FILE (default: bench/results/http.json, the committed results, but
@@ -55,6 +61,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { probeFdatasync } from "./peers/disk-probe.ts";
+import { startDiskStallProbe } from "./peers/disk-stall-probe.ts";
+import type { DiskStallProbe, DiskStalls } from "./peers/disk-stall-probe.ts";
 import { doNothingPeer, durableNothingPeer } from "./peers/do-nothing-peer.ts";
 import { ETCD_INSTALL_HINT, findEtcd } from "./peers/etcd.ts";
 import { etcdGatewayPeer } from "./peers/etcd-gateway-peer.ts";
@@ -81,6 +89,7 @@ const { values: flags } = parseArgs({
     rate: { type: "string", default: "2000" },
     "rate-seconds": { type: "string", default: "10" },
     "rate-warmup-seconds": { type: "string", default: "4" },
+    "rate-windows": { type: "string", default: "3" },
     peers: { type: "string", default: DEFAULT_PEERS },
     json: { type: "string" },
     "profile-dir": { type: "string" },
@@ -96,6 +105,7 @@ const connections = Number(flags.connections);
 const ratePerSec = Number(flags.rate);
 const rateDurationMs = Number(flags["rate-seconds"]) * 1000;
 const rateWarmupMs = Number(flags["rate-warmup-seconds"]) * 1000;
+const rateWindows = Number(flags["rate-windows"]);
 const wanted = new Set(flags.peers.split(",").map((name) => name.trim()));
 /**
  * Where the summary goes. The committed results are replaced only by a run
@@ -107,7 +117,7 @@ const jsonPath = flags.json ?? (fullRun ? COMMITTED_RESULTS : undefined);
 
 const TARGETS = { swooshOverEtcd: 2.5, swooshOverDoNothing: 0.6, p99AtRateMs: 10 } as const;
 /** The whole run is bounded: past this, children are killed and the process exits non-zero (15 s per peer start/stop/drain). */
-const watchdogMs = (peerCount: number): number => runs * peerCount * (warmupMs + durationMs + 15_000) + 3 * (rateWarmupMs + rateDurationMs + 15_000) + 30_000;
+const watchdogMs = (peerCount: number): number => runs * peerCount * (warmupMs + durationMs + 15_000) + rateWindows * 3 * (rateWarmupMs + rateDurationMs + 15_000) + 30_000;
 
 interface Row {
   run: number;
@@ -130,6 +140,8 @@ interface Row {
 type CpuUse = { clientCores: number; peerCores: number | undefined };
 /** A load result with the CPU it took and the peer's own diagnostics (see Peer.diagnostics). */
 type Measured<T> = T & { cpu: CpuUse | undefined; server: Record<string, number> | undefined };
+/** An open-loop window, with the disk's own fdatasync stalls during it. */
+type RateWindow = Measured<OpenLoopResult> & { disk: DiskStalls };
 
 /** Window hooks that meter CPU over exactly the measured window. */
 function cpuWindow(pids: readonly number[]): { window: { onStart(): void; onEnd(): void }; use(): CpuUse | undefined } {
@@ -176,15 +188,36 @@ async function measureThroughput(peer: Peer, tag: string): Promise<Measured<Load
   });
 }
 
-async function measureAtRate(peer: Peer, tag: string): Promise<Measured<OpenLoopResult>> {
+async function measureAtRate(peer: Peer, tag: string): Promise<RateWindow> {
   return withPeer(peer, async (started) => {
     await started.check(`${tag}-check`);
     const cpu = cpuWindow(started.pids);
     const before = await started.diagnostics?.read();
-    const result = await openLoop({ op: started.operation(tag), ratePerSec, warmupMs: rateWarmupMs, durationMs: rateDurationMs, window: cpu.window });
+    // The probe watches the measured window only (not the warm-up).
+    let probe: Promise<DiskStallProbe> | undefined;
+    const window = {
+      onStart: () => {
+        cpu.window.onStart();
+        probe = startDiskStallProbe();
+      },
+      onEnd: () => cpu.window.onEnd(),
+    };
+    let result: OpenLoopResult;
+    let disk: DiskStalls | undefined;
+    try {
+      result = await openLoop({ op: started.operation(tag), ratePerSec, warmupMs: rateWarmupMs, durationMs: rateDurationMs, window });
+    } finally {
+      disk = await (await probe)?.stop();
+    }
     const after = await started.diagnostics?.read();
-    return { ...result, cpu: cpu.use(), server: started.diagnostics?.diagnose(before, after) };
+    return { ...result, cpu: cpu.use(), server: started.diagnostics?.diagnose(before, after), disk: disk ?? { syncs: 0, stalls: 0, stallMs: 0, maxMs: 0 } };
   });
+}
+
+/** The window whose p99 is the median of the peer's windows (the lower middle one of an even count). */
+function medianWindow(windows: readonly RateWindow[]): RateWindow {
+  const sorted = [...windows].sort((a, b) => a.latency.p99Ms - b.latency.p99Ms);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as RateWindow;
 }
 
 /** `numerator`'s rate over `denominator`'s in each run both were measured in, in run order. */
@@ -258,17 +291,23 @@ async function main(): Promise<void> {
   );
   // The latency figure first: it is the one a busy machine spoils most, and the start is when the machine was checked.
   // The durable do-nothing server at the same rate is the floor under Swoosh's figure: one LMDB commit per answer and nothing else.
-  const atRate: Record<string, Measured<OpenLoopResult>> = {};
-  for (const peer of peers.filter((p) => p.name === "swoosh" || p.name === "do-nothing" || p.name === "durable-nothing")) {
-    const result = await measureAtRate(peer, `rate-${peer.name}`);
-    atRate[peer.name] = result;
-    console.log(
-      `  ${peer.name} at ${ratePerSec}/s offered: achieved ${Math.round(result.opsPerSec)}/s, p50 ${round(result.latency.p50Ms, 2)} ms, ` +
-        `send lag p99 ${round(result.sendLag.p99Ms, 2)} ms, ` +
-        `p99 ${round(result.latency.p99Ms, 2)} ms, max ${round(result.latency.maxMs, 1)} ms, skipped ${result.skipped}, unfinished ${result.unfinished}, errors ${result.errors}, ` +
-        `server cores ${result.cpu?.peerCores === undefined ? "?" : round(result.cpu.peerCores, 2)}${describeServer(result.server)}`,
-    );
+  // Windows interleaved between peers (rotated like the runs below): a spell of disk stalls falls on several peers, not on all of one's windows.
+  const ratePeers = peers.filter((p) => p.name === "swoosh" || p.name === "do-nothing" || p.name === "durable-nothing");
+  const rateWindowsOf: Record<string, RateWindow[]> = {};
+  for (let w = 0; w < rateWindows; w++) {
+    for (const peer of ratePeers.map((_, i) => ratePeers[(i + w) % ratePeers.length] as Peer)) {
+      const result = await measureAtRate(peer, `rate${w}-${peer.name}`);
+      (rateWindowsOf[peer.name] ??= []).push(result);
+      console.log(
+        `  window ${w + 1} ${peer.name} at ${ratePerSec}/s offered: achieved ${Math.round(result.opsPerSec)}/s, p50 ${round(result.latency.p50Ms, 2)} ms, ` +
+          `send lag p99 ${round(result.sendLag.p99Ms, 2)} ms, ` +
+          `p99 ${round(result.latency.p99Ms, 2)} ms, max ${round(result.latency.maxMs, 1)} ms, skipped ${result.skipped}, unfinished ${result.unfinished}, errors ${result.errors}, ` +
+          `server cores ${result.cpu?.peerCores === undefined ? "?" : round(result.cpu.peerCores, 2)}; ` +
+          `disk: ${result.disk.stalls} of ${result.disk.syncs} probe fdatasyncs over ${result.disk.stallMs} ms, slowest ${round(result.disk.maxMs, 1)} ms${describeServer(result.server)}`,
+      );
+    }
   }
+  const atRate = Object.fromEntries(Object.entries(rateWindowsOf).map(([name, windows]) => [name, medianWindow(windows)]));
 
   const rows: Row[] = [];
   for (let run = 0; run < runs; run++) {
@@ -316,6 +355,11 @@ async function main(): Promise<void> {
   const swooshOverEtcdPerRun = perRunRatios(rows, "swoosh", "etcd");
   const swooshP99AtRateMs = atRate.swoosh ? round(atRate.swoosh.latency.p99Ms, 2) : null;
   const p99AtRateOf = (name: string): string => (atRate[name] ? String(round(atRate[name].latency.p99Ms, 2)) : "n/a");
+  /** Every window's p99, and the disk stalls in it: `12.3 (0 stalls), 48.1 (2 stalls, slowest 180 ms)`. */
+  const windowsOf = (name: string): string =>
+    (rateWindowsOf[name] ?? [])
+      .map((w) => `${round(w.latency.p99Ms, 2)} (${w.disk.stalls} disk stall${w.disk.stalls === 1 ? "" : "s"}${w.disk.stalls > 0 ? `, slowest ${Math.round(w.disk.maxMs)} ms` : ""})`)
+      .join(", ");
   const summary = {
     config: {
       connections,
@@ -325,6 +369,7 @@ async function main(): Promise<void> {
       ratePerSec,
       rateWarmupMs,
       rateDurationMs,
+      rateWindows,
       swooshSnapshotEvery: flags["snapshot-every"] === undefined ? "server default" : Number(flags["snapshot-every"]),
       peerOrder: "rotated each run; each peer fresh per run",
     },
@@ -359,6 +404,15 @@ async function main(): Promise<void> {
           ...(result.server ? { server: result.server } : {}),
           clientCores: result.cpu ? round(result.cpu.clientCores, 2) : null,
           serverCores: result.cpu?.peerCores === undefined ? null : round(result.cpu.peerCores, 2),
+          /** The figures above are this peer's median window (by p99); every window's p99 and the disk's stalls during it. */
+          windows: (rateWindowsOf[name] ?? []).map((w) => ({
+            p50Ms: round(w.latency.p50Ms, 2),
+            p99Ms: round(w.latency.p99Ms, 2),
+            maxMs: round(w.latency.maxMs, 2),
+            diskSyncs: w.disk.syncs,
+            diskStallsOver10Ms: w.disk.stalls,
+            diskSlowestMs: round(w.disk.maxMs, 1),
+          })),
         },
       ]),
     ),
@@ -375,7 +429,8 @@ async function main(): Promise<void> {
       `Swoosh/etcd: ${times(ratios.swooshOverEtcd)} (${perSec(swooshRate)} vs ${perSec(medians.etcd?.opsPerSec)}; per run ${swooshOverEtcdPerRun.map(times).join(", ") || "n/a"}); target ≥ ${TARGETS.swooshOverEtcd}× — ${summary.verdicts.swooshOverEtcd}`,
       `Swoosh/do-nothing: ${times(ratios.swooshOverDoNothing)} (vs ${perSec(medians["do-nothing"]?.opsPerSec)}); target ≥ ${TARGETS.swooshOverDoNothing}× — ${summary.verdicts.swooshOverDoNothing}`,
       `  durable do-nothing/do-nothing: ${times(ratios.durableNothingOverDoNothing)} (${perSec(medians["durable-nothing"]?.opsPerSec)}): the ceiling of the line above for any server that answers after an LMDB commit; Swoosh/durable do-nothing: ${times(ratios.swooshOverDurableNothing)}`,
-      `Swoosh p99 at ${ratePerSec}/s offered: ${swooshP99AtRateMs ?? "n/a"} ms (do-nothing ${p99AtRateOf("do-nothing")} ms, durable do-nothing ${p99AtRateOf("durable-nothing")} ms); target ≤ ${TARGETS.p99AtRateMs} ms — ${summary.verdicts.p99AtRate}`,
+      `Swoosh p99 at ${ratePerSec}/s offered, median of ${rateWindows} windows: ${swooshP99AtRateMs ?? "n/a"} ms (do-nothing ${p99AtRateOf("do-nothing")} ms, durable do-nothing ${p99AtRateOf("durable-nothing")} ms); target ≤ ${TARGETS.p99AtRateMs} ms — ${summary.verdicts.p99AtRate}`,
+      ...Object.keys(rateWindowsOf).map((name) => `  ${name} p99 by window, ms: ${windowsOf(name)}`),
       ...Object.entries(skipped).map(([name, why]) => `skipped ${name}: ${why}`),
       `load average ${machineBefore.loadAverage1m} before, ${machineAfter.loadAverage1m} after (${machineAfter.cpus} cpus); ` +
         `4 KiB write+fdatasync p50/p99 ${round(diskBefore.p50Ms, 2)}/${round(diskBefore.p99Ms, 2)} ms before, ${round(diskAfter.p50Ms, 2)}/${round(diskAfter.p99Ms, 2)} ms after`,

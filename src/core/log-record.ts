@@ -10,6 +10,7 @@
  * the canonical JSON of the entry without `hash`. Verifying a record is then one
  * SHA-256 over bytes already at hand, with no re-serialization.
  */
+import { hash as oneShotHash } from "node:crypto";
 import { sha256Hex } from "./hash.ts";
 import { canonicalJSON } from "./json.ts";
 import type { JsonValue } from "./json.ts";
@@ -29,6 +30,11 @@ export interface LogRecord {
   readonly hash: string;
   /** canonicalJSON of the entry without `hash`. */
   readonly body: string;
+  /**
+   * `hash + body` as UTF-8 (what a log stores), when the writer has it
+   * already (`sealBytes`); a log encodes the strings itself otherwise.
+   */
+  readonly bytes?: Uint8Array | undefined;
 }
 
 export interface UnsealedEntry {
@@ -69,6 +75,24 @@ export function entryBody(index: number, hlc: string, type: string, payloadText:
 /** A record's hash: SHA-256 of the previous hash followed by its body. */
 export function chainHash(prevHash: string, body: string): string {
   return sha256Hex(prevHash + body);
+}
+
+/** Characters (and UTF-8 bytes) of a hex SHA-256. */
+const HASH_HEX_CHARS = 64;
+
+/**
+ * `chainHash(prevHash, body)` and the record's stored bytes (`hash + body` as
+ * UTF-8) from one encoding of the body: `prevHash + body` is encoded once,
+ * hashed as it is, and its first 64 bytes (the previous hash) overwritten
+ * with the new one. Hashing the string and then encoding `hash + body` for
+ * the log encoded every body twice (each a flattening and a UTF-8 pass), a
+ * tenth of the write path's CPU. `prevHash` must be a hex hash.
+ */
+export function sealBytes(prevHash: string, body: string): { readonly hash: string; readonly bytes: Buffer } {
+  const bytes = Buffer.from(prevHash + body, "utf8");
+  const hash = oneShotHash("sha256", bytes, "hex");
+  bytes.write(hash, 0, HASH_HEX_CHARS, "latin1");
+  return { hash, bytes };
 }
 
 /**

@@ -21,7 +21,7 @@ import { JSON_DEPTH_MAX, JsonValueError, deepFreeze, freezeRecords, ownedCanonic
 import type { OwnedJson } from "../core/json.ts";
 import { RecordTextCache } from "../core/record-text-cache.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
-import { chainHash, entryBody, openRecord, parseRecord } from "../core/log-record.ts";
+import { entryBody, openRecord, parseRecord, sealBytes } from "../core/log-record.ts";
 import type { LogEntry, LogRecord } from "../core/log-record.ts";
 import type { StateCapture } from "../core/state-capture.ts";
 import type { StateMachine } from "../core/state-machine.ts";
@@ -152,6 +152,8 @@ class SealedCommand implements LogRecord {
     readonly index: number,
     readonly hash: string,
     readonly body: string,
+    /** `hash + body` as UTF-8, for the log; let go once flushed (the pending list keeps sealed commands only until then). */
+    readonly bytes: Uint8Array,
     readonly hlc: string,
     readonly type: string,
     readonly payload: JsonValue,
@@ -364,12 +366,12 @@ export class Engine<Model> {
     // Handed to the caller, kept for duplicates and shown to listeners: frozen, so no one can change the others' copy.
     const result = deepFreeze(outcome.result);
     const body = entryBody(index, hlc, type, payloadText, id, prevHash);
-    const hash = chainHash(prevHash, body);
+    const { hash, bytes } = sealBytes(prevHash, body);
     this.chainHead = hash;
     this.appliedIndex = index;
     this.appliedHlc = hlc;
     if (id !== undefined) this.outcomes.record(id, index, hlc, result, nowMs);
-    this.pending.push(new SealedCommand(index, hash, body, hlc, type, ownPayload, id, prevHash, result));
+    this.pending.push(new SealedCommand(index, hash, body, bytes, hlc, type, ownPayload, id, prevHash, result));
     const answer: CommandOutcome = { index, hlc, result };
     const done = new Promise<CommandOutcome>((resolve, reject) => {
       this.waiters.push({ index, answer, resolve: resolve as (answer: CommandOutcome | undefined) => void, reject });

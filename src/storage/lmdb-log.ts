@@ -229,7 +229,7 @@ export class LmdbCommandLog implements CommandLog {
       try {
         if (failpoints?.beforeFlush) await failpoints.beforeFlush({ kind: "append", records });
         written = await this.db.ifNoExists(firstIndex, () => {
-          for (const record of records) void this.db.put(record.index, record.hash + record.body);
+          for (const record of records) void this.db.put(record.index, storedValue(record));
         });
         if (written) {
           await this.db.flushed;
@@ -381,6 +381,16 @@ async function syncParentsUpTo(deepest: string, topmost: string): Promise<void> 
 }
 
 /** First and last index held by `db`, checked to be contiguous. */
+/**
+ * What a record is stored as: `hash + body`, given as the UTF-8 bytes the
+ * engine sealed it with when it has them (no second encoding). lmdb-js stores
+ * a Uint8Array as it is whatever the database's encoding, and reads these
+ * bytes back as the same string; the cast is only for its typing.
+ */
+function storedValue(record: LogRecord): string {
+  return record.bytes === undefined ? record.hash + record.body : (record.bytes as unknown as string);
+}
+
 function boundsOf(db: Database<string, number>, file: string): { first: number; last: number } {
   let first: unknown;
   let last: unknown;

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { encodeHlc } from "../../src/core/hlc.ts";
 import { canonicalJSON } from "../../src/core/json.ts";
-import { openRecord, quoteJson, sealEntryText } from "../../src/core/log-record.ts";
+import { chainHash, openRecord, quoteJson, sealBytes, sealEntryText } from "../../src/core/log-record.ts";
 import { sha256Hex } from "../../src/core/hash.ts";
 
 /** Well-formed strings, with the characters JSON must escape (quotes, backslashes, controls) and surrogate pairs. */
@@ -37,6 +37,18 @@ describe("log records", () => {
           assert.ok(openRecord(record, index, prevHash).entry);
         },
       ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("sealBytes gives chainHash and the stored bytes hash + body as UTF-8, for any body", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string({ unit: "grapheme" }), (seed, body) => {
+        const prevHash = sha256Hex(seed);
+        const { hash, bytes } = sealBytes(prevHash, body);
+        assert.equal(hash, chainHash(prevHash, body));
+        assert.deepEqual(bytes, Buffer.from(hash + body, "utf8"));
+      }),
       { numRuns: 2000 },
     );
   });
